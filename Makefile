@@ -1,0 +1,54 @@
+# paradox — the two commands are `make book` and `make test`; `make help` lists all.
+# Every target sets itself up: a missing or stale .venv is (re)built first.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROFILE ?= quick
+STAMP := $(VENV)/.installed-stamp
+ARGS ?=
+
+.PHONY: help setup book test test-fast lint bench lab browser clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@echo "  variables: PROFILE=tiny|quick|paper|imagenet (book), ARGS='...' (extra pytest/run args)"
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)  ## create .venv and install the package with its pinned dependencies
+
+book: setup  ## run the six chapters for PROFILE (default quick) and build the Jupyter Book
+	$(PY) -m paradox_utils run --profile $(PROFILE) $(ARGS)
+	$(PY) -m paradox_utils book
+	@echo "The book: book/_build/html/index.html"
+
+browser:  ## install Debian's chromium for the browser test when missing (needs root + apt)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "could not install chromium: the browser test will be skipped"; \
+	  else echo "chromium missing and not installable here: the browser test will be skipped"; fi; }
+
+test: setup browser  ## the whole test suite, smoke run of all six chapters and the browser test included
+	$(PY) -m pytest $(ARGS)
+
+test-fast: setup  ## unit tests only (no chapter smoke run, no browser)
+	$(PY) -m pytest -m "not slow" $(ARGS)
+
+lint: setup  ## ruff
+	$(PY) -m ruff check paradox_utils tests benchmarks notebooks
+
+bench: setup  ## the benchmarks (each prints ratios measured in one run)
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+lab: setup  ## JupyterLab on the notebooks (paired .ipynb are made by jupytext)
+	$(VENV)/bin/jupyter lab notebooks
+
+clean:  ## remove the built book and executed chapters (keeps data and checkpoints)
+	rm -rf book/_build book/chapters

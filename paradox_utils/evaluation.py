@@ -1,0 +1,139 @@
+"""Networks × manipulation grid → a tidy accuracy table; visual intelligence (VI).
+
+The engine distorts each batch ONCE per (manipulation, level) cell and runs every
+network on it, so the distortion cost is shared by the whole population. Results
+are written to Parquet after every cell (atomically); rerunning with the same
+``out`` computes only the (network, cell) pairs that are missing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .checkpoints import atomic_path
+from .distortions import MANIPULATIONS, PAPER_GRID, _check_level, apply
+
+__all__ = ["accuracy_vectors", "clean_accuracy", "evaluate", "per_manipulation", "visual_intelligence"]
+
+COLUMNS = ["net_id", "manipulation", "level", "accuracy", "top5", "n_images"]
+
+
+def _level_key(level: float | Sequence[float]) -> float:
+    """Cells are keyed by a float level (illuminant 3-vectors by their red gain)."""
+    return float(level[0]) if isinstance(level, (list, tuple)) else float(level)
+
+
+def _read(out: Path | None) -> pd.DataFrame:
+    if out is None or not Path(out).exists():
+        return pd.DataFrame(columns=COLUMNS)
+    try:
+        return pd.read_parquet(out)
+    except Exception as error:
+        raise ValueError(f"Accuracy table {out} is unreadable ({error}); delete it to recompute.") from error
+
+
+def _write(table: pd.DataFrame, out: Path) -> None:
+    with atomic_path(out) as tmp:
+        table.to_parquet(tmp, index=False)
+
+
+def evaluate(networks: Mapping[str, nn.Module], dataset, grid: Iterable[tuple[str, float]] = PAPER_GRID,
+             seed: int = 0, batch_size: int = 500, device: str | torch.device = "cpu",
+             out: str | os.PathLike | None = None, top5: bool | None = None,
+             progress: bool = True) -> pd.DataFrame:
+    """Accuracy of every network under every cell of ``grid``.
+
+    ``networks``: net_id → model (taking [0, 1] images). ``dataset``: anything with
+    ``batches(batch_size)`` yielding (uint8 images (B, 3, H, W), labels (B,), dataset
+    indices (B,)) — :class:`~paradox_utils.data.ImageSet` or ``ImageFolderSet``.
+    ``top5`` defaults to True when the networks have more than 10 classes.
+    Returns the tidy table (one row per network × cell): net_id, manipulation,
+    level, accuracy (top-1, fraction), top5 (fraction or NaN), n_images.
+    """
+    grid = [(name, level) for name, level in grid]
+    for name, level in grid:
+        _check_level(name, level)  # fail before any heavy work
+    out = Path(out) if out is not None else None
+    table = _read(out)
+    done = set(zip(table["net_id"], table["manipulation"], table["level"].astype(float), strict=True))
+    models = {k: m.to(device, memory_format=torch.channels_last).eval() for k, m in networks.items()}
+    if top5 is None:
+        top5 = any(_num_classes(m) > 10 for m in models.values())
+    bar = tqdm(grid, desc="cells", disable=not progress)
+    for name, level in bar:
+        todo = [k for k in models if (k, name, _level_key(level)) not in done]
+        if not todo:
+            continue
+        bar.set_postfix_str(f"{name}={level} × {len(todo)} nets")
+        rows = _evaluate_cell({k: models[k] for k in todo}, dataset, name, level, seed, batch_size, device, top5)
+        table = rows if table.empty else pd.concat([table, rows], ignore_index=True)
+        if out is not None:
+            _write(table, out)
+    keep = {(n, _level_key(lv)) for n, lv in grid}
+    mask = [(m, float(lv)) in keep and k in models
+            for k, m, lv in zip(table["net_id"], table["manipulation"], table["level"], strict=True)]
+    return table[mask].reset_index(drop=True)
+
+
+def _num_classes(model: nn.Module) -> int:
+    last = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return last[-1].out_features if last else 0
+
+
+@torch.inference_mode()
+def _evaluate_cell(models: Mapping[str, nn.Module], dataset, name: str, level, seed: int,
+                   batch_size: int, device, top5: bool) -> pd.DataFrame:
+    correct1 = dict.fromkeys(models, 0)
+    correct5 = dict.fromkeys(models, 0)
+    total = 0
+    for images, labels, index in dataset.batches(batch_size):
+        x = images.to(device, non_blocking=True).float().div_(255)
+        x = apply(x, name, level, seed=seed, index=index).contiguous(memory_format=torch.channels_last)
+        labels = labels.to(device)
+        for key, model in models.items():
+            logits = model(x)
+            correct1[key] += int((logits.argmax(1) == labels).sum())
+            if top5:
+                best = logits.topk(min(5, logits.shape[1]), dim=1).indices
+                correct5[key] += int((best == labels[:, None]).any(1).sum())
+        total += len(labels)
+    if total == 0:
+        raise ValueError("The evaluation dataset is empty.")
+    return pd.DataFrame({
+        "net_id": list(models), "manipulation": name, "level": _level_key(level),
+        "accuracy": [correct1[k] / total for k in models],
+        "top5": [correct5[k] / total if top5 else float("nan") for k in models],
+        "n_images": total,
+    })
+
+
+def per_manipulation(table: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
+    """(networks × 8) mean ``metric`` over each manipulation's levels, columns in paper order."""
+    means = table.groupby(["net_id", "manipulation"])[metric].mean().unstack("manipulation")
+    return means[[m for m in MANIPULATIONS if m in means.columns]]
+
+
+def visual_intelligence(table: pd.DataFrame, metric: str = "accuracy") -> pd.Series:
+    """VI per network: mean over manipulations of the mean over that manipulation's levels."""
+    return per_manipulation(table, metric).mean(axis=1).rename("vi")
+
+
+def clean_accuracy(table: pd.DataFrame, metric: str = "accuracy") -> pd.Series:
+    """Accuracy on undistorted images (the contrast = 1 cell, which is the identity)."""
+    clean = table[(table["manipulation"] == "contrast") & (table["level"] == 1.0)]
+    return clean.set_index("net_id")[metric].rename("clean_accuracy")
+
+
+def accuracy_vectors(table: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
+    """(networks × cells) accuracy matrix, cells in the paper's order — the compatibility input."""
+    wide = table.pivot_table(index="net_id", columns=["manipulation", "level"], values=metric)
+    order = [c for c in ((n, float(lv)) for n, lv in PAPER_GRID) if c in wide.columns]
+    extra = [c for c in wide.columns if c not in set(order)]
+    return wide[order + extra]

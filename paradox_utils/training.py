@@ -1,0 +1,295 @@
+"""Training and fine-tuning one network, deterministic and resumable (PAPER_SPEC §5).
+
+A :class:`TrainConfig` says everything about a run. :func:`train` writes an atomic
+checkpoint after every epoch (weights, optimiser state, iteration count, history);
+rerunning after a kill continues from the last finished epoch. The random stream
+of epoch ``e`` (shuffle, geometric and manipulation augmentation) comes from a
+generator seeded by (seed, e) alone, so a resumed run is bit-identical to an
+uninterrupted one on the same machine and thread count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import checkpoints
+from .data import ImageSet, load_cifar10, load_imagenet, stratified_subset
+from .distortions import ManipulationAugment
+from .models import INITIALISERS, build, conv_layers
+
+__all__ = ["TrainConfig", "fine_tune", "geometric_augment", "learning_rate", "train"]
+
+SCHEDULES = ("paper", "cosine", "constant")
+OPTIMISERS = ("adam", "sgd")
+# The paper's piecewise schedule: (fraction of the epoch budget, factor) — Keras's
+# cifar10_resnet break points 80, 120, 160, 180 of 200 epochs.
+PAPER_STEPS = ((0.9, 5e-4), (0.8, 1e-3), (0.6, 1e-2), (0.4, 1e-1))
+
+
+@dataclass
+class TrainConfig:
+    """One training run. Units: lr per step; epochs over the (sub)set; l2 per conv weight²."""
+
+    arch: str = "resnet20"
+    dataset: str = "cifar10"  # or "imagenet"
+    seed: int = 0
+    epochs: int = 1
+    batch_size: int = 128
+    optimiser: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9  # SGD only
+    time_decay: float = 1e-6  # Keras Adam "decay": lr / (1 + decay · iteration)
+    schedule: str = "paper"
+    init: str = "he_normal"
+    l2: float = 1e-4  # Keras kernel_regularizer on conv kernels: loss += l2 · Σ w²
+    geometric: bool = True  # flip, zoom ±10 %, shift ±10 %
+    manipulation: str | None = None  # None, a manipulation's name, or "all"
+    train_per_class: int | None = None  # stratified training subset (None: all)
+    val_per_class: int | None = 100  # validation images per class from the test split
+    data_seed: int = 0  # which subset: shared by the whole population
+    num_classes: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form labels (kept in metadata)
+
+    def validate(self) -> TrainConfig:
+        """Raise one clear ValueError for an impossible setting; return self."""
+        checks = [
+            (self.arch in ("resnet20", "resnet50"), f"arch {self.arch!r} is not resnet20 or resnet50"),
+            (self.dataset in ("cifar10", "imagenet"), f"dataset {self.dataset!r} is not cifar10 or imagenet"),
+            (self.epochs >= 1, f"epochs must be ≥ 1, got {self.epochs}"),
+            (self.batch_size >= 2, f"batch_size must be ≥ 2, got {self.batch_size}"),
+            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (self.optimiser in OPTIMISERS, f"optimiser {self.optimiser!r} is not one of {OPTIMISERS}"),
+            (self.schedule in SCHEDULES, f"schedule {self.schedule!r} is not one of {SCHEDULES}"),
+            (self.init in INITIALISERS or self.init == "kaiming_normal",
+             f"init {self.init!r} is not one of {sorted(INITIALISERS)}"),
+            (self.train_per_class is None or self.train_per_class >= 1, "train_per_class must be ≥ 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"Invalid training config: {message}.")
+        ManipulationAugment(self.manipulation)  # raises for an unknown manipulation
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"Unknown training config keys: {sorted(unknown)}.")
+        return cls(**values)
+
+
+def learning_rate(config: TrainConfig, epoch: int, iteration: int, steps_per_epoch: int) -> float:
+    """The lr at ``iteration`` (global step) of ``epoch`` (0-based)."""
+    base = config.lr / (1.0 + config.time_decay * iteration)
+    if config.schedule == "paper":
+        # Keras's scheduler tests "epoch > 80" on 0-based epochs: compare likewise.
+        for fraction, factor in PAPER_STEPS:
+            if epoch > fraction * config.epochs:
+                return base * factor
+        return base
+    if config.schedule == "cosine":
+        total = max(1, config.epochs * steps_per_epoch)
+        return base * 0.5 * (1 + math.cos(math.pi * min(iteration, total) / total))
+    return base
+
+
+def geometric_augment(images: torch.Tensor, generator: torch.Generator, flip: float = 0.5,
+                      zoom: float = 0.1, shift: float = 0.1) -> torch.Tensor:
+    """Batched random flip, zoom (±``zoom``) and shift (±``shift`` of the size).
+
+    images (N, 3, H, W) float; one affine warp per image (bilinear, border fill as
+    Keras's ``fill_mode="nearest"``), parameters drawn on the CPU from ``generator``.
+    """
+    n = images.shape[0]
+    u = torch.rand(n, 4, generator=generator)
+    scale = 1 + zoom * (2 * u[:, 0] - 1)
+    sign = torch.where(u[:, 1] < flip, -1.0, 1.0)
+    tx, ty = shift * 2 * (2 * u[:, 2] - 1), shift * 2 * (2 * u[:, 3] - 1)  # grid units span 2
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 1, 1] = sign / scale, 1 / scale
+    theta[:, 0, 2], theta[:, 1, 2] = tx, ty
+    grid = F.affine_grid(theta.to(images.device, images.dtype), list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def _l2_penalty(model: nn.Module) -> torch.Tensor:
+    return sum(module.weight.pow(2).sum() for _, module in conv_layers(model))
+
+
+def _optimiser(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    if config.optimiser == "adam":
+        return torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.999), eps=1e-7)
+    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+
+
+def _optimiser_tensors(optimiser: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    out = {}
+    for i, state in optimiser.state_dict()["state"].items():
+        for key, value in state.items():
+            out[f"opt/{i}/{key}"] = torch.as_tensor(value)
+    return out
+
+
+def _load_optimiser(optimiser: torch.optim.Optimizer, extra: dict[str, torch.Tensor]) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in extra.items():
+        if name.startswith("opt/"):
+            _, i, key = name.split("/", 2)
+            state.setdefault(int(i), {})[key] = value
+    saved = optimiser.state_dict()
+    saved["state"] = state
+    optimiser.load_state_dict(saved)
+
+
+class _Data:
+    """Training batches and the validation set for a config."""
+
+    def __init__(self, config: TrainConfig):
+        self.config = config
+        if config.dataset == "cifar10":
+            train = load_cifar10("train")
+            self.train: ImageSet | Any = stratified_subset(train, config.train_per_class, config.data_seed)
+            self.val = stratified_subset(load_cifar10("test"), config.val_per_class, config.data_seed)
+        else:
+            self.train = load_imagenet("train", train=True)
+            self.val = load_imagenet("val")
+
+    def __len__(self) -> int:
+        return len(self.train)
+
+    def epoch(self, generator: torch.Generator, device) -> Any:
+        """Yield (float images in [0, 1] on device, labels) for one shuffled epoch."""
+        bs = self.config.batch_size
+        if isinstance(self.train, ImageSet):
+            order = torch.randperm(len(self.train), generator=generator)
+            for start in range(0, len(order), bs):
+                rows = order[start:start + bs]
+                if len(rows) < 2:  # BatchNorm cannot train on one image
+                    continue
+                yield self.train.images[rows].to(device).float().div_(255), self.train.labels[rows].to(device)
+            return
+        loader = torch.utils.data.DataLoader(self.train, batch_size=bs, shuffle=True, generator=generator,
+                                             num_workers=min(8, os.cpu_count() or 1), drop_last=True)
+        for images, labels, _ in loader:
+            yield images.to(device).float().div_(255), labels.to(device)
+
+    def steps(self) -> int:
+        bs = self.config.batch_size
+        return sum(1 for s in range(0, len(self.train), bs) if len(self.train) - s >= 2)
+
+
+@torch.inference_mode()
+def _accuracy(model: nn.Module, dataset, device, batch_size: int = 500) -> float:
+    model.eval()
+    correct = total = 0
+    for images, labels, _ in dataset.batches(batch_size):
+        x = images.to(device).float().div_(255).contiguous(memory_format=torch.channels_last)
+        correct += int((model(x).argmax(1) == labels.to(device)).sum())
+        total += len(labels)
+    return correct / max(total, 1)
+
+
+def train(config: TrainConfig, out: str | os.PathLike, device: str | torch.device = "cpu",
+          parent: str | os.PathLike | None = None, progress: bool = True, net_id: str | None = None) -> dict:
+    """Train ``config`` into checkpoint ``out`` (``out``.safetensors + .json); return its metadata.
+
+    ``parent``: a checkpoint to start from (fine-tuning); its id is recorded. An
+    existing finished checkpoint at ``out`` is returned as is; an unfinished one is
+    resumed; one trained with another config is refused.
+    """
+    config.validate()
+    out = Path(out)
+    net_id = net_id or out.name.removesuffix(".safetensors")
+    meta_base = {"config": config.to_dict(), "net_id": net_id,
+                 "parent": None if parent is None else Path(parent).name.removesuffix(".safetensors")}
+    torch.manual_seed(config.seed)
+    model = build(config.arch, config.num_classes, init=config.init)
+    if parent is not None:
+        weights, _, parent_meta = checkpoints.load_state(parent, arch=config.arch)
+        model.load_state_dict(weights)
+        meta_base["parent"] = parent_meta.get("net_id", meta_base["parent"])
+    model = model.to(device, memory_format=torch.channels_last)
+    optimiser = _optimiser(config, model)
+    start_epoch, iteration, history = 0, 0, []
+    if out.with_suffix(".json").exists():
+        weights, extra, meta = checkpoints.load_state(out, arch=config.arch)
+        if meta.get("config") != config.to_dict():
+            raise ValueError(f"Checkpoint {out} was trained with another config; move it away or "
+                             "give this run another id.")
+        if meta.get("status") == "done":
+            return meta
+        model.load_state_dict(weights)
+        _load_optimiser(optimiser, extra)
+        start_epoch, iteration, history = meta["epochs_done"], meta["iteration"], meta["history"]
+    data = _Data(config)
+    steps = data.steps()
+    manipulate = ManipulationAugment(config.manipulation)
+    epochs = tqdm(range(start_epoch, config.epochs), desc=net_id, disable=not progress,
+                  initial=start_epoch, total=config.epochs, unit="epoch")
+    for epoch in epochs:
+        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+        model.train()
+        seen = correct = 0
+        loss_sum = 0.0
+        started = time.perf_counter()
+        batches = tqdm(data.epoch(generator, device), total=steps, leave=False, disable=not progress,
+                       desc=f"epoch {epoch + 1}")
+        for images, labels in batches:
+            lr = learning_rate(config, epoch, iteration, steps)
+            for group in optimiser.param_groups:
+                group["lr"] = lr
+            if config.geometric and config.dataset == "cifar10":
+                images = geometric_augment(images, generator)
+            images = manipulate(images, generator).contiguous(memory_format=torch.channels_last)
+            logits = model(images)
+            loss = F.cross_entropy(logits, labels)
+            total_loss = loss + config.l2 * _l2_penalty(model) if config.l2 else loss
+            optimiser.zero_grad(set_to_none=True)
+            total_loss.backward()
+            optimiser.step()
+            iteration += 1
+            seen += len(labels)
+            correct += int((logits.argmax(1) == labels).sum())
+            loss_sum += float(loss.detach()) * len(labels)
+            batches.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", lr=f"{lr:.2e}")
+        seconds = time.perf_counter() - started
+        val = _accuracy(model, data.val, device)
+        history.append({"epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1),
+                        "val_accuracy": val, "lr": lr, "seconds": seconds, "images_per_second": seen / seconds})
+        epochs.set_postfix(val_acc=f"{val:.3f}")
+        done = epoch + 1 == config.epochs
+        extra = {} if done else _optimiser_tensors(optimiser)  # optimiser state only while unfinished
+        meta = checkpoints.save(out, model, config.arch, build_classes(model), extra_tensors=extra,
+                                **meta_base, epochs_done=epoch + 1, iteration=iteration, history=history,
+                                status="done" if done else "running",
+                                metrics={"val_accuracy": val})
+    return meta
+
+
+def build_classes(model: nn.Module) -> int:
+    return [m for m in model.modules() if isinstance(m, nn.Linear)][-1].out_features
+
+
+def fine_tune(parent: str | os.PathLike, config: TrainConfig, out: str | os.PathLike, **kwargs) -> dict:
+    """An offspring of checkpoint ``parent`` trained with ``config`` into ``out``.
+
+    The offspring's metadata names its parent; ``config.arch`` must match the parent's.
+    """
+    parent_meta = checkpoints.load_metadata(parent)
+    if parent_meta.get("status", "done") != "done":
+        raise ValueError(f"Parent checkpoint {parent} has not finished training.")
+    return train(config, out, parent=parent, **kwargs)

@@ -1,0 +1,113 @@
+import os
+import time
+import zipfile
+
+import pytest
+import torch
+
+from paradox_utils import data
+
+
+def test_full_cifar10(cifar_train, cifar_test):
+    assert cifar_train.images.shape == (50_000, 3, 32, 32) and cifar_train.images.dtype == torch.uint8
+    assert cifar_test.images.shape == (10_000, 3, 32, 32)
+    assert torch.equal(cifar_test.labels.bincount(), torch.full((10,), 1000))
+    assert cifar_test.classes == data.CIFAR10_CLASSES
+
+
+def test_second_load_reads_cache_fast(cifar_test):
+    started = time.perf_counter()
+    again = data.load_cifar10("test")
+    assert time.perf_counter() - started < 1.0
+    assert torch.equal(again.images, cifar_test.images)
+
+
+def test_stratified_subset_is_seeded_and_balanced(cifar_test):
+    a = data.stratified_subset(cifar_test, 7, seed=1)
+    b = data.stratified_subset(cifar_test, 7, seed=1)
+    c = data.stratified_subset(cifar_test, 7, seed=2)
+    assert len(a) == 70 and torch.equal(a.labels.bincount(), torch.full((10,), 7))
+    assert torch.equal(a.index, b.index) and not torch.equal(a.index, c.index)
+    assert torch.equal(a.images, cifar_test.images[a.index])
+    with pytest.raises(ValueError, match="fewer than"):
+        data.stratified_subset(cifar_test, 2000)
+
+
+def _tiny_tree(root, classes=data.CIFAR10_CLASSES, per_class=2):
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for i, name in enumerate(classes):
+            folder = root / "tree" / split / name
+            folder.mkdir(parents=True)
+            for k in range(per_class):
+                Image.new("RGB", (32, 32), (i * 20, k * 50, 7)).save(folder / f"{k:04d}.png")
+    return root / "tree"
+
+
+def test_image_folder_and_zip_sources(tmp_path, monkeypatch):
+    monkeypatch.setenv("PARADOX_DATA_DIR", str(tmp_path / "data"))
+    tree = _tiny_tree(tmp_path)
+    from_tree = data.load_cifar10("train", source=tree)
+    assert from_tree.images.shape == (20, 3, 32, 32)
+    assert from_tree.labels.tolist() == [i // 2 for i in range(20)]
+    assert int(from_tree.images[4, 0, 0, 0]) == 40  # class 2, red = 2 * 20
+    archive = tmp_path / "c.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for file in tree.rglob("*.png"):
+            zf.write(file, f"top/{file.relative_to(tree)}")
+    from_zip = data.load_cifar10("train", source=archive)
+    assert torch.equal(from_zip.images, from_tree.images)
+    monkeypatch.setenv("PARADOX_CIFAR10", str(archive))
+    assert torch.equal(data.load_cifar10("train").labels, from_tree.labels)
+
+
+def test_bad_sources_give_one_clear_sentence(tmp_path, monkeypatch):
+    monkeypatch.setenv("PARADOX_DATA_DIR", str(tmp_path / "data"))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        data.load_cifar10(source=tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="holds no images"):
+        data.load_cifar10(source=tmp_path / "empty")
+    odd = _tiny_tree(tmp_path, classes=[*data.CIFAR10_CLASSES[:9], "zebra"])
+    with pytest.raises(ValueError, match="unexpected \\['zebra'\\]"):
+        data.load_cifar10(source=odd)
+    with pytest.raises(ValueError, match="Unknown CIFAR-10 split"):
+        data.load_cifar10("validation")
+
+
+def test_truncated_zip(tmp_path, monkeypatch):
+    monkeypatch.setenv("PARADOX_DATA_DIR", str(tmp_path / "data"))
+    source = os.environ["PARADOX_CIFAR10"]
+    truncated = tmp_path / "truncated.zip"
+    with open(source, "rb") as handle:
+        truncated.write_bytes(handle.read(2_000_000))
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        data.load_cifar10("test", source=truncated)
+
+
+def test_cache_that_no_longer_matches_its_source(tmp_path, monkeypatch):
+    monkeypatch.setenv("PARADOX_DATA_DIR", str(tmp_path / "data"))
+    tree = _tiny_tree(tmp_path)
+    data.load_cifar10("test", source=tree)
+    extra = tree / "test" / "zzz-added-later.txt"
+    extra.write_text("the source changed")
+    with pytest.raises(ValueError, match="does not match its source"):
+        data.load_cifar10("test", source=tree)
+    cache = next((tmp_path / "data" / "cache").glob("cifar10-train-*"), None) or \
+        next((tmp_path / "data" / "cache").glob("cifar10-test-*"))
+    cache.write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="unreadable"):
+        data.load_cifar10("test", source=tree)
+
+
+def test_imagenet_sample(imagenet_root):
+    val = data.load_imagenet("val", source=imagenet_root)
+    assert len(val) == 20
+    images, labels, index = next(val.batches(20))
+    assert images.shape == (20, 3, 224, 224) and images.dtype == torch.uint8
+    assert labels.min() >= 0 and labels.max() < 1000 and 22 in labels.tolist()  # folder names are class indices
+    train = data.load_imagenet("val", source=imagenet_root, train=True)
+    assert train[0][0].shape == (3, 224, 224)
+    with pytest.raises(FileNotFoundError):
+        data.load_imagenet(source="/nonexistent/imagenet")
