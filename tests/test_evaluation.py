@@ -1,0 +1,87 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from paradox_utils import data, distortions, evaluation, models
+
+
+class Counting(torch.nn.Module):
+    """Wraps a network and counts the images it saw."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net, self.seen = net, 0
+
+    def forward(self, x):
+        self.seen += len(x)
+        return self.net(x)
+
+
+@pytest.fixture(scope="module")
+def nets():
+    torch.manual_seed(0)
+    out = {}
+    for i in range(2):
+        net = models.build("resnet20")
+        for m in net.modules():  # spread the BN statistics so predictions vary
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_var.uniform_(0.5, 2)
+                m.running_mean.normal_(0, 0.1)
+        out[f"n{i}"] = net.eval()
+    return out
+
+
+GRID = [("contrast", 0.3), ("contrast", 1.0), ("gaussian", 0.05), ("blur", 1.0), ("salt_pepper", 0.1)]
+
+
+def test_engine_equals_literal_loop(nets, small_test):
+    table = evaluation.evaluate(nets, small_test, grid=GRID, batch_size=33, progress=False)
+    assert list(table.columns) == evaluation.COLUMNS and len(table) == 2 * len(GRID)
+    x = small_test.images.float() / 255
+    for (name, level) in GRID:
+        distorted = distortions.apply(x, name, level, seed=0, index=small_test.index)
+        for key, net in nets.items():
+            with torch.no_grad():
+                expected = (net(distorted).argmax(1) == small_test.labels).double().mean().item()
+            got = table.query("net_id == @key and manipulation == @name and level == @level")["accuracy"].item()
+            assert got == pytest.approx(expected), (key, name, level)
+
+
+def test_resumes_only_missing_cells(nets, small_test, tmp_path):
+    out = tmp_path / "acc.parquet"
+    evaluation.evaluate(nets, small_test, grid=GRID[:2], out=out, progress=False)
+    counted = {k: Counting(v) for k, v in nets.items()}
+    table = evaluation.evaluate(counted, small_test, grid=GRID, out=out, progress=False)
+    assert len(table) == 2 * len(GRID)
+    assert all(c.seen == 3 * len(small_test) for c in counted.values())  # 3 new cells only
+    counted["n9"] = Counting(nets["n0"])
+    evaluation.evaluate(counted, small_test, grid=GRID, out=out, progress=False)
+    assert counted["n9"].seen == len(GRID) * len(small_test) and counted["n0"].seen == 3 * len(small_test)
+    assert len(pd.read_parquet(out)) == 3 * len(GRID)
+
+
+def test_vi_is_mean_of_manipulation_means():
+    rows = [("a", "contrast", 0.5, 0.2), ("a", "contrast", 1.0, 0.6), ("a", "gamma", 1.0, 0.9),
+            ("b", "contrast", 0.5, 0.1), ("b", "contrast", 1.0, 0.1), ("b", "gamma", 1.0, 0.4)]
+    table = pd.DataFrame(rows, columns=["net_id", "manipulation", "level", "accuracy"])
+    vi = evaluation.visual_intelligence(table)
+    assert vi["a"] == pytest.approx((0.4 + 0.9) / 2) and vi["b"] == pytest.approx(0.25)
+    assert evaluation.clean_accuracy(table)["a"] == 0.6
+    vectors = evaluation.accuracy_vectors(table)
+    assert vectors.shape == (2, 3) and list(vectors.columns[0]) == ["contrast", 0.5]
+
+
+def test_bad_grid_fails_before_work(nets, small_test):
+    with pytest.raises(ValueError, match="Unknown manipulation"):
+        evaluation.evaluate(nets, small_test, grid=[("contrast", 1.0), ("sepia", 1.0)], progress=False)
+
+
+def test_imagenet_top1_top5(imagenet_root):
+    torch.manual_seed(0)
+    val = data.load_imagenet("val", source=imagenet_root)
+    net = models.build("resnet50").eval()
+    table = evaluation.evaluate({"r50": net}, val, grid=[("contrast", 1.0)], batch_size=10, progress=False)
+    assert table["n_images"].item() == 20
+    assert 0 <= table["accuracy"].item() <= table["top5"].item() <= 1
+    assert not np.isnan(table["top5"].item())
