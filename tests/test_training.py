@@ -1,0 +1,105 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from paradox_utils import checkpoints
+from paradox_utils.training import TrainConfig, fine_tune, geometric_augment, learning_rate, train
+
+TINY = dict(epochs=2, train_per_class=20, val_per_class=5, batch_size=32)
+
+
+def weights(path):
+    return checkpoints.load_state(path)[0]
+
+
+def test_same_config_gives_bit_identical_weights(tmp_path):
+    config = TrainConfig(**TINY, manipulation="all")
+    train(config, tmp_path / "a", progress=False)
+    train(config, tmp_path / "b", progress=False)
+    wa, wb = weights(tmp_path / "a"), weights(tmp_path / "b")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    other = TrainConfig(**{**TINY, "seed": 1})
+    train(other, tmp_path / "c", progress=False)
+    assert not torch.equal(wa["conv1.weight"], weights(tmp_path / "c")["conv1.weight"])
+
+
+def test_history_metadata_and_skip(tmp_path):
+    meta = train(TrainConfig(**TINY), tmp_path / "n", progress=False)
+    assert meta["status"] == "done" and meta["epochs_done"] == 2 and len(meta["history"]) == 2
+    assert {"loss", "train_accuracy", "val_accuracy", "lr", "seconds"} <= set(meta["history"][0])
+    before = (tmp_path / "n.safetensors").stat().st_mtime_ns
+    train(TrainConfig(**TINY), tmp_path / "n", progress=False)  # finished: skipped
+    assert (tmp_path / "n.safetensors").stat().st_mtime_ns == before
+    with pytest.raises(ValueError, match="another config"):
+        train(TrainConfig(**{**TINY, "lr": 0.1}), tmp_path / "n", progress=False)
+
+
+def test_fine_tune_names_its_parent(tmp_path):
+    train(TrainConfig(**TINY), tmp_path / "parent", progress=False, net_id="parent")
+    child = fine_tune(tmp_path / "parent", TrainConfig(**{**TINY, "epochs": 1, "manipulation": "gamma", "lr": 1e-4}),
+                      tmp_path / "child", progress=False)
+    assert child["parent"] == "parent"
+    parent_w, child_w = weights(tmp_path / "parent"), weights(tmp_path / "child")
+    assert not torch.equal(parent_w["conv1.weight"], child_w["conv1.weight"])
+    assert torch.allclose(parent_w["conv1.weight"], child_w["conv1.weight"], atol=0.05)
+
+
+KILLED_RUN = """
+import sys, torch
+torch.set_num_threads({threads})
+from paradox_utils.training import TrainConfig, train
+train(TrainConfig(**{config}), sys.argv[1], progress=False)
+"""
+
+
+def test_resume_after_kill_is_identical(tmp_path):
+    config = dict(epochs=3, train_per_class=60, val_per_class=5, batch_size=32, manipulation="all")
+    target = tmp_path / "killed"
+    script = KILLED_RUN.format(threads=torch.get_num_threads(), config=config)
+    process = subprocess.Popen([sys.executable, "-c", script, str(target)], env=os.environ.copy())
+    sidecar = Path(f"{target}.json")
+    deadline = time.time() + 120
+    while time.time() < deadline and not (sidecar.exists() and '"epochs_done": 1' in sidecar.read_text()):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)  # mid-epoch 2
+    process.wait()
+    assert checkpoints.load_metadata(target)["epochs_done"] == 1
+    resumed = train(TrainConfig(**config), target, progress=False)
+    assert resumed["epochs_done"] == 3 and [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+    train(TrainConfig(**config), tmp_path / "straight", progress=False)
+    wa, wb = weights(target), weights(tmp_path / "straight")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_schedules():
+    paper = TrainConfig(epochs=200, time_decay=0.0)
+    assert learning_rate(paper, 80, 0, 1) == pytest.approx(1e-3)
+    assert learning_rate(paper, 81, 0, 1) == pytest.approx(1e-4)
+    assert learning_rate(paper, 181, 0, 1) == pytest.approx(5e-7)
+    decayed = TrainConfig(lr=1e-3, time_decay=1e-6, schedule="constant")
+    assert learning_rate(decayed, 0, 10**6, 1) == pytest.approx(5e-4)
+    cosine = TrainConfig(epochs=2, schedule="cosine", time_decay=0.0)
+    assert learning_rate(cosine, 1, 10, 10) == pytest.approx(5e-4)
+
+
+def test_geometric_augment_is_batched_and_reproducible():
+    x = torch.rand(16, 3, 32, 32)
+    a = geometric_augment(x, torch.Generator().manual_seed(0))
+    b = geometric_augment(x, torch.Generator().manual_seed(0))
+    assert torch.equal(a, b) and a.shape == x.shape and not torch.equal(a, x)
+    same = geometric_augment(x, torch.Generator(), flip=0.0, zoom=0.0, shift=0.0)
+    torch.testing.assert_close(same, x, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("change,message", [({"epochs": 0}, "epochs"), ({"optimiser": "rmsprop"}, "optimiser"),
+                                            ({"manipulation": "sepia"}, "Unknown manipulation"),
+                                            ({"schedule": "step"}, "schedule")])
+def test_impossible_configs_fail_fast(change, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**change).validate()
