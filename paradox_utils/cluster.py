@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 from .population import NetworkSpec, scan_catalog, write_catalog
 from .training import TrainConfig, train

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 from .checkpoints import atomic_path
 from .distortions import MANIPULATIONS, PAPER_GRID, _check_level, apply

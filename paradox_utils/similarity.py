@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 from scipy.optimize import linear_sum_assignment
 from torch import nn
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 from . import checkpoints
 from .checkpoints import atomic_path

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 from . import checkpoints
 from .data import ImageSet, load_cifar10, load_imagenet, stratified_subset

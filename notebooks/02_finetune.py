@@ -1,0 +1,102 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 2. Fine-tuning offspring
+#
+# ## Overview
+# The paper's sharpest pairs are a parent and its *offspring*: a copy trained a few
+# more epochs with different augmentation only (one manipulation, all eight, or
+# none). Their kernels barely move, yet their behaviour under distortion can change.
+# This chapter trains those offspring and records their lineage.
+#
+# ## Prerequisites
+# - The base networks of [chapter 1](01_train.ipynb) in `checkpoints/<profile>/`.
+# - Output: the offspring checkpoints (their metadata names the parent) and the
+#   full `catalog.parquet`.
+
+# %% [markdown]
+# ## Imports
+
+# %%
+from myst_nb import glue
+
+from paradox_utils import cluster, pipeline, plots, population, report, runtime
+
+# %% [markdown]
+# ## Parameters
+
+# %% tags=["parameters"]
+profile = "quick"
+arch = "resnet20"
+dataset = "cifar10"
+checkpoint_dir = ""
+results_dir = ""
+scheduler = "auto"
+workers = 0
+device = "auto"
+base_common = {"epochs": 3, "train_per_class": 2000, "val_per_class": 50, "batch_size": 128}
+base_grid = {"lr": [0.001, 0.0033], "init": ["he_normal", "glorot_uniform"]}
+base_sample = None
+finetune_parents = 2
+finetune_manipulations = [None, "all", "contrast", "gaussian"]
+finetune_common = {"epochs": 1, "lr": 0.0001, "schedule": "constant"}
+
+# %%
+paths = pipeline.chapter_paths(profile, checkpoint_dir, results_dir)
+runtime.configure()
+plots.set_theme()
+spec = report.population_spec(base_common, base_grid, base_sample, finetune_parents, finetune_manipulations,
+                              finetune_common)
+specs = population.build_population(spec, arch, dataset)
+
+# %% [markdown]
+# ## The offspring
+# Each offspring starts from its parent's weights and trains with one augmentation.
+
+# %%
+report.population_table([s for s in specs if s.kind == "finetune"])
+
+# %% [markdown]
+# ## Fine-tuning
+# Offspring wait for their parents (already finished in chapter 1, so they start at
+# once). The catalog now lists the whole population.
+
+# %%
+catalog = cluster.run_population(specs, paths["checkpoints"], scheduler=report.scheduler_of(scheduler),
+                                 workers=workers or None, device=str(runtime.pick_device(device)))
+offspring = catalog[catalog["kind"] == "finetune"]
+offspring[["net_id", "parent", "status", "val_accuracy", "train_seconds", "error"]]
+
+# %% [markdown]
+# ## Offspring against their parents
+# Validation accuracy of each offspring beside its parent's.
+
+# %%
+accuracy = catalog.set_index("net_id")["val_accuracy"]
+comparison = offspring.assign(parent_val_accuracy=offspring["parent"].map(accuracy))
+comparison["change"] = comparison["val_accuracy"] - comparison["parent_val_accuracy"]
+comparison[["net_id", "parent", "parent_val_accuracy", "val_accuracy", "change"]]
+
+# %%
+glue("n_offspring", len(offspring), display=False)
+glue("n_population", len(catalog), display=False)
+glue("offspring_change", report.mean_std(comparison["change"]), display=False)
+
+# %% [markdown]
+# ## Summary
+# {glue:text}`n_offspring` offspring were fine-tuned, for a population of
+# {glue:text}`n_population` networks. Fine-tuning changed validation accuracy by
+# {glue:text}`offspring_change` (offspring − parent).
+#
+# ## What's next
+# [Chapter 3](03_evaluate.ipynb) measures every network under the eight image manipulations.

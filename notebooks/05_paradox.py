@@ -1,0 +1,157 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 5. The paradox: similar yet different, different yet similar
+#
+# ## Overview
+# *Compatibility* of two networks is the Pearson correlation of their accuracies over
+# the 37 manipulation cells; the *paradox matrix* is compatibility − similarity
+# (PAPER_SPEC §1). Near −1 a pair is "similar yet different" (near-identical kernels,
+# different behaviour), near +1 "different yet similar". The paper showed such pairs;
+# this chapter also tests its implied conclusion — does intrinsic similarity predict
+# behavioural compatibility? — with a Mantel test and bootstrap intervals, for every
+# similarity measure.
+#
+# ## Prerequisites
+# - `accuracy.parquet` (chapter 3) and `similarity.parquet`, `layer_similarity.parquet`
+#   (chapter 4); the catalog for lineage.
+# - Output: `pairs.parquet` and `paradox_statistics.parquet`.
+
+# %% [markdown]
+# ## Imports
+
+# %%
+import pandas as pd
+from myst_nb import glue
+
+from paradox_utils import paradox, pipeline, plots, report, runtime
+
+# %% [markdown]
+# ## Parameters
+
+# %% tags=["parameters"]
+profile = "quick"
+checkpoint_dir = ""
+results_dir = ""
+similar_threshold = 0.5
+compatible_threshold = 0.5
+mantel_permutations = 999
+bootstrap_resamples = 500
+statistics_seed = 0
+
+# %%
+paths = pipeline.chapter_paths(profile, checkpoint_dir, results_dir)
+runtime.configure()
+plots.set_theme()
+catalog = report.done_networks(paths["checkpoints"])
+parents = report.parents_of(catalog)
+accuracy = pd.read_parquet(paths["accuracy"])
+similarities = report.load_matrices(paths["similarity"])
+layer_scores = pd.read_parquet(paths["layers"])
+
+# %% [markdown]
+# ## Compatibility (the paper's Figures 6 and 9)
+
+# %%
+compat = paradox.compatibility(accuracy)
+plots.show(plots.heatmap(compat, "Visual-intelligence compatibility (Pearson r over 37 cells)", parents,
+                         zlabel="compatibility"))
+
+# %% [markdown]
+# ## The paradox matrix (the paper's Figures 2, 3, 8 and 11)
+# compatibility − intrinsic similarity (paper's alignment). Yellow (−1): similar yet
+# different; red (+1): different yet similar; green (0): the two agree.
+
+# %%
+differences = {m: paradox.difference(compat, s) for m, s in similarities.items()}
+plots.show(plots.heatmap(differences["paper"], "Paradox matrix: compatibility − similarity (paper)", parents,
+                         zlabel="difference"))
+
+# %% [markdown]
+# The same matrix for one family only — a parent and its offspring — as in the
+# paper's per-family figures:
+
+# %%
+family = report.first_family(parents)
+if len(family) > 1:
+    plots.show(plots.heatmap(differences["paper"].loc[family, family], "Paradox matrix within one family",
+                             parents, zlabel="difference"))
+
+# %% [markdown]
+# ## Every pair, every measure
+# Similarity against compatibility, coloured by relation; the shaded corners are the
+# two paradoxes (thresholds are parameters).
+
+# %%
+pairs = paradox.pair_table(compat, similarities, parents)
+pairs.to_parquet(paths["pairs"])
+for method in similarities:
+    plots.show(plots.paradox_scatter(pairs, method, similar_threshold, compatible_threshold))
+
+# %% [markdown]
+# ## Does similarity predict compatibility?
+# The Mantel test correlates the two matrices (Spearman over pairs) and compares
+# that with networks relabelled at random; the interval resamples *networks* with
+# replacement. Quadrant counts use the thresholds above.
+
+# %%
+statistics = report.statistics_table(similarities, compat, pairs, similar_threshold, compatible_threshold,
+                                     mantel_permutations, bootstrap_resamples, statistics_seed)
+statistics.to_parquet(paths["statistics"])
+statistics.round(4)
+
+# %% [markdown]
+# ## The most paradoxical pairs
+# The pairs whose compatibility and similarity disagree most, and their accuracy
+# profiles side by side.
+
+# %%
+top = paradox.most_paradoxical(pairs, "paper", n=5)
+top[["a", "b", "relation", "compatibility", "similarity_paper", "difference_paper"]].round(3)
+
+# %%
+plots.show(plots.accuracy_profiles(accuracy, [top.loc[0, "a"], top.loc[0, "b"]]))
+
+# %% [markdown]
+# ## Explore two networks (JupyterLab)
+# Pick two networks to see their accuracy profiles, their per-layer similarity and
+# their cell in each matrix. It needs a live kernel: in the static book the most
+# paradoxical pair above stands in for it.
+
+# %%
+report.explorer(accuracy, {"compatibility": compat, **similarities,
+                           **{f"difference ({m})": d for m, d in differences.items()}}, layer_scores)
+
+# %%
+paper = statistics.loc["paper"]
+glue("n_pairs", int(paper["pairs"]), display=False)
+glue("n_syd", int(paper["similar_yet_different"]), display=False)
+glue("n_dys", int(paper["different_yet_similar"]), display=False)
+glue("mantel_r", f"{paper['mantel_r']:.3f}", display=False)
+glue("mantel_p", f"{paper['mantel_p']:.3g}", display=False)
+glue("mantel_ci", f"[{paper['ci_low']:.3f}, {paper['ci_high']:.3f}]", display=False)
+glue("verdict", report.verdict(statistics), display=False)
+glue("per_method", report.method_sentences(statistics), display=False)
+
+# %% [markdown]
+# ## Summary
+# Over {glue:text}`n_pairs` pairs, with the paper's alignment this run finds
+# {glue:text}`n_syd` "similar yet different" pairs and {glue:text}`n_dys` "different yet
+# similar" pairs. The Mantel correlation between intrinsic similarity and
+# compatibility is {glue:text}`mantel_r` (p = {glue:text}`mantel_p`, 95 % bootstrap
+# interval {glue:text}`mantel_ci`). {glue:text}`verdict`
+#
+# By measure: {glue:text}`per_method`
+#
+# ## What's next
+# [Chapter 6](06_transplant.ipynb) moves single layers between a parent and its offspring.

@@ -1,0 +1,237 @@
+"""The papermill driver and the command line: ``python -m paradox_utils --help``.
+
+``run`` executes the six chapters in order with a profile's parameters (jupytext
+py:percent → ipynb → papermill), writing executed notebooks into ``book/chapters``.
+It validates the profile before running anything, stops at the first failing
+chapter naming it and the failing cell's error, and keeps the partial notebook.
+Chapters skip finished work themselves (checkpoints, evaluation cells, similarity
+cache), so rerunning is cheap. ``build_book`` renders the executed chapters with
+Jupyter Book (execution off, warnings as errors) and fails on any error output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["CHAPTERS", "ChapterFailed", "build_book", "chapter_paths", "load_profile", "main", "run"]
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+BOOK = ROOT / "book"
+CHAPTERS = ("01_train", "02_finetune", "03_evaluate", "04_similarity", "05_paradox", "06_transplant")
+
+
+class ChapterFailed(RuntimeError):
+    """A chapter raised; the message names it, the cell and the error."""
+
+
+def profile_path(profile: str) -> Path:
+    path = Path(profile)
+    return path if path.suffix in {".yaml", ".yml"} else NOTEBOOKS / "profiles" / f"{profile}.yaml"
+
+
+def chapter_parameters() -> dict[str, dict[str, Any]]:
+    """Each chapter's declared parameters (name → default), read from its parameters cell."""
+    import jupytext
+    import papermill
+
+    out = {}
+    for chapter in CHAPTERS:
+        notebook = jupytext.read(NOTEBOOKS / f"{chapter}.py")
+        tmp = BOOK / "chapters" / f".{chapter}.inspect.ipynb"
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        jupytext.write(notebook, tmp)
+        try:
+            declared = papermill.inspect_notebook(str(tmp))
+        finally:
+            tmp.unlink(missing_ok=True)
+        out[chapter] = {k: _literal(v["default"]) for k, v in declared.items()}
+    return out
+
+
+def _literal(text: str) -> Any:
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _same_kind(default: Any, value: Any) -> bool:
+    if default is None or value is None:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, (int, float)):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
+
+
+def load_profile(profile: str, declared: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The profile's parameters, validated against the chapters' parameters cells.
+
+    Raises ValueError (one sentence) for a missing file, unknown keys, wrong types or
+    a data path that does not exist — before anything runs.
+    """
+    path = profile_path(profile)
+    if not path.exists():
+        known = sorted(p.stem for p in (NOTEBOOKS / "profiles").glob("*.yaml"))
+        raise ValueError(f"Profile {profile!r} not found ({path}); known profiles: {', '.join(known)}.")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"Profile {path} is not valid YAML ({error}).") from error
+    if not isinstance(values, dict):
+        raise ValueError(f"Profile {path} must be a mapping of parameter names to values.")
+    declared = declared or chapter_parameters()
+    defaults: dict[str, Any] = {}
+    for params in declared.values():
+        defaults.update(params)
+    unknown = sorted(set(values) - set(defaults))
+    if unknown:
+        raise ValueError(f"Profile {path.name} has unknown keys {unknown}; the chapters take: {', '.join(sorted(defaults))}.")
+    for key, value in values.items():
+        if not _same_kind(defaults[key], value):
+            raise ValueError(f"Profile {path.name}: {key} should be a {type(defaults[key]).__name__}, "
+                             f"got {value!r} ({type(value).__name__}).")
+    dataset = values.get("dataset", defaults.get("dataset"))
+    env = "PARADOX_IMAGENET" if dataset == "imagenet" else "PARADOX_CIFAR10"
+    if os.environ.get(env) and not Path(os.environ[env]).exists():
+        raise ValueError(f"{env} points at {os.environ[env]}, which does not exist.")
+    if dataset == "imagenet" and not os.environ.get(env):
+        raise ValueError("The imagenet profile needs PARADOX_IMAGENET: a folder holding train/ and val/ class folders.")
+    values.setdefault("profile", path.stem)
+    return values
+
+
+def chapter_paths(profile: str, checkpoint_dir: str = "", results_dir: str = "") -> dict[str, Path]:
+    """Where a profile's artifacts live (the chapters' only channel to each other)."""
+    checkpoints = Path(checkpoint_dir) if checkpoint_dir else ROOT / "checkpoints" / profile
+    results = Path(results_dir) if results_dir else ROOT / "data" / "results" / profile
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    results.mkdir(parents=True, exist_ok=True)
+    return {
+        "checkpoints": checkpoints, "results": results, "catalog": checkpoints / "catalog.parquet",
+        "accuracy": results / "accuracy.parquet", "similarity_cache": results / "similarity_cache.parquet",
+        "similarity": results / "similarity.parquet", "layers": results / "layer_similarity.parquet",
+        "profiles": results / "layer_profiles.parquet", "chance": results / "chance.parquet",
+        "pairs": results / "pairs.parquet", "statistics": results / "paradox_statistics.parquet",
+        "transplant": results / "transplant.parquet", "sweep": results / "transplant_sweep.parquet",
+    }
+
+
+def run(profile: str = "quick", start: str | None = None, scheduler: str | None = None,
+        output_dir: str | os.PathLike | None = None, progress: bool = True) -> list[Path]:
+    """Execute the chapters from ``start`` (default the first) with ``profile``; return the
+    executed notebooks. Raises :class:`ChapterFailed` at the first failing chapter."""
+    import jupytext
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    declared = chapter_parameters()
+    values = load_profile(profile, declared)
+    if scheduler:
+        values["scheduler"] = scheduler
+    if start is not None and start not in CHAPTERS:
+        matches = [c for c in CHAPTERS if c.startswith(start) or c.split("_", 1)[1] == start]
+        if len(matches) != 1:
+            raise ValueError(f"Unknown chapter {start!r}; valid: {', '.join(CHAPTERS)}.")
+        start = matches[0]
+    chapters = CHAPTERS[CHAPTERS.index(start):] if start else CHAPTERS
+    os.environ["PARADOX_BATCH"] = "1"  # the kernels inherit it: no widgets, no progress bars
+    out_dir = Path(output_dir) if output_dir else BOOK / "chapters"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    done = []
+    for chapter in chapters:
+        source = out_dir / f".{chapter}.source.ipynb"
+        target = out_dir / f"{chapter}.ipynb"
+        notebook = jupytext.read(NOTEBOOKS / f"{chapter}.py")
+        notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        jupytext.write(notebook, source)
+        parameters = {k: v for k, v in values.items() if k in declared[chapter]}
+        print(f"== {chapter} ({values['profile']} profile)", flush=True)
+        try:
+            papermill.execute_notebook(str(source), str(target), parameters=parameters, cwd=str(NOTEBOOKS),
+                                       kernel_name="python3", progress_bar=progress, log_output=False)
+        except PapermillExecutionError as error:
+            raise ChapterFailed(f"Chapter {chapter} failed in cell {error.exec_count}: {error.ename}: "
+                                f"{error.evalue} (partial notebook kept at {target}).") from None
+        finally:
+            source.unlink(missing_ok=True)
+        done.append(target)
+    return done
+
+
+def notebook_errors(path: Path) -> list[str]:
+    """Error outputs in an executed notebook ("cell N: Ename: value")."""
+    cells = json.loads(path.read_text())["cells"]
+    return [f"{path.name} cell {i}: {o.get('ename')}: {o.get('evalue')}"
+            for i, cell in enumerate(cells) for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+
+
+def build_book(book_dir: str | os.PathLike = BOOK) -> Path:
+    """Render the executed chapters into ``book/_build/html`` (offline plotly, -W)."""
+    import plotly
+
+    book_dir = Path(book_dir)
+    chapters = book_dir / "chapters"
+    missing = [c for c in CHAPTERS if not (chapters / f"{c}.ipynb").exists()]
+    if missing:
+        raise ValueError(f"Chapters not executed yet: {', '.join(missing)} (run `python -m paradox_utils run` first).")
+    errors = [e for c in CHAPTERS for e in notebook_errors(chapters / f"{c}.ipynb")]
+    if errors:
+        raise ChapterFailed("Executed chapters hold errors: " + "; ".join(errors))
+    static = book_dir / "_static"
+    static.mkdir(exist_ok=True)
+    shutil.copyfile(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", static / "plotly.min.js")
+    command = [sys.executable, "-m", "jupyter_book", "build", str(book_dir), "--warningiserror", "--nitpick",
+               "--keep-going"]
+    jb = Path(sys.executable).parent / "jupyter-book"
+    if jb.exists():
+        command = [str(jb), *command[3:]]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-30:])
+        raise ChapterFailed(f"jupyter-book build failed (exit {result.returncode}):\n{tail}")
+    return book_dir / "_build" / "html" / "index.html"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m paradox_utils",
+                                     description="Run the paradox analysis book's chapters and build the book.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_parser = commands.add_parser("run", help="execute the six chapters with a profile (papermill)",
+                                     description="Execute the chapters in order with a profile's parameters.")
+    run_parser.add_argument("--profile", default="quick", help="tiny, quick, paper, imagenet, or a YAML path (default quick)")
+    run_parser.add_argument("--from", dest="start", default=None, help="start at this chapter (e.g. 03_evaluate or evaluate)")
+    run_parser.add_argument("--scheduler", default=None,
+                            help="serial, local (Dask LocalCluster), slurm, or a Dask scheduler address tcp://host:8786")
+    run_parser.add_argument("--no-progress", action="store_true", help="no papermill progress bar")
+    book_parser = commands.add_parser("book", help="build the Jupyter Book from the executed chapters",
+                                      description="Render book/chapters into book/_build/html (offline, warnings as errors).")
+    book_parser.add_argument("--dir", default=str(BOOK), help="the book folder (default book/)")
+    commands.add_parser("profiles", help="list the profiles and their parameters")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            for path in run(args.profile, args.start, args.scheduler, progress=not args.no_progress):
+                print(f"executed {path}")
+        elif args.command == "book":
+            print(f"built {build_book(args.dir)}")
+        else:
+            for path in sorted((NOTEBOOKS / "profiles").glob("*.yaml")):
+                print(f"{path.stem}:\n  " + "\n  ".join(path.read_text().strip().splitlines()))
+    except (ChapterFailed, ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,188 @@
+"""plotly figures for the book, and ``show`` that renders them offline everywhere.
+
+Colour semantics follow the paper: in every matrix, 0 is green (agreement), −1
+yellow ("similar yet different") and +1 red ("different yet similar").
+``show(fig)`` emits both plotly's own mime bundle (interactive in JupyterLab) and an
+HTML div that expects plotly.js from the page (the book ships it in ``_static``),
+so nothing is fetched from a CDN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .distortions import MANIPULATIONS, PAPER_GRID
+from .evaluation import per_manipulation, visual_intelligence
+
+__all__ = [
+    "PARADOX_COLORSCALE", "accuracy_profiles", "heatmap", "layer_profile_figure", "lineage_order",
+    "paradox_scatter", "set_theme", "show", "training_curves", "transplant_sweep_figure", "vi_bars",
+]
+
+PARADOX_COLORSCALE = [[0.0, "#f2d600"], [0.5, "#1a9850"], [1.0, "#d73027"]]  # −1 yellow, 0 green, +1 red
+MANIPULATION_COLOURS = dict(zip(MANIPULATIONS, ["#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756",
+                                                "#72b7b2", "#eeca3b", "#9d755d"], strict=True))
+RELATION_COLOURS = {"parent-child": "#d62728", "siblings": "#ff7f0e", "unrelated": "#1f77b4"}
+
+
+def set_theme() -> None:
+    """Use a clean white template for every later figure (an explicit call, not an import effect)."""
+    import plotly.io as pio
+
+    pio.templates.default = "plotly_white"
+
+
+def show(fig: go.Figure) -> None:
+    """Display ``fig``: interactive in JupyterLab, an offline HTML div in the book."""
+    from IPython.display import display
+
+    html = fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
+    display({"application/vnd.plotly.v1+json": fig.to_plotly_json(), "text/html": html}, raw=True)
+
+
+def vi_bars(acc_table: pd.DataFrame, metric: str = "accuracy", title: str | None = None) -> go.Figure:
+    """The paper's Figures 1/4: one stacked bar per network, one segment per manipulation
+    (its mean accuracy / 8, so the bar's height is the VI), sorted by VI."""
+    means = per_manipulation(acc_table, metric)
+    vi = visual_intelligence(acc_table, metric).sort_values()
+    fig = go.Figure()
+    for name in means.columns:
+        column = means.loc[vi.index, name]
+        fig.add_bar(x=list(vi.index), y=column / len(means.columns), name=name,
+                    marker_color=MANIPULATION_COLOURS.get(name), customdata=np.stack([column, vi], axis=1),
+                    hovertemplate=f"%{{x}}<br>{name}: %{{customdata[0]:.3f}}<br>VI: %{{customdata[1]:.3f}}<extra></extra>")
+    fig.update_layout(barmode="stack", title=title or "Visual intelligence per network (sorted)",
+                      xaxis_title="network", yaxis_title="VI (stacked: manipulation mean / 8)", legend_title="manipulation")
+    return fig
+
+
+def lineage_order(ids: Sequence[str], parents: Mapping[str, str | None]) -> list[str]:
+    """Each base network followed by its offspring (depth first), others after."""
+    children: dict[str | None, list[str]] = {}
+    for net in ids:
+        children.setdefault(parents.get(net) if parents.get(net) in ids else None, []).append(net)
+    order: list[str] = []
+
+    def visit(net: str) -> None:
+        order.append(net)
+        for child in children.get(net, []):
+            visit(child)
+
+    for root in children.get(None, []):
+        visit(root)
+    return order + [n for n in ids if n not in order]
+
+
+def cluster_order(matrix: pd.DataFrame) -> list[str]:
+    """Leaves of average-linkage clustering on 1 − matrix."""
+    from scipy.cluster.hierarchy import leaves_list, linkage
+    from scipy.spatial.distance import squareform
+
+    distance = 1 - np.nan_to_num(matrix.to_numpy(dtype=float), nan=0.0)
+    distance = (distance + distance.T) / 2
+    np.fill_diagonal(distance, 0)
+    order = leaves_list(linkage(squareform(np.clip(distance, 0, None), checks=False), "average"))
+    return [matrix.index[i] for i in order]
+
+
+def heatmap(matrix: pd.DataFrame, title: str, parents: Mapping[str, str | None] | None = None,
+            order: str | Sequence[str] = "lineage", zlabel: str = "value") -> go.Figure:
+    """An N × N matrix in the paper's colours (−1 yellow, 0 green, +1 red), hover with
+    ids, lineage and value. ``order``: "lineage", "cluster" or an explicit id list."""
+    parents = parents or {}
+    ids = list(matrix.index)
+    if order == "lineage":
+        ids = lineage_order(ids, parents)
+    elif order == "cluster" and len(ids) > 2:
+        ids = cluster_order(matrix)
+    elif not isinstance(order, str):
+        ids = list(order)
+    values = matrix.loc[ids, ids]
+    lineage = [[f"{parents.get(a) or 'base'} → {parents.get(b) or 'base'}" for b in ids] for a in ids]
+    fig = go.Figure(go.Heatmap(z=values.to_numpy(dtype=float), x=ids, y=ids, zmin=-1, zmax=1,
+                               colorscale=PARADOX_COLORSCALE, customdata=lineage, colorbar_title=zlabel,
+                               hovertemplate="%{y} vs %{x}<br>parents: %{customdata}<br>"
+                                             f"{zlabel}: %{{z:.3f}}<extra></extra>"))
+    fig.update_layout(title=title, yaxis_autorange="reversed", width=None, height=max(420, 18 * len(ids) + 160))
+    return fig
+
+
+def paradox_scatter(pairs: pd.DataFrame, method: str, similar: float = 0.5, compatible: float = 0.5) -> go.Figure:
+    """Every pair: similarity (x) vs compatibility (y), coloured by relation, with the two
+    paradox quadrants shaded and counted."""
+    sim, comp = pairs[f"similarity_{method}"], pairs["compatibility"]
+    fig = go.Figure()
+    for relation, colour in RELATION_COLOURS.items():
+        part = pairs[pairs["relation"] == relation]
+        if len(part):
+            fig.add_scatter(x=part[f"similarity_{method}"], y=part["compatibility"], mode="markers", name=relation,
+                            marker={"color": colour, "size": 7, "opacity": 0.75}, text=part["a"] + " vs " + part["b"],
+                            hovertemplate="%{text}<br>similarity %{x:.3f}<br>compatibility %{y:.3f}<extra></extra>")
+    lo_x, hi_x = min(-0.05, float(sim.min()) - 0.05), 1.05
+    lo_y, hi_y = min(-0.05, float(comp.min()) - 0.05), 1.05
+    n_syd = int(((sim >= similar) & (comp < compatible)).sum())
+    n_dys = int(((sim < similar) & (comp >= compatible)).sum())
+    fig.add_shape(type="rect", x0=similar, x1=hi_x, y0=lo_y, y1=compatible, fillcolor="#f2d600", opacity=0.15, line_width=0)
+    fig.add_shape(type="rect", x0=lo_x, x1=similar, y0=compatible, y1=hi_y, fillcolor="#d73027", opacity=0.12, line_width=0)
+    fig.add_annotation(x=hi_x, y=lo_y, xanchor="right", yanchor="bottom", showarrow=False,
+                       text=f"similar yet different: {n_syd}")
+    fig.add_annotation(x=lo_x, y=hi_y, xanchor="left", yanchor="top", showarrow=False,
+                       text=f"different yet similar: {n_dys}")
+    fig.update_layout(title=f"Intrinsic similarity ({method}) vs compatibility, all pairs",
+                      xaxis_title=f"similarity ({method})", yaxis_title="compatibility (Pearson r of accuracies)",
+                      xaxis_range=[lo_x, hi_x], yaxis_range=[lo_y, hi_y])
+    return fig
+
+
+def layer_profile_figure(profiles: Mapping[str, pd.DataFrame]) -> go.Figure:
+    """The paper's Figure 5: per conv layer, mean ± 1 std of parent–child kernel correlations."""
+    fig = go.Figure()
+    for label, profile in profiles.items():
+        fig.add_scatter(x=profile["layer"], y=profile["mean"], name=label, mode="lines+markers",
+                        error_y={"type": "data", "array": profile["std"], "visible": True},
+                        hovertemplate="%{x}<br>mean r %{y:.4f}<extra>" + label + "</extra>")
+    fig.update_layout(title="Parent–child kernel correlation per conv layer (mean ± 1 std)",
+                      xaxis_title="conv layer", yaxis_title="aligned kernel correlation")
+    return fig
+
+
+def accuracy_profiles(acc_table: pd.DataFrame, ids: Sequence[str], metric: str = "accuracy") -> go.Figure:
+    """Accuracy over every (manipulation, level) cell, one line per network, side by side."""
+    cells = [(n, float(lv)) for n, lv in PAPER_GRID]
+    fig = make_subplots(rows=1, cols=len(MANIPULATIONS), shared_yaxes=True, subplot_titles=list(MANIPULATIONS))
+    for k, net in enumerate(ids):
+        part = acc_table[acc_table["net_id"] == net].set_index(["manipulation", "level"])[metric]
+        for col, name in enumerate(MANIPULATIONS, start=1):
+            levels = [lv for n, lv in cells if n == name and (n, lv) in part.index]
+            fig.add_scatter(x=levels, y=[part[(name, lv)] for lv in levels], mode="lines+markers", name=net,
+                            legendgroup=net, showlegend=col == 1, row=1, col=col,
+                            line={"color": f"hsl({(k * 67) % 360}, 65%, 45%)"},
+                            hovertemplate=f"{net}<br>{name}=%{{x}}<br>{metric} %{{y:.3f}}<extra></extra>")
+    fig.update_layout(title="Accuracy profiles under the eight manipulations", yaxis_title=metric, height=380)
+    return fig
+
+
+def training_curves(histories: Mapping[str, Sequence[Mapping]]) -> go.Figure:
+    """Validation accuracy per epoch, one line per network."""
+    fig = go.Figure()
+    for net, history in histories.items():
+        fig.add_scatter(x=[h["epoch"] for h in history], y=[h["val_accuracy"] for h in history],
+                        mode="lines+markers", name=net)
+    fig.update_layout(title="Validation accuracy per epoch", xaxis_title="epoch", yaxis_title="accuracy")
+    return fig
+
+
+def transplant_sweep_figure(sweep: pd.DataFrame) -> go.Figure:
+    """ΔVI of single-layer transplants against that layer's parent–child correlation."""
+    fig = go.Figure(go.Scatter(x=sweep["layer_correlation"], y=sweep["delta_vi"], mode="markers+text",
+                               text=sweep["layer"], textposition="top center", marker={"size": 9},
+                               hovertemplate="%{text}<br>parent–child r %{x:.4f}<br>ΔVI %{y:+.4f}<extra></extra>"))
+    fig.add_hline(y=0, line_dash="dot")
+    fig.update_layout(title="Transplanting one layer from child into parent",
+                      xaxis_title="parent–child kernel correlation of the layer", yaxis_title="ΔVI of the parent")
+    return fig
