@@ -87,6 +87,12 @@ comparison = offspring.assign(parent_val_accuracy=offspring["parent"].map(accura
 comparison["change"] = comparison["val_accuracy"] - comparison["parent_val_accuracy"]
 comparison[["net_id", "parent", "parent_val_accuracy", "val_accuracy", "change"]]
 
+# %% [markdown]
+# Validation accuracy per fine-tuning epoch:
+
+# %%
+plots.show(plots.training_curves(report.histories(offspring)))
+
 # %%
 glue("n_offspring", len(offspring), display=False)
 glue("n_population", len(catalog), display=False)

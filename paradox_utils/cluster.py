@@ -22,9 +22,9 @@ from typing import Any
 
 import pandas as pd
 import torch
-from .progress import tqdm
 
 from .population import NetworkSpec, scan_catalog, write_catalog
+from .progress import tqdm
 from .training import TrainConfig, train
 
 __all__ = ["make_client", "run_population", "train_job"]

@@ -15,10 +15,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 from torch import nn
-from .progress import tqdm
 
 from .checkpoints import atomic_path
 from .distortions import MANIPULATIONS, PAPER_GRID, _check_level, apply
+from .progress import tqdm
 
 __all__ = ["accuracy_vectors", "clean_accuracy", "evaluate", "per_manipulation", "visual_intelligence"]
 

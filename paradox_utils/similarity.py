@@ -33,11 +33,11 @@ import pandas as pd
 import torch
 from scipy.optimize import linear_sum_assignment
 from torch import nn
-from .progress import tqdm
 
 from . import checkpoints
 from .checkpoints import atomic_path
 from .models import build, conv_layers
+from .progress import tqdm
 
 __all__ = [
     "METHODS", "chance_level", "cka_matrix", "conv_kernels", "layer_names", "layer_profile",

@@ -21,12 +21,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from .progress import tqdm
 
 from . import checkpoints
 from .data import ImageSet, load_cifar10, load_imagenet, stratified_subset
 from .distortions import ManipulationAugment
 from .models import INITIALISERS, build, conv_layers
+from .progress import tqdm
 
 __all__ = ["TrainConfig", "fine_tune", "geometric_augment", "learning_rate", "train"]
 
