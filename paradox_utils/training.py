@@ -59,6 +59,8 @@ class TrainConfig:
     val_per_class: int | None = 100  # validation images per class from the test split
     data_seed: int = 0  # which subset: shared by the whole population
     num_classes: int | None = None
+    channels_last: bool = True  # NHWC convs: faster on this CPU (benchmarks/bench_training.py)
+    compile: bool = False  # torch.compile the model (pays a one-off compile per process)
     extra: dict[str, Any] = field(default_factory=dict)  # free-form labels (kept in metadata)
 
     def validate(self) -> TrainConfig:
@@ -222,7 +224,8 @@ def train(config: TrainConfig, out: str | os.PathLike, device: str | torch.devic
         weights, _, parent_meta = checkpoints.load_state(parent, arch=config.arch)
         model.load_state_dict(weights)
         meta_base["parent"] = parent_meta.get("net_id", meta_base["parent"])
-    model = model.to(device, memory_format=torch.channels_last)
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    model = model.to(device, memory_format=memory_format)
     optimiser = _optimiser(config, model)
     start_epoch, iteration, history = 0, 0, []
     if out.with_suffix(".json").exists():
@@ -237,6 +240,7 @@ def train(config: TrainConfig, out: str | os.PathLike, device: str | torch.devic
         start_epoch, iteration, history = meta["epochs_done"], meta["iteration"], meta["history"]
     data = _Data(config)
     steps = data.steps()
+    forward = torch.compile(model) if config.compile else model
     manipulate = ManipulationAugment(config.manipulation)
     epochs = tqdm(range(start_epoch, config.epochs), desc=net_id, disable=not progress,
                   initial=start_epoch, total=config.epochs, unit="epoch")
@@ -254,8 +258,8 @@ def train(config: TrainConfig, out: str | os.PathLike, device: str | torch.devic
                 group["lr"] = lr
             if config.geometric and config.dataset == "cifar10":
                 images = geometric_augment(images, generator)
-            images = manipulate(images, generator).contiguous(memory_format=torch.channels_last)
-            logits = model(images)
+            images = manipulate(images, generator).contiguous(memory_format=memory_format)
+            logits = forward(images)
             loss = F.cross_entropy(logits, labels)
             total_loss = loss + config.l2 * _l2_penalty(model) if config.l2 else loss
             optimiser.zero_grad(set_to_none=True)
