@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 
 from .population import NetworkSpec, scan_catalog, write_catalog
+from .runtime import tune_allocator
 from .progress import tqdm
 from .training import TrainConfig, train
 
@@ -35,6 +36,7 @@ def train_job(net_id: str, config: dict[str, Any], checkpoint_dir: str, parent: 
     """Train one network (a Dask task; also run directly). Returns a short summary."""
     if threads:
         torch.set_num_threads(threads)
+    tune_allocator()
     parent_path = None if parent is None else str(Path(checkpoint_dir) / f"{parent}.safetensors")
     meta = train(TrainConfig.from_dict(config), Path(checkpoint_dir) / f"{net_id}.safetensors",
                  device=device, parent=parent_path, progress=False, net_id=net_id)

@@ -134,10 +134,6 @@ def run(profile: str = "quick", start: str | None = None, scheduler: str | None 
         output_dir: str | os.PathLike | None = None, progress: bool = True) -> list[Path]:
     """Execute the chapters from ``start`` (default the first) with ``profile``; return the
     executed notebooks. Raises :class:`ChapterFailed` at the first failing chapter."""
-    import jupytext
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
     declared = chapter_parameters()
     values = load_profile(profile, declared)
     if scheduler:
@@ -148,28 +144,41 @@ def run(profile: str = "quick", start: str | None = None, scheduler: str | None 
             raise ValueError(f"Unknown chapter {start!r}; valid: {', '.join(CHAPTERS)}.")
         start = matches[0]
     chapters = CHAPTERS[CHAPTERS.index(start):] if start else CHAPTERS
-    os.environ["PARADOX_BATCH"] = "1"  # the kernels inherit it: no widgets, no progress bars
     out_dir = Path(output_dir) if output_dir else BOOK / "chapters"
     out_dir.mkdir(parents=True, exist_ok=True)
-    done = []
-    for chapter in chapters:
-        source = out_dir / f".{chapter}.source.ipynb"
-        target = out_dir / f"{chapter}.ipynb"
-        notebook = jupytext.read(NOTEBOOKS / f"{chapter}.py")
-        notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-        jupytext.write(notebook, source)
-        parameters = {k: v for k, v in values.items() if k in declared[chapter]}
-        print(f"== {chapter} ({values['profile']} profile)", flush=True)
-        try:
-            papermill.execute_notebook(str(source), str(target), parameters=parameters, cwd=str(NOTEBOOKS),
-                                       kernel_name="python3", progress_bar=progress, log_output=False)
-        except PapermillExecutionError as error:
-            raise ChapterFailed(f"Chapter {chapter} failed in cell {error.exec_count}: {error.ename}: "
-                                f"{error.evalue} (partial notebook kept at {target}).") from None
-        finally:
-            source.unlink(missing_ok=True)
-        done.append(target)
-    return done
+    previous = os.environ.get("PARADOX_BATCH")
+    os.environ["PARADOX_BATCH"] = "1"  # the kernels inherit it: no widgets, no progress bars
+    try:
+        return [_execute(chapter, values, declared[chapter], out_dir, progress) for chapter in chapters]
+    finally:
+        if previous is None:
+            os.environ.pop("PARADOX_BATCH", None)
+        else:
+            os.environ["PARADOX_BATCH"] = previous
+
+
+def _execute(chapter: str, values: dict[str, Any], declared: dict[str, Any], out_dir: Path, progress: bool) -> Path:
+    """Run one chapter with papermill into ``out_dir``; raise ChapterFailed on error."""
+    import jupytext
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    source = out_dir / f".{chapter}.source.ipynb"
+    target = out_dir / f"{chapter}.ipynb"
+    notebook = jupytext.read(NOTEBOOKS / f"{chapter}.py")
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    jupytext.write(notebook, source)
+    parameters = {k: v for k, v in values.items() if k in declared}
+    print(f"== {chapter} ({values['profile']} profile)", flush=True)
+    try:
+        papermill.execute_notebook(str(source), str(target), parameters=parameters, cwd=str(NOTEBOOKS),
+                                   kernel_name="python3", progress_bar=progress, log_output=False)
+    except PapermillExecutionError as error:
+        raise ChapterFailed(f"Chapter {chapter} failed in cell {error.exec_count}: {error.ename}: "
+                            f"{error.evalue} (partial notebook kept at {target}).") from None
+    finally:
+        source.unlink(missing_ok=True)
+    return target
 
 
 def notebook_errors(path: Path) -> list[str]:

@@ -2,19 +2,45 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import random
 
 import numpy as np
 import torch
 
-__all__ = ["configure", "pick_device"]
+__all__ = ["configure", "pick_device", "tune_allocator"]
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
+
+
+def tune_allocator() -> bool:
+    """Keep freed tensor memory in the process (glibc only; a no-op elsewhere).
+
+    By default glibc serves every allocation above its mmap threshold with a fresh
+    mmap and trims freed heap back to the OS, so each training step page-faults its
+    activations in again: a quick-profile run spent a third of its CPU time in the
+    kernel (463 M minor faults). Raising both thresholds made ResNet20 training ~15 %
+    faster here (benchmarks/bench_training.py, MALLOC_* variables vs none).
+    """
+    name = ctypes.util.find_library("c")
+    if not name or os.uname().sysname != "Linux":
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        ok = libc.mallopt(M_MMAP_THRESHOLD, 32 * 2**20) and libc.mallopt(M_TRIM_THRESHOLD, 2**30)
+    except (OSError, AttributeError):
+        return False
+    return bool(ok)
 
 
 def configure(threads: int | None = None, seed: int | None = None) -> dict:
-    """Set torch's CPU threads (default: all cores) and, if given, every RNG's seed."""
+    """Set torch's CPU threads (default: all cores), tune the allocator and, if given,
+    seed every RNG."""
     threads = threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
+    tune_allocator()
     if seed is not None:
         random.seed(seed)
         np.random.seed(seed)

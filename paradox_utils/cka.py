@@ -1,0 +1,74 @@
+"""Linear CKA (Kornblith et al., 2019): representation similarity on a fixed probe batch."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .progress import tqdm
+
+__all__ = ["cka_matrix", "linear_cka", "probe_activations"]
+
+
+def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Linear CKA of two representations of the same n examples, from features.
+
+    x: (n, p), y: (n, q). ||Yᶜᵀ Xᶜ||²_F / (||Xᶜᵀ Xᶜ||_F ||Yᶜᵀ Yᶜ||_F), Xᶜ column-centred.
+    """
+    x = (x - x.mean(0)).double()
+    y = (y - y.mean(0)).double()
+    return float((y.T @ x).norm() ** 2 / ((x.T @ x).norm() * (y.T @ y).norm()))
+
+
+@torch.inference_mode()
+def probe_activations(model: nn.Module, images: torch.Tensor, layers: Sequence[str] | None = None,
+                      batch_size: int = 250) -> dict[str, torch.Tensor]:
+    """Activations of ``layers`` (default: each residual stage's output and the pooled
+    features) for float ``images`` (n, 3, H, W) → name → (n, features)."""
+    model = model.eval()
+    if layers is None:
+        layers = [n for n, _ in model.named_children() if n.startswith("layer")] + ["pool"]
+    captured: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
+    hooks = []
+    for name in layers:
+        if name == "pool":
+            target = model.fc
+            hooks.append(target.register_forward_hook(lambda m, inp, out: captured["pool"].append(inp[0].flatten(1))))
+        else:
+            hooks.append(model.get_submodule(name).register_forward_hook(
+                lambda m, inp, out, name=name: captured[name].append(out.flatten(1))))
+    try:
+        for start in range(0, len(images), batch_size):
+            model(images[start:start + batch_size])
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return {name: torch.cat(chunks) for name, chunks in captured.items()}
+
+
+def _centred_gram_vector(features: torch.Tensor) -> torch.Tensor:
+    """The n × n Gram matrix of centred features, flattened and scaled to unit norm."""
+    x = (features - features.mean(0)).double()
+    gram = x @ x.T
+    return (gram / gram.norm()).flatten()
+
+
+def cka_matrix(networks: Mapping[str, nn.Module] | Sequence[nn.Module], images: torch.Tensor,
+               layers: Sequence[str] | None = None, progress: bool = True) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Linear CKA between every pair of networks on one fixed probe batch.
+
+    ``images``: float (n, 3, H, W) in [0, 1], the same for all networks. Returns the
+    (N, N) mean over layers and the per-layer (N, N) matrices. Each network's
+    centred n × n Gram matrix is computed once; a pair's CKA is then a dot product
+    (CKA = ⟨K̃, L̃⟩ / (‖K̃‖ ‖L̃‖), equal to the feature formula of ``linear_cka``).
+    """
+    items = list(networks.values()) if isinstance(networks, Mapping) else list(networks)
+    vectors: dict[str, list[torch.Tensor]] = {}
+    for model in tqdm(items, desc="probe activations", disable=not progress):
+        for name, feats in probe_activations(model, images, layers).items():
+            vectors.setdefault(name, []).append(_centred_gram_vector(feats))
+    per_layer = {name: (torch.stack(v) @ torch.stack(v).T).numpy() for name, v in vectors.items()}
+    return np.mean(list(per_layer.values()), axis=0), per_layer
