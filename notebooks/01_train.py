@@ -47,7 +47,7 @@ results_dir = ""
 scheduler = "auto"
 workers = 0
 device = "auto"
-base_common = {"epochs": 3, "train_per_class": 2000, "val_per_class": 50, "batch_size": 128}
+base_common = {"epochs": 4, "train_per_class": 2000, "val_per_class": 50, "batch_size": 128}
 base_grid = {"lr": [0.001, 0.0033], "init": ["he_normal", "glorot_uniform"]}
 base_sample = None
 
