@@ -50,13 +50,14 @@ base_sample = None
 finetune_parents = 2
 finetune_manipulations = [None, "all", "contrast", "gaussian"]
 finetune_common = {"epochs": 1, "lr": 0.0001, "schedule": "constant"}
+finetune_groups = []
 
 # %%
 paths = pipeline.chapter_paths(profile, checkpoint_dir, results_dir)
 runtime.configure()
 plots.set_theme()
 spec = report.population_spec(base_common, base_grid, base_sample, finetune_parents, finetune_manipulations,
-                              finetune_common)
+                              finetune_common, finetune_groups)
 specs = population.build_population(spec, arch, dataset)
 
 # %% [markdown]

@@ -24,8 +24,8 @@ import pandas as pd
 import torch
 
 from .population import NetworkSpec, scan_catalog, write_catalog
-from .runtime import tune_allocator
 from .progress import tqdm
+from .runtime import tune_allocator
 from .training import TrainConfig, train
 
 __all__ = ["make_client", "run_population", "train_job"]

@@ -57,6 +57,10 @@ def _kaiming_uniform_(weight: torch.Tensor) -> None:
     nn.init.kaiming_uniform_(weight, nonlinearity="relu")
 
 
+def _kaiming_normal_(weight: torch.Tensor) -> None:
+    nn.init.kaiming_normal_(weight, mode="fan_out", nonlinearity="relu")  # torchvision's ResNet init
+
+
 def _orthogonal_(weight: torch.Tensor) -> None:
     nn.init.orthogonal_(weight.view(weight.shape[0], -1))
 
@@ -65,6 +69,7 @@ INITIALISERS = {
     "he_normal": _he_normal_,
     "glorot_uniform": _glorot_uniform_,
     "kaiming_uniform": _kaiming_uniform_,
+    "kaiming_normal": _kaiming_normal_,
     "orthogonal": _orthogonal_,
 }
 

@@ -68,25 +68,38 @@ def build_population(population: dict[str, Any], arch: str = "resnet20", dataset
     for i, combo in enumerate(combos):
         values = {"arch": arch, "dataset": dataset, "seed": i, **(base.get("common") or {}), **combo}
         specs.append(NetworkSpec(f"b{i:03d}", TrainConfig.from_dict(values).validate(), None, "base", combo))
-    finetune = population.get("finetune") or {}
-    if finetune:
-        parents = finetune.get("parents", 0)
-        parent_ids = [s.net_id for s in specs[:parents]] if isinstance(parents, int) else list(parents)
-        known = {s.net_id for s in specs}
-        if missing := [p for p in parent_ids if p not in known]:
-            raise ValueError(f"population.finetune.parents names unknown networks {missing}.")
-        by_id = {s.net_id: s for s in specs}
-        for parent in parent_ids:
-            for manipulation in finetune.get("manipulations", [None]):
-                values = {**by_id[parent].config.to_dict(), **(finetune.get("common") or {}),
-                          "manipulation": manipulation, "seed": by_id[parent].config.seed + 10_000}
-                values.pop("extra", None)
-                config = TrainConfig.from_dict(values).validate()
-                specs.append(NetworkSpec(f"{parent}-ft-{_label(manipulation)}", config, parent, "finetune",
-                                         {"manipulation": _label(manipulation)}))
+    finetune = population.get("finetune") or []
+    for group in [finetune] if isinstance(finetune, dict) else finetune:
+        specs += _finetunes(group, specs)
     if not specs:
         raise ValueError("The population is empty: give population.base.grid at least one value.")
     return specs
+
+
+def _finetunes(group: dict[str, Any], specs: list[NetworkSpec]) -> list[NetworkSpec]:
+    """One fine-tune group: parents × manipulations, ids ``<parent>-ft-<manipulation><suffix>``."""
+    unknown = set(group) - {"parents", "manipulations", "common", "suffix"}
+    if unknown:
+        raise ValueError(f"Unknown fine-tune keys {sorted(unknown)}; valid: parents, manipulations, common, suffix.")
+    parents = group.get("parents", 0)
+    bases = [s for s in specs if s.kind == "base"]
+    parent_ids = [s.net_id for s in bases[:parents]] if isinstance(parents, int) else list(parents)
+    by_id = {s.net_id: s for s in specs}
+    if missing := [p for p in parent_ids if p not in by_id]:
+        raise ValueError(f"population.finetune.parents names unknown networks {missing}.")
+    out = []
+    for parent in parent_ids:
+        for manipulation in group.get("manipulations", [None]):
+            values = {**by_id[parent].config.to_dict(), **(group.get("common") or {}),
+                      "manipulation": manipulation, "seed": by_id[parent].config.seed + 10_000}
+            values.pop("extra", None)
+            config = TrainConfig.from_dict(values).validate()
+            net_id = f"{parent}-ft-{_label(manipulation)}{group.get('suffix', '')}"
+            out.append(NetworkSpec(net_id, config, parent, "finetune", {"manipulation": _label(manipulation)}))
+    taken = {s.net_id for s in specs}
+    if clash := [s.net_id for s in out if s.net_id in taken]:
+        raise ValueError(f"Fine-tune ids {clash} are taken; give the group a distinct 'suffix'.")
+    return out
 
 
 def catalog_path(checkpoint_dir: str | os.PathLike) -> Path:

@@ -27,12 +27,14 @@ __all__ = [
 
 
 def population_spec(base_common: dict, base_grid: dict, base_sample: int | None, finetune_parents: int | list,
-                    finetune_manipulations: list, finetune_common: dict) -> dict:
-    """The ``population`` mapping of ``population.build_population`` from chapter parameters."""
-    spec = {"base": {"common": base_common, "grid": base_grid, "sample": base_sample}}
+                    finetune_manipulations: list, finetune_common: dict, finetune_groups: list | None = None) -> dict:
+    """The ``population`` mapping of ``population.build_population`` from chapter parameters;
+    ``finetune_groups`` adds further fine-tune groups (dicts with a distinct ``suffix``)."""
+    spec = {"base": {"common": base_common, "grid": base_grid, "sample": base_sample}, "finetune": []}
     if finetune_parents and finetune_manipulations:
-        spec["finetune"] = {"parents": finetune_parents, "manipulations": finetune_manipulations,
-                            "common": finetune_common}
+        spec["finetune"].append({"parents": finetune_parents, "manipulations": finetune_manipulations,
+                                 "common": finetune_common})
+    spec["finetune"] += list(finetune_groups or [])
     return spec
 
 

@@ -73,8 +73,7 @@ class TrainConfig:
             (self.lr > 0, f"lr must be > 0, got {self.lr}"),
             (self.optimiser in OPTIMISERS, f"optimiser {self.optimiser!r} is not one of {OPTIMISERS}"),
             (self.schedule in SCHEDULES, f"schedule {self.schedule!r} is not one of {SCHEDULES}"),
-            (self.init in INITIALISERS or self.init == "kaiming_normal",
-             f"init {self.init!r} is not one of {sorted(INITIALISERS)}"),
+            (self.init in INITIALISERS, f"init {self.init!r} is not one of {sorted(INITIALISERS)}"),
             (self.train_per_class is None or self.train_per_class >= 1, "train_per_class must be ≥ 1"),
         ]
         for ok, message in checks:

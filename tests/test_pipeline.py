@@ -25,9 +25,9 @@ def test_cli_help():
         assert result.returncode == 0 and "usage:" in result.stdout
 
 
-def test_profiles_validate():
+def test_profiles_validate(imagenet_root):
     declared = pipeline.chapter_parameters()
-    for name in ("tiny", "quick", "paper"):
+    for name in ("tiny", "quick", "paper", "imagenet"):
         assert pipeline.load_profile(name, declared)["profile"] == name
 
 

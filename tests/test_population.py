@@ -74,3 +74,23 @@ def test_local_cluster_survives_a_killed_worker_and_a_failing_job(tmp_path):
     assert catalog.loc["bad-ft-none", "status"] == "failed"
     history = checkpoints.load_metadata(tmp_path / f"{killed}.json")["history"]
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]  # resumed, not restarted from scratch
+
+
+def test_fine_tune_groups_and_the_imagenet_profile():
+    import yaml
+
+    from paradox_utils import pipeline, report
+
+    profile = yaml.safe_load((pipeline.NOTEBOOKS / "profiles" / "imagenet.yaml").read_text())
+    spec = report.population_spec(profile["base_common"], profile["base_grid"], None, profile["finetune_parents"],
+                                  profile["finetune_manipulations"], profile["finetune_common"],
+                                  profile["finetune_groups"])
+    specs = build_population(spec, arch="resnet50", dataset="imagenet")
+    offspring = [s for s in specs if s.kind == "finetune"]
+    assert len([s for s in specs if s.kind == "base"]) == 10 and len(offspring) == 10
+    assert {s.parent for s in offspring} == {"b000"}
+    assert {s.config.epochs for s in offspring if s.config.manipulation == "all"} == {5, 10}
+    assert all(s.config.batch_size == 32 and s.config.arch == "resnet50" for s in specs)
+    with pytest.raises(ValueError, match="distinct 'suffix'"):
+        build_population({"base": {"grid": {"lr": [1e-3]}},
+                          "finetune": [{"parents": 1, "manipulations": ["all"]}, {"parents": 1, "manipulations": ["all"]}]})
