@@ -6,7 +6,6 @@ or writes the files named by ``pipeline.chapter_paths`` and nothing else.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -20,9 +19,10 @@ from .checkpoints import atomic_path
 from .population import NetworkSpec, read_catalog
 
 __all__ = [
-    "done_networks", "evaluation_set", "explorer", "histories", "load_matrices", "load_networks",
-    "mean_std", "parents_of", "population_spec", "population_table", "probe_images", "relation_summary",
-    "save_matrices", "scheduler_of", "transplant_experiments", "transplant_pair",
+    "best_sweep_layer", "done_networks", "evaluation_set", "explorer", "first_family", "histories",
+    "layer_table", "load_matrices", "load_networks", "mean_std", "method_sentences", "most_moved_layer",
+    "parents_of", "population_spec", "population_table", "probe_images", "relation_summary", "save_matrices",
+    "scheduler_of", "similarity_pairs", "statistics_table", "transplant_experiments", "transplant_pair", "verdict",
 ]
 
 
@@ -211,16 +211,6 @@ def layer_table(ids: Sequence[str], layers: np.ndarray, names: Sequence[str]) ->
     rows = [{"a": ids[i], "b": ids[j], "layer": names[k], "value": float(layers[i, j, k])}
             for i in range(len(ids)) for j in range(i + 1, len(ids)) for k in range(len(names))]
     return pd.DataFrame(rows)
-
-
-def dump_json(path: Path, payload) -> None:
-    from .checkpoints import write_json
-
-    write_json(path, payload)
-
-
-def read_json(path: Path):
-    return json.loads(Path(path).read_text())
 
 
 def statistics_table(similarities: Mapping[str, pd.DataFrame], compat: pd.DataFrame, pairs: pd.DataFrame,
