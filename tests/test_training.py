@@ -103,3 +103,18 @@ def test_geometric_augment_is_batched_and_reproducible():
 def test_impossible_configs_fail_fast(change, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**change).validate()
+
+
+def test_imagenet_training_path_on_the_sample(tmp_path, monkeypatch, imagenet_root):
+    """ResNet50 from an ImageFolder train/ split (the sample's images copied there)."""
+    import shutil
+
+    root = tmp_path / "imagenet"
+    shutil.copytree(Path(imagenet_root) / "val", root / "train")
+    shutil.copytree(Path(imagenet_root) / "val", root / "val")
+    monkeypatch.setenv("PARADOX_IMAGENET", str(root))
+    config = TrainConfig(arch="resnet50", dataset="imagenet", init="kaiming_normal", epochs=1, batch_size=10,
+                         geometric=False, val_per_class=None)
+    meta = train(config, tmp_path / "r50", progress=False)
+    assert meta["status"] == "done" and meta["history"][0]["train_accuracy"] >= 0
+    assert checkpoints.load(tmp_path / "r50", arch="resnet50")[0].fc.out_features == 1000
