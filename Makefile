@@ -42,7 +42,7 @@ test-fast: setup  ## unit tests only (no chapter smoke run, no browser)
 	$(PY) -m pytest -m "not slow" $(ARGS)
 
 lint: setup  ## ruff
-	$(PY) -m ruff check paradox_utils tests benchmarks notebooks
+	$(PY) -m ruff check paradox_utils tests benchmarks notebooks book/_ext
 
 bench: setup  ## the benchmarks (each prints ratios measured in one run)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
