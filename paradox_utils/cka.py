@@ -70,5 +70,5 @@ def cka_matrix(networks: Mapping[str, nn.Module] | Sequence[nn.Module], images: 
     for model in tqdm(items, desc="probe activations", disable=not progress):
         for name, feats in probe_activations(model, images, layers).items():
             vectors.setdefault(name, []).append(_centred_gram_vector(feats))
-    per_layer = {name: (torch.stack(v) @ torch.stack(v).T).numpy() for name, v in vectors.items()}
+    per_layer = {name: (torch.stack(v) @ torch.stack(v).T).cpu().numpy() for name, v in vectors.items()}
     return np.mean(list(per_layer.values()), axis=0), per_layer

@@ -241,17 +241,29 @@ def pairwise_similarity(networks: Sequence[NetworkLike] | Mapping[str, NetworkLi
 
 
 def chance_level(arch: str = "resnet20", n: int = 4, method: str = "paper", seed: int = 0,
-                 init: str | None = None) -> dict[str, float]:
+                 init: str | None = None, images: torch.Tensor | None = None) -> dict[str, float]:
     """Similarity of independently initialised, untrained networks: mean, std over pairs.
 
     Greedy maximisation over K kernels is biased well above 0 even for random
     weights; this is the floor against which trained networks' similarity reads.
+    ``method="cka"`` needs the probe ``images`` (float, [0, 1]) of the CKA matrix.
     """
+    _check_method(method, (*METHODS, "cka"))
+    if method == "cka" and images is None:
+        raise ValueError("The CKA chance level needs the probe images the CKA matrix used.")
     nets = []
     for i in range(n):
         torch.manual_seed(seed * 1000 + i)
         nets.append(build(arch, init=init).state_dict())
-    matrix = pairwise_similarity(nets, method=method, progress=False)
+    if method == "cka":
+        models = []
+        for state in nets:
+            model = build(arch, init=init).eval()
+            model.load_state_dict(state)
+            models.append(model.to(images.device))
+        matrix, _ = cka_matrix(models, images, progress=False)
+    else:
+        matrix = pairwise_similarity(nets, method=method, progress=False)
     values = matrix[np.triu_indices(n, 1)]
     return {"method": method, "mean": float(values.mean()), "std": float(values.std()), "pairs": len(values)}
 

@@ -143,6 +143,10 @@ def test_different_architectures_are_refused():
 def test_chance_level_is_above_zero():
     chance = S.chance_level("resnet20", n=3)
     assert 0.05 < chance["mean"] < 0.3 and chance["pairs"] == 3
+    cka = S.chance_level("resnet20", n=3, method="cka", images=torch.rand(32, 3, 32, 32))
+    assert 0 < cka["mean"] < 1 and cka["method"] == "cka"
+    with pytest.raises(ValueError, match="probe images"):
+        S.chance_level("resnet20", n=3, method="cka")
 
 
 def test_cka_gram_form_equals_feature_form():
