@@ -18,6 +18,7 @@ from torch import nn
 
 from .checkpoints import atomic_path
 from .distortions import MANIPULATIONS, PAPER_GRID, _check_level, apply
+from .models import num_classes
 from .progress import tqdm
 
 __all__ = ["accuracy_vectors", "clean_accuracy", "evaluate", "per_manipulation", "visual_intelligence"]
@@ -65,7 +66,7 @@ def evaluate(networks: Mapping[str, nn.Module], dataset, grid: Iterable[tuple[st
     done = set(zip(table["net_id"], table["manipulation"], table["level"].astype(float), strict=True))
     models = {k: m.to(device, memory_format=torch.channels_last).eval() for k, m in networks.items()}
     if top5 is None:
-        top5 = any(_num_classes(m) > 10 for m in models.values())
+        top5 = any(num_classes(m) > 10 for m in models.values())
     bar = tqdm(grid, desc="cells", disable=not progress)
     for name, level in bar:
         todo = [k for k in models if (k, name, _level_key(level)) not in done]
@@ -80,11 +81,6 @@ def evaluate(networks: Mapping[str, nn.Module], dataset, grid: Iterable[tuple[st
     mask = [(m, float(lv)) in keep and k in models
             for k, m, lv in zip(table["net_id"], table["manipulation"], table["level"], strict=True)]
     return table[mask].reset_index(drop=True)
-
-
-def _num_classes(model: nn.Module) -> int:
-    last = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    return last[-1].out_features if last else 0
 
 
 @torch.inference_mode()

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-__all__ = ["ARCHITECTURES", "ResNet20", "ResNet50", "build", "conv_layers", "count_keras_parameters"]
+__all__ = ["ARCHITECTURES", "ResNet20", "ResNet50", "build", "conv_layers", "count_keras_parameters", "num_classes"]
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
@@ -192,6 +192,11 @@ def conv_layers(model: nn.Module | dict) -> list[tuple[str, nn.Module | torch.Te
         return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
     return [(k[: -len(".weight")], v) for k, v in model.items()
             if k.endswith(".weight") and getattr(v, "ndim", 0) == 4]
+
+
+def num_classes(model: nn.Module) -> int:
+    """Output width of the network's last Linear layer (its number of classes)."""
+    return [m for m in model.modules() if isinstance(m, nn.Linear)][-1].out_features
 
 
 def count_keras_parameters(model: nn.Module) -> int:

@@ -39,7 +39,7 @@ def compatibility(acc_table: pd.DataFrame, metric: str = "accuracy") -> pd.DataF
         centred = values - values.mean(axis=1, keepdims=True)
         norms = np.linalg.norm(centred, axis=1)
         r = (centred @ centred.T) / np.outer(norms, norms)
-    r[np.outer(norms == 0, norms == 0) | (norms == 0)[:, None] | (norms == 0)[None, :]] = np.nan
+    r[(norms == 0)[:, None] | (norms == 0)[None, :]] = np.nan
     return pd.DataFrame(np.clip(r, -1, 1), index=vectors.index, columns=vectors.index)
 
 

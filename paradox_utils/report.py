@@ -142,11 +142,12 @@ def transplant_pair(catalog: pd.DataFrame, parent: str = "", child: str = "") ->
 
 def transplant_experiments(parent: nn.Module, child: nn.Module, images, grid=distortions.PAPER_GRID,
                            sweep: bool = True, recalibration_images: torch.Tensor | None = None,
-                           seed: int = 0, progress: bool = True) -> dict[str, pd.DataFrame]:
+                           seed: int = 0, progress: bool = True) -> dict[str, pd.DataFrame | str]:
     """The four experiments of the transplant chapter, evaluated in one engine pass.
 
-    Returns "accuracy" (the tidy table of every variant), "summary" (VI per variant)
-    and "sweep" (per layer: parent–child correlation and ΔVI).
+    Returns "accuracy" (the tidy table of every variant), "summary" (VI per variant),
+    "sweep" (per layer: parent–child correlation and ΔVI), "profile" (the pair's
+    per-layer correlations) and "deviated" (the name of the most-moved layer).
     """
     profile = similarity.layer_profile(parent, child)
     deviated = profile.loc[profile["mean"].idxmin(), "layer"]

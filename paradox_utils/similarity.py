@@ -142,10 +142,8 @@ def _upper_pairs(stacks: list[torch.Tensor], method: str, block_bytes: int) -> I
     rows_per_block = max(1, int(block_bytes // (n * kmax * kmax * stacks[0].element_size())))
     for start in range(0, n - 1, rows_per_block):
         stop = min(n - 1, start + rows_per_block)
-        i, j = torch.triu_indices(stop - start, n - start - 1, offset=0)
-        i_local, j_local = i, j  # j is relative to start + 1
-        keep = (j_local + start + 1) > (i_local + start)
-        i_local, j_local = i_local[keep], j_local[keep]
+        # column j of the block is network start + 1 + j, so j ≥ i is exactly "B after A"
+        i_local, j_local = torch.triu_indices(stop - start, n - start - 1, offset=0)
         scores = []
         for x in stacks:
             b, k, d = x[start:stop].shape
@@ -254,14 +252,9 @@ def chance_level(arch: str = "resnet20", n: int = 4, method: str = "paper", seed
     nets = []
     for i in range(n):
         torch.manual_seed(seed * 1000 + i)
-        nets.append(build(arch, init=init).state_dict())
+        nets.append(build(arch, init=init).eval())
     if method == "cka":
-        models = []
-        for state in nets:
-            model = build(arch, init=init).eval()
-            model.load_state_dict(state)
-            models.append(model.to(images.device))
-        matrix, _ = cka_matrix(models, images, progress=False)
+        matrix, _ = cka_matrix([net.to(images.device) for net in nets], images, progress=False)
     else:
         matrix = pairwise_similarity(nets, method=method, progress=False)
     values = matrix[np.triu_indices(n, 1)]

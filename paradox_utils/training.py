@@ -25,7 +25,7 @@ from torch import nn
 from . import checkpoints
 from .data import ImageSet, load_cifar10, load_imagenet, stratified_subset
 from .distortions import ManipulationAugment
-from .models import INITIALISERS, build, conv_layers
+from .models import INITIALISERS, build, conv_layers, num_classes
 from .progress import tqdm
 
 __all__ = ["TrainConfig", "fine_tune", "geometric_augment", "learning_rate", "train"]
@@ -276,15 +276,11 @@ def train(config: TrainConfig, out: str | os.PathLike, device: str | torch.devic
         epochs.set_postfix(val_acc=f"{val:.3f}")
         done = epoch + 1 == config.epochs
         extra = {} if done else _optimiser_tensors(optimiser)  # optimiser state only while unfinished
-        meta = checkpoints.save(out, model, config.arch, build_classes(model), extra_tensors=extra,
+        meta = checkpoints.save(out, model, config.arch, num_classes(model), extra_tensors=extra,
                                 **meta_base, epochs_done=epoch + 1, iteration=iteration, history=history,
                                 status="done" if done else "running",
                                 metrics={"val_accuracy": val})
     return meta
-
-
-def build_classes(model: nn.Module) -> int:
-    return [m for m in model.modules() if isinstance(m, nn.Linear)][-1].out_features
 
 
 def fine_tune(parent: str | os.PathLike, config: TrainConfig, out: str | os.PathLike, **kwargs) -> dict:
