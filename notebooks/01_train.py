@@ -47,6 +47,7 @@ results_dir = ""
 scheduler = "auto"
 workers = 0
 device = "auto"
+group_size = 1  # networks trained at once, stacked (for GPUs; 1 is fastest on a CPU)
 base_common = {"epochs": 4, "train_per_class": 2000, "val_per_class": 50, "batch_size": 128}
 base_grid = {"lr": [0.001, 0.0033], "init": ["he_normal", "glorot_uniform"]}
 base_sample = None
@@ -72,12 +73,16 @@ report.population_table(specs)
 # %% [markdown]
 # ## Training
 # Each network trains into its own checkpoint, saved after every epoch; finished
-# networks are skipped and interrupted ones resume. With more than one network the
+# networks are skipped and interrupted ones resume. With more than one job the
 # jobs run on a Dask cluster (a LocalCluster by default, or the `scheduler` given).
+# With `group_size` > 1, networks that differ only in seed, init or augmentation
+# train together as one stacked network — each keeps its own weights, BatchNorm
+# statistics and checkpoint.
 
 # %%
 catalog = cluster.run_population(specs, paths["checkpoints"], scheduler=report.scheduler_of(scheduler),
-                                 workers=workers or None, device=str(runtime.pick_device(device)))
+                                 workers=workers or None, device=str(runtime.pick_device(device)),
+                                 group_size=group_size)
 catalog[["net_id", "status", "epochs_done", "val_accuracy", "train_seconds", "error"]]
 
 # %% [markdown]

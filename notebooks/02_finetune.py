@@ -44,6 +44,7 @@ results_dir = ""
 scheduler = "auto"
 workers = 0
 device = "auto"
+group_size = 1  # networks trained at once, stacked (for GPUs; 1 is fastest on a CPU)
 base_common = {"epochs": 4, "train_per_class": 2000, "val_per_class": 50, "batch_size": 128}
 base_grid = {"lr": [0.001, 0.0033], "init": ["he_normal", "glorot_uniform"]}
 base_sample = None
@@ -74,7 +75,8 @@ report.population_table([s for s in specs if s.kind == "finetune"])
 
 # %%
 catalog = cluster.run_population(specs, paths["checkpoints"], scheduler=report.scheduler_of(scheduler),
-                                 workers=workers or None, device=str(runtime.pick_device(device)))
+                                 workers=workers or None, device=str(runtime.pick_device(device)),
+                                 group_size=group_size)
 offspring = catalog[catalog["kind"] == "finetune"]
 offspring[["net_id", "parent", "status", "val_accuracy", "train_seconds", "error"]]
 

@@ -16,6 +16,7 @@ as failed, with its error, in the catalog while the others go on.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -26,21 +27,49 @@ import torch
 from .population import NetworkSpec, scan_catalog, write_catalog
 from .progress import tqdm
 from .runtime import tune_allocator
-from .training import TrainConfig, train
+from .training import GROUP_FREE, TrainConfig, train_group
 
-__all__ = ["make_client", "run_population", "train_job"]
+__all__ = ["group_jobs", "make_client", "run_population", "train_job"]
 
 
-def train_job(net_id: str, config: dict[str, Any], checkpoint_dir: str, parent: str | None,
-              device: str = "cpu", threads: int | None = None, _parent_done: Any = None) -> dict[str, Any]:
-    """Train one network (a Dask task; also run directly). Returns a short summary."""
+def train_job(net_ids: list[str], configs: list[dict[str, Any]], checkpoint_dir: str, parents: list[str | None],
+              device: str = "cpu", threads: int | None = None, _parents_done: Any = None) -> list[dict[str, Any]]:
+    """Train a group of networks (a Dask task; also run directly): one network alone, or
+    several stacked (:func:`training.train_group`). Returns a short summary per network."""
     if threads:
         torch.set_num_threads(threads)
     tune_allocator()
-    parent_path = None if parent is None else str(Path(checkpoint_dir) / f"{parent}.safetensors")
-    meta = train(TrainConfig.from_dict(config), Path(checkpoint_dir) / f"{net_id}.safetensors",
-                 device=device, parent=parent_path, progress=False, net_id=net_id)
-    return {"net_id": net_id, "status": meta["status"], "val_accuracy": meta["metrics"]["val_accuracy"]}
+    folder = Path(checkpoint_dir)
+    metas = train_group([TrainConfig.from_dict(c) for c in configs], [folder / f"{n}.safetensors" for n in net_ids],
+                        device=device, parents=[None if p is None else folder / f"{p}.safetensors" for p in parents],
+                        progress=False, net_ids=list(net_ids))
+    return [{"net_id": m["net_id"], "status": m["status"], "val_accuracy": m["metrics"]["val_accuracy"]}
+            for m in metas]
+
+
+def group_jobs(specs: list[NetworkSpec], group_size: int = 1) -> list[list[NetworkSpec]]:
+    """``specs`` cut into training groups of at most ``group_size`` networks, in order.
+
+    A group holds networks of one kind whose configs differ only in
+    ``training.GROUP_FREE`` settings; a network never shares a group with its parent
+    or with anything trained before its parent, so groups run in list order.
+    """
+    if group_size < 1:
+        raise ValueError(f"group_size must be ≥ 1, got {group_size}.")
+    groups: list[list[NetworkSpec]] = []
+    group_of: dict[str, int] = {}
+    open_groups: dict[str, int] = {}  # shared-settings key -> index of the group still filling
+    for spec in specs:
+        shared = {k: v for k, v in spec.config.to_dict().items() if k not in GROUP_FREE}
+        key = json.dumps([spec.kind, shared], sort_keys=True, default=str)
+        index = open_groups.get(key)
+        after_parent = spec.parent is None or index is None or group_of.get(spec.parent, -1) < index
+        if index is None or len(groups[index]) >= group_size or not after_parent:
+            groups.append([])
+            index = open_groups[key] = len(groups) - 1
+        groups[index].append(spec)
+        group_of[spec.net_id] = index
+    return groups
 
 
 def make_client(scheduler: str, workers: int | None = None, cluster_options: dict | None = None):
@@ -65,11 +94,13 @@ def make_client(scheduler: str, workers: int | None = None, cluster_options: dic
 
 def run_population(specs: list[NetworkSpec], checkpoint_dir: str | os.PathLike, scheduler: str | None = None,
                    workers: int | None = None, device: str = "cpu", client=None,
-                   cluster_options: dict | None = None, progress: bool = True) -> pd.DataFrame:
+                   cluster_options: dict | None = None, progress: bool = True, group_size: int = 1) -> pd.DataFrame:
     """Train every unfinished network of ``specs`` into ``checkpoint_dir``; return the catalog.
 
     Finished checkpoints are skipped; unfinished ones resume. ``client``: an
-    existing ``distributed.Client`` (then ``scheduler`` is ignored).
+    existing ``distributed.Client`` (then ``scheduler`` is ignored). ``group_size``:
+    train up to that many compatible networks at once, stacked into one wide network
+    (:func:`group_jobs`) — for accelerators; on a CPU one at a time is fastest.
     """
     checkpoint_dir = Path(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -79,46 +110,57 @@ def run_population(specs: list[NetworkSpec], checkpoint_dir: str | os.PathLike, 
             raise ValueError(f"Network {spec.net_id} names parent {spec.parent}, which is not in the population.")
     catalog = scan_catalog(specs, checkpoint_dir)
     todo = [s for s, status in zip(specs, catalog["status"], strict=True) if status != "done"]
+    groups = group_jobs(todo, group_size)
     if scheduler is None:
-        scheduler = "local" if len(todo) > 1 else "serial"
+        scheduler = "local" if len(groups) > 1 else "serial"
     errors: dict[str, str] = {}
-    if todo and scheduler == "serial" and client is None:
-        for spec in tqdm(todo, desc="networks", disable=not progress):
-            if spec.parent in errors:
-                errors[spec.net_id] = f"parent {spec.parent} failed"
-                continue
+    if groups and scheduler == "serial" and client is None:
+        bar = tqdm(total=len(todo), desc="networks", disable=not progress)
+        for group in groups:
+            failed = [s.parent for s in group if s.parent in errors]
             try:
-                train_job(spec.net_id, spec.config.to_dict(), str(checkpoint_dir), spec.parent, device)
+                if failed:
+                    raise RuntimeError(f"parent {failed[0]} failed")
+                train_job(*_job_arguments(group), str(checkpoint_dir), [s.parent for s in group], device)
             except Exception as error:  # recorded in the catalog; the rest go on
-                errors[spec.net_id] = f"{type(error).__name__}: {error}"
+                errors.update({s.net_id: f"{type(error).__name__}: {error}" for s in group})
             write_catalog(scan_catalog(specs, checkpoint_dir, errors), checkpoint_dir)
-    elif todo:
-        errors = _run_dask(todo, checkpoint_dir, scheduler, workers, device, client, cluster_options, progress)
+            bar.update(len(group))
+        bar.close()
+    elif groups:
+        errors = _run_dask(groups, checkpoint_dir, scheduler, workers, device, client, cluster_options, progress)
     catalog = scan_catalog(specs, checkpoint_dir, errors)
     write_catalog(catalog, checkpoint_dir)
     return catalog
 
 
-def _run_dask(todo, checkpoint_dir, scheduler, workers, device, client, cluster_options, progress) -> dict[str, str]:
+def _job_arguments(group: list[NetworkSpec]) -> tuple[list[str], list[dict[str, Any]]]:
+    return [s.net_id for s in group], [s.config.to_dict() for s in group]
+
+
+def _run_dask(groups, checkpoint_dir, scheduler, workers, device, client, cluster_options, progress) -> dict[str, str]:
     from distributed import as_completed
 
     own = client is None
     client = client or make_client(scheduler, workers, cluster_options)
     try:
-        futures = {}
-        for spec in todo:  # parents come first in a population, so their futures exist
-            parent_future = futures.get(spec.parent)
-            futures[spec.net_id] = client.submit(
-                train_job, spec.net_id, spec.config.to_dict(), str(checkpoint_dir), spec.parent, device,
-                1, parent_future, key=f"train-{checkpoint_dir.name}-{spec.net_id}", pure=False)
+        futures, future_of = [], {}
+        for group in groups:  # group_jobs orders groups after their parents', so those futures exist
+            parents = [s.parent for s in group]
+            waits = list({id(f): f for p in parents if (f := future_of.get(p)) is not None}.values())
+            future = client.submit(train_job, *_job_arguments(group), str(checkpoint_dir), parents, device, 1,
+                                   waits, key=f"train-{checkpoint_dir.name}-{group[0].net_id}-{len(group)}",
+                                   pure=False)
+            futures.append((future, group))
+            future_of.update({s.net_id: future for s in group})
         errors = {}
-        names = {f.key: k for k, f in futures.items()}
-        bar = tqdm(total=len(futures), desc="networks", disable=not progress)
-        for future in as_completed(list(futures.values())):
+        members = {f.key: g for f, g in futures}
+        bar = tqdm(total=sum(len(g) for g in groups), desc="networks", disable=not progress)
+        for future in as_completed([f for f, _ in futures]):
             if future.status == "error":
                 error = future.exception()
-                errors[names[future.key]] = f"{type(error).__name__}: {error}"
-            bar.update()
+                errors.update({s.net_id: f"{type(error).__name__}: {error}" for s in members[future.key]})
+            bar.update(len(members[future.key]))
         bar.close()
         return errors
     finally:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import warnings
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -103,7 +104,10 @@ def load_cifar10(split: str = "test", source: str | os.PathLike | None = None,
     cache_file = data_dir() / "cache" / f"cifar10-{split}-{_path_key(path)}.safetensors"
     fingerprint = _fingerprint(path)
     if cache and cache_file.exists():
-        return _read_cache(cache_file, fingerprint)
+        try:
+            return _read_cache(cache_file, fingerprint)
+        except ValueError as stale:  # derived data: rebuild it rather than stop the user
+            warnings.warn(f"{stale} Rebuilding it.", stacklevel=2)
     images, labels = _decode_cifar10(path, split)
     dataset = ImageSet(images, labels, torch.arange(len(labels)), list(CIFAR10_CLASSES))
     if cache:
@@ -235,12 +239,11 @@ def _read_cache(file: Path, fingerprint: str) -> ImageSet:
             stored = (handle.metadata() or {}).get("fingerprint")
             images, labels = handle.get_tensor("images"), handle.get_tensor("labels")
     except Exception as error:
-        raise ValueError(f"Cache {file} is unreadable ({error}); delete it to rebuild.") from error
+        raise ValueError(f"Cache {file} is unreadable ({error}).") from error
     if stored != fingerprint:
-        raise ValueError(f"Cache {file} does not match its source (the source changed since it "
-                         "was decoded); delete it to rebuild.")
+        raise ValueError(f"Cache {file} does not match its source (the source changed since it was decoded).")
     if images.dtype != torch.uint8 or images.ndim != 4 or len(images) != len(labels):
-        raise ValueError(f"Cache {file} holds malformed tensors; delete it to rebuild.")
+        raise ValueError(f"Cache {file} holds malformed tensors.")
     return ImageSet(images, labels, torch.arange(len(labels)), list(CIFAR10_CLASSES))
 
 

@@ -27,8 +27,9 @@ from .data import ImageSet, load_cifar10, load_imagenet, stratified_subset
 from .distortions import ManipulationAugment
 from .models import INITIALISERS, build, conv_layers, num_classes
 from .progress import tqdm
+from .stacking import StackedNetworks
 
-__all__ = ["TrainConfig", "fine_tune", "geometric_augment", "learning_rate", "train"]
+__all__ = ["GROUP_FREE", "TrainConfig", "fine_tune", "geometric_augment", "learning_rate", "train", "train_group"]
 
 SCHEDULES = ("paper", "cosine", "constant")
 OPTIMISERS = ("adam", "sgd")
@@ -194,14 +195,66 @@ class _Data:
 
 
 @torch.inference_mode()
-def _accuracy(model: nn.Module, dataset, device, batch_size: int = 500) -> float:
-    model.eval()
-    correct = total = 0
+def _accuracies(net: nn.Module, size: int, dataset, device, memory_format, batch_size: int = 500) -> list[float]:
+    """Validation accuracy of each of the ``size`` networks in ``net`` (a stack when > 1)."""
+    net.eval()
+    correct, total = torch.zeros(size, dtype=torch.long), 0
     for images, labels, _ in dataset.batches(batch_size):
-        x = images.to(device).float().div_(255).contiguous(memory_format=torch.channels_last)
-        correct += int((model(x).argmax(1) == labels.to(device)).sum())
+        x = images.to(device).float().div_(255)
+        x = x.repeat(1, size, 1, 1).contiguous(memory_format=memory_format)  # every member sees the image
+        predicted = net(x).reshape(len(x), size, -1).argmax(2)
+        correct += (predicted == labels.to(device)[:, None]).sum(0).cpu()
         total += len(labels)
-    return correct / max(total, 1)
+    return (correct / max(total, 1)).tolist()
+
+
+# Settings a group's members may differ in; everything else (data, optimiser,
+# schedule, epochs) is shared, because one optimiser steps them all at one lr.
+GROUP_FREE = ("seed", "init", "geometric", "manipulation", "extra")
+
+
+@dataclass
+class _Member:
+    """One network of a training group and where it stands."""
+
+    config: TrainConfig
+    out: Path
+    net_id: str
+    parent: Path | None
+    model: nn.Module | None = None
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)  # saved optimiser state
+    epochs_done: int = 0
+    iteration: int = 0
+    history: list[dict] = field(default_factory=list)
+    meta_base: dict[str, Any] = field(default_factory=dict)
+    done: dict | None = None  # the finished checkpoint's metadata
+
+
+def _load_member(member: _Member, device) -> None:
+    """Build the member's network (fresh, from its parent, or resumed from ``out``)."""
+    config = member.config
+    member.meta_base = {"config": config.to_dict(), "net_id": member.net_id,
+                        "parent": None if member.parent is None else member.parent.name.removesuffix(".safetensors")}
+    if member.out.with_suffix(".json").exists():
+        meta = checkpoints.load_metadata(member.out)
+        if meta.get("config") != config.to_dict():
+            raise ValueError(f"Checkpoint {member.out} was trained with another config; move it away or "
+                             "give this run another id.")
+        if meta.get("status") == "done":
+            member.done = meta
+            return
+    torch.manual_seed(config.seed)
+    model = build(config.arch, config.num_classes, init=config.init)
+    if member.parent is not None:
+        weights, _, parent_meta = checkpoints.load_state(member.parent, arch=config.arch)
+        model.load_state_dict(weights)
+        member.meta_base["parent"] = parent_meta.get("net_id", member.meta_base["parent"])
+    if member.out.with_suffix(".json").exists():
+        weights, member.extra, meta = checkpoints.load_state(member.out, arch=config.arch)
+        model.load_state_dict(weights)
+        member.epochs_done, member.iteration, member.history = meta["epochs_done"], meta["iteration"], meta["history"]
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    member.model = model.to(device, memory_format=memory_format)
 
 
 def train(config: TrainConfig, out: str | os.PathLike, device: str | torch.device = "cpu",
@@ -212,75 +265,120 @@ def train(config: TrainConfig, out: str | os.PathLike, device: str | torch.devic
     existing finished checkpoint at ``out`` is returned as is; an unfinished one is
     resumed; one trained with another config is refused.
     """
-    config.validate()
-    out = Path(out)
-    net_id = net_id or out.name.removesuffix(".safetensors")
-    meta_base = {"config": config.to_dict(), "net_id": net_id,
-                 "parent": None if parent is None else Path(parent).name.removesuffix(".safetensors")}
-    torch.manual_seed(config.seed)
-    model = build(config.arch, config.num_classes, init=config.init)
-    if parent is not None:
-        weights, _, parent_meta = checkpoints.load_state(parent, arch=config.arch)
-        model.load_state_dict(weights)
-        meta_base["parent"] = parent_meta.get("net_id", meta_base["parent"])
+    return train_group([config], [out], device, [parent], progress, [net_id])[0]
+
+
+def train_group(configs: list[TrainConfig], outs: list[str | os.PathLike], device: str | torch.device = "cpu",
+                parents: list[str | os.PathLike | None] | None = None, progress: bool = True,
+                net_ids: list[str | None] | None = None) -> list[dict]:
+    """Train several networks at once, stacked side by side (:mod:`paradox_utils.stacking`).
+
+    Each network gets exactly what :func:`train` would give it — its own init, data
+    order and augmentation stream, checkpoint and history — up to floating-point
+    summation order; one wide forward/backward serves them all. The configs may
+    differ only in ``GROUP_FREE`` settings. Members resumed at different epochs
+    (a kill between two members' checkpoints) first catch up alone. Returns each
+    member's metadata, in order.
+    """
+    parents = parents or [None] * len(configs)
+    net_ids = net_ids or [None] * len(configs)
+    if not (len(configs) == len(outs) == len(parents) == len(net_ids)) or not configs:
+        raise ValueError("train_group needs one out, parent and net_id per config (and at least one config).")
+    shared = [{k: v for k, v in c.validate().to_dict().items() if k not in GROUP_FREE} for c in configs]
+    for i, values in enumerate(shared[1:], 1):
+        if differ := sorted(k for k in values if values[k] != shared[0][k]):
+            raise ValueError(f"Config {i} differs from config 0 in {differ}; a training group may differ "
+                             f"only in {list(GROUP_FREE)}.")
+    outs = [Path(o) for o in outs]
+    members = [_Member(c, o, n or o.name.removesuffix(".safetensors"), None if p is None else Path(p))
+               for c, o, p, n in zip(configs, outs, parents, net_ids, strict=True)]
+    for member in members:
+        _load_member(member, device)
+    data = None
+    while pending := [m for m in members if m.done is None]:
+        first = min(m.epochs_done for m in pending)
+        behind = [m for m in pending if m.epochs_done == first]
+        stop = min([m.epochs_done for m in pending if m.epochs_done > first], default=configs[0].epochs)
+        data = _Data(configs[0]) if data is None else data
+        _train_epochs(behind, stop, data, device, progress)
+    return [m.done for m in members]
+
+
+def _train_epochs(members: list[_Member], stop: int, data: _Data, device, progress: bool) -> None:
+    """Train ``members`` (all at the same epoch) up to epoch ``stop``, checkpointing each epoch."""
+    config, size = members[0].config, len(members)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    model = model.to(device, memory_format=memory_format)
-    optimiser = _optimiser(config, model)
-    start_epoch, iteration, history = 0, 0, []
-    if out.with_suffix(".json").exists():
-        weights, extra, meta = checkpoints.load_state(out, arch=config.arch)
-        if meta.get("config") != config.to_dict():
-            raise ValueError(f"Checkpoint {out} was trained with another config; move it away or "
-                             "give this run another id.")
-        if meta.get("status") == "done":
-            return meta
-        model.load_state_dict(weights)
-        _load_optimiser(optimiser, extra)
-        start_epoch, iteration, history = meta["epochs_done"], meta["iteration"], meta["history"]
-    data = _Data(config)
+    stack = StackedNetworks([m.model for m in members]).to(memory_format=memory_format) if size > 1 else None
+    net = members[0].model if stack is None else stack.net
+    names = [n for n, _ in net.named_parameters()]
+    optimiser = _optimiser(config, net)
+    if members[0].extra:
+        if stack is None:
+            _load_optimiser(optimiser, members[0].extra)
+        else:
+            _load_optimiser(optimiser, {key: stack.stack_tensors(names[int(key.split("/")[1])],
+                                                                 [m.extra[key].to(device) for m in members])
+                                        for key in members[0].extra if key.startswith("opt/")})
+    forward = torch.compile(net) if config.compile else net
     steps = data.steps()
-    forward = torch.compile(model) if config.compile else model
-    manipulate = ManipulationAugment(config.manipulation)
-    epochs = tqdm(range(start_epoch, config.epochs), desc=net_id, disable=not progress,
-                  initial=start_epoch, total=config.epochs, unit="epoch")
+    start, iteration = members[0].epochs_done, members[0].iteration
+    augments = [ManipulationAugment(m.config.manipulation) for m in members]
+    label = members[0].net_id if size == 1 else f"{members[0].net_id} +{size - 1}"
+    epochs = tqdm(range(start, stop), desc=label, disable=not progress, initial=start,
+                  total=config.epochs, unit="epoch")
     for epoch in epochs:
-        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
-        model.train()
-        seen = correct = 0
-        loss_sum = 0.0
+        generators = [torch.Generator().manual_seed(m.config.seed * 1_000_003 + epoch) for m in members]
+        net.train()
+        seen, correct, loss_sum = 0, torch.zeros(size), torch.zeros(size, dtype=torch.float64)
         started = time.perf_counter()
-        batches = tqdm(data.epoch(generator, device), total=steps, leave=False, disable=not progress,
-                       desc=f"epoch {epoch + 1}")
-        for images, labels in batches:
+        streams = zip(*(data.epoch(g, device) for g in generators), strict=True)
+        for batch in tqdm(streams, total=steps, leave=False, disable=not progress, desc=f"epoch {epoch + 1}"):
             lr = learning_rate(config, epoch, iteration, steps)
             for group in optimiser.param_groups:
                 group["lr"] = lr
-            if config.geometric and config.dataset == "cifar10":
-                images = geometric_augment(images, generator)
-            images = manipulate(images, generator).contiguous(memory_format=memory_format)
-            logits = forward(images)
-            loss = F.cross_entropy(logits, labels)
-            total_loss = loss + config.l2 * _l2_penalty(model) if config.l2 else loss
+            inputs = []
+            for (images, _), member, generator, manipulate in zip(batch, members, generators, augments, strict=True):
+                if member.config.geometric and config.dataset == "cifar10":
+                    images = geometric_augment(images, generator)
+                inputs.append(manipulate(images, generator))
+            labels = torch.stack([b[1] for b in batch], 1)  # (N, K)
+            x = (inputs[0] if size == 1 else torch.cat(inputs, 1)).contiguous(memory_format=memory_format)
+            logits = forward(x).reshape(len(x), size, -1)
+            losses = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none").view(-1, size).mean(0)
+            total_loss = losses.sum() + config.l2 * _l2_penalty(net) if config.l2 else losses.sum()
             optimiser.zero_grad(set_to_none=True)
             total_loss.backward()
             optimiser.step()
             iteration += 1
             seen += len(labels)
-            correct += int((logits.argmax(1) == labels).sum())
-            loss_sum += float(loss.detach()) * len(labels)
-            batches.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", lr=f"{lr:.2e}")
+            correct += (logits.argmax(2) == labels).sum(0).cpu()
+            loss_sum += losses.detach().double().cpu() * len(labels)
         seconds = time.perf_counter() - started
-        val = _accuracy(model, data.val, device)
-        history.append({"epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1),
-                        "val_accuracy": val, "lr": lr, "seconds": seconds, "images_per_second": seen / seconds})
-        epochs.set_postfix(val_acc=f"{val:.3f}")
+        vals = _accuracies(net, size, data.val, device, memory_format)
+        epochs.set_postfix(val_acc=f"{max(vals):.3f}")
         done = epoch + 1 == config.epochs
-        extra = {} if done else _optimiser_tensors(optimiser)  # optimiser state only while unfinished
-        meta = checkpoints.save(out, model, config.arch, num_classes(model), extra_tensors=extra,
-                                **meta_base, epochs_done=epoch + 1, iteration=iteration, history=history,
-                                status="done" if done else "running",
-                                metrics={"val_accuracy": val})
-    return meta
+        opt_state = {} if done else _optimiser_tensors(optimiser)  # optimiser state only while unfinished
+        for k, member in enumerate(members):
+            member.history.append({"epoch": epoch + 1, "loss": float(loss_sum[k]) / max(seen, 1),
+                                   "train_accuracy": float(correct[k]) / max(seen, 1), "val_accuracy": vals[k],
+                                   "lr": lr, "seconds": seconds, "images_per_second": seen / seconds,
+                                   "group_size": size})
+            if stack is None:
+                state, extra = net.state_dict(), opt_state
+            else:
+                state = stack.member_state_dict(k)
+                extra = {key: stack.member_tensor(names[int(key.split("/")[1])], value, k)
+                         for key, value in opt_state.items()}
+            meta = checkpoints.save(member.out, state, config.arch, num_classes(member.model), extra_tensors=extra,
+                                    **member.meta_base, epochs_done=epoch + 1, iteration=iteration,
+                                    history=member.history, status="done" if done else "running",
+                                    metrics={"val_accuracy": vals[k]})
+            member.epochs_done, member.iteration, member.extra = epoch + 1, iteration, extra
+            if done or epoch + 1 == stop:
+                member.done = meta if done else None
+    if stop < config.epochs:  # caught up: the caller regroups with the members ahead
+        for k, member in enumerate(members):
+            member.model.load_state_dict(net.state_dict() if stack is None else stack.member_state_dict(k))
 
 
 def fine_tune(parent: str | os.PathLike, config: TrainConfig, out: str | os.PathLike, **kwargs) -> dict:

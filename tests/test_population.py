@@ -6,7 +6,7 @@ import time
 import pytest
 
 from paradox_utils import checkpoints
-from paradox_utils.cluster import make_client, run_population
+from paradox_utils.cluster import group_jobs, make_client, run_population
 from paradox_utils.population import build_population, read_catalog
 
 COMMON = {"epochs": 1, "train_per_class": 20, "val_per_class": 5, "batch_size": 32}
@@ -33,6 +33,24 @@ def test_serial_run_skips_finished_work(tmp_path):
     stamp = (tmp_path / "b000.safetensors").stat().st_mtime_ns
     run_population(specs, tmp_path, scheduler="serial", progress=False)
     assert (tmp_path / "b000.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_grouped_population_trains_compatible_networks_together(tmp_path):
+    """Networks differing only in init/seed/augmentation share a stacked group; lr splits
+    groups; fine-tunes come in groups after their parents' groups."""
+    specs = build_population({"base": {"common": COMMON, "grid": {"lr": [1e-3, 5e-3], "init": ["he_normal",
+                                                                                          "glorot_uniform"]}},
+                              "finetune": {"parents": 2, "manipulations": [None, "gamma"], "common": {"lr": 1e-4}}})
+    groups = group_jobs(specs, group_size=4)
+    assert [[s.net_id for s in g] for g in groups] == [
+        ["b000", "b002"], ["b001", "b003"], ["b000-ft-none", "b000-ft-gamma", "b001-ft-none", "b001-ft-gamma"]]
+    assert [len(g) for g in group_jobs(specs, 1)] == [1] * 8
+    with pytest.raises(ValueError, match="group_size"):
+        group_jobs(specs, 0)
+    catalog = run_population(specs[:2] + specs[4:6], tmp_path, scheduler="serial", progress=False, group_size=2)
+    assert list(catalog["status"]) == ["done"] * 4
+    sizes = [checkpoints.load_metadata(tmp_path / n)["history"][0]["group_size"] for n in catalog["net_id"]]
+    assert sizes == [1, 1, 2, 2]  # b000 and b001 differ in lr: alone; b000's two offspring together
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from paradox_utils import checkpoints
-from paradox_utils.training import TrainConfig, fine_tune, geometric_augment, learning_rate, train
+from paradox_utils.training import TrainConfig, fine_tune, geometric_augment, learning_rate, train, train_group
 
 TINY = dict(epochs=2, train_per_class=20, val_per_class=5, batch_size=32)
 
@@ -118,3 +118,73 @@ def test_imagenet_training_path_on_the_sample(tmp_path, monkeypatch, imagenet_ro
     meta = train(config, tmp_path / "r50", progress=False)
     assert meta["status"] == "done" and meta["history"][0]["train_accuracy"] >= 0
     assert checkpoints.load(tmp_path / "r50", arch="resnet50")[0].fc.out_features == 1000
+
+
+GROUP = [dict(seed=0), dict(seed=1, init="glorot_uniform", manipulation="all"), dict(seed=2, geometric=False)]
+
+
+def test_training_group_equals_its_members_trained_alone(tmp_path):
+    """One SGD step of a stacked group gives each member the weights (BatchNorm statistics
+    and counters included) that training it alone gives: same init, data order,
+    augmentation stream, loss and L2 term. Over many steps float32 rounding is amplified
+    by the dynamics (the stacking itself is exact in float64: tests/test_stacking.py)."""
+    one_step = dict(epochs=1, train_per_class=3, val_per_class=5, batch_size=32, optimiser="sgd", lr=0.01)
+    configs = [TrainConfig(**one_step, **changes) for changes in GROUP]
+    grouped = train_group(configs, [tmp_path / f"g{i}" for i in range(3)], progress=False)
+    for i, config in enumerate(configs):
+        alone = train(config, tmp_path / f"a{i}", progress=False)
+        wg, wa = weights(tmp_path / f"g{i}"), weights(tmp_path / f"a{i}")
+        assert wg.keys() == wa.keys()
+        for name in wa:
+            torch.testing.assert_close(wg[name], wa[name], rtol=1e-5, atol=1e-6)
+        assert grouped[i]["history"][0]["loss"] == pytest.approx(alone["history"][0]["loss"], rel=1e-5)
+        assert grouped[i]["history"][0]["val_accuracy"] == alone["history"][0]["val_accuracy"]
+        assert grouped[i]["history"][0]["group_size"] == 3 and grouped[i]["net_id"] == f"g{i}"
+    with pytest.raises(ValueError, match=r"differs from config 0 in \['lr'\]"):
+        train_group([configs[0], TrainConfig(**{**one_step, "lr": 0.1})], [tmp_path / "x", tmp_path / "y"])
+
+
+def _crash_after(monkeypatch, saves):
+    """Make the training loop die (as a kill would) after ``saves`` checkpoint writes."""
+    real, count = checkpoints.save, {"n": 0}
+
+    def save(*args, **kwargs):
+        if count["n"] == saves:
+            raise KeyboardInterrupt("simulated kill")
+        count["n"] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(checkpoints, "save", save)
+
+
+def test_training_group_resumes_after_a_kill(tmp_path, monkeypatch):
+    config = dict(epochs=3, train_per_class=20, val_per_class=5, batch_size=32)
+    configs = [TrainConfig(**config, **changes) for changes in GROUP[:2]]
+    straight = train_group(configs, [tmp_path / "s0", tmp_path / "s1"], progress=False)
+    outs = [tmp_path / "k0", tmp_path / "k1"]
+    with monkeypatch.context() as patch:  # killed after both members saved epoch 1
+        _crash_after(patch, 2)
+        with pytest.raises(KeyboardInterrupt):
+            train_group(configs, outs, progress=False)
+    assert [checkpoints.load_metadata(o)["epochs_done"] for o in outs] == [1, 1]
+    resumed = train_group(configs, outs, progress=False)
+    for i in range(2):
+        assert [h["epoch"] for h in resumed[i]["history"]] == [1, 2, 3]
+        wa, wb = weights(outs[i]), weights(tmp_path / f"s{i}")
+        assert all(torch.equal(wa[k], wb[k]) for k in wa)  # same grouping: bit-identical
+        assert resumed[i]["history"][-1]["loss"] == straight[i]["history"][-1]["loss"]
+
+
+def test_training_group_members_at_different_epochs_catch_up(tmp_path, monkeypatch):
+    config = dict(epochs=3, train_per_class=20, val_per_class=5, batch_size=32)
+    configs = [TrainConfig(**config, **changes) for changes in GROUP[:2]]
+    outs = [tmp_path / "k0", tmp_path / "k1"]
+    with monkeypatch.context() as patch:  # killed between the two members' epoch-2 checkpoints
+        _crash_after(patch, 3)
+        with pytest.raises(KeyboardInterrupt):
+            train_group(configs, outs, progress=False)
+    assert [checkpoints.load_metadata(o)["epochs_done"] for o in outs] == [2, 1]
+    resumed = train_group(configs, outs, progress=False)
+    assert [m["status"] for m in resumed] == ["done", "done"]
+    assert [h["group_size"] for h in resumed[1]["history"]] == [2, 1, 2]  # epoch 2 alone, then regrouped
+    assert [h["epoch"] for h in resumed[0]["history"]] == [1, 2, 3]
