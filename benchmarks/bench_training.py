@@ -28,7 +28,7 @@ from PIL import Image
 from torchvision import transforms
 
 from paradox_utils import data, models, runtime
-from paradox_utils.training import TrainConfig, train, train_group
+from paradox_utils.training import TrainConfig, train_group
 
 
 class PILDataset(torch.utils.data.Dataset):

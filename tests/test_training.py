@@ -9,7 +9,14 @@ import pytest
 import torch
 
 from paradox_utils import checkpoints
-from paradox_utils.training import TrainConfig, fine_tune, geometric_augment, learning_rate, train, train_group
+from paradox_utils.training import (
+    TrainConfig,
+    fine_tune,
+    geometric_augment,
+    learning_rate,
+    train,
+    train_group,
+)
 
 TINY = dict(epochs=2, train_per_class=20, val_per_class=5, batch_size=32)
 
