@@ -10,7 +10,8 @@ network (``--group K``; images/s summed over the K networks). "Compute limit" is
 forward + backward + Adam on one batch already in memory — no data work at all —
 so limit / baseline bounds what any input pipeline can gain here.
 
-    .venv/bin/python benchmarks/bench_training.py [--images 5120] [--compile] [--group 4] [--device cuda]
+    .venv/bin/python benchmarks/bench_training.py [--images 5120] [--compile] [--group 4 8] [--device cuda]
+        [--project paper]
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision import transforms
 
-from paradox_utils import data, models, runtime
+from paradox_utils import data, models, pipeline, population, report, runtime
 from paradox_utils.training import TrainConfig, train_group
 
 
@@ -93,6 +94,21 @@ def ours(per_class: int, batch_size: int, device: str, group: int = 1, **changes
     return sum(meta["history"][-1]["images_per_second"] for meta in metas)
 
 
+def training_images(profile: str) -> tuple[int, int]:
+    """(networks, images seen in training) of a profile's whole population (CIFAR-10)."""
+    values = {}
+    for params in pipeline.chapter_parameters().values():
+        values.update(params)
+    values.update(pipeline.load_profile(profile))
+    spec = report.population_spec(values["base_common"], values["base_grid"], values["base_sample"],
+                                  values["finetune_parents"], values["finetune_manipulations"],
+                                  values["finetune_common"], values["finetune_groups"])
+    specs = population.build_population(spec, values["arch"], values["dataset"])
+    per_class = [s.config.train_per_class for s in specs]
+    return len(specs), sum(s.config.epochs * (50_000 if n is None else 10 * min(n, 5_000))
+                           for s, n in zip(specs, per_class, strict=True))
+
+
 def _baseline_process(args) -> float:
     """The baseline in a fresh interpreter: default allocator, same threads."""
     command = [sys.executable, __file__, "--baseline-only", "--images", str(args.images),
@@ -108,6 +124,8 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (slow to compile)")
     parser.add_argument("--group", type=int, nargs="*", default=[], help="also time K networks stacked, per K")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--project", metavar="PROFILE",
+                        help="also project the hours a profile's population takes at each measured rate")
     parser.add_argument("--baseline-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(torch.get_num_threads())
@@ -132,6 +150,14 @@ def main() -> None:
         print(f"{name:48s} {rate:7.0f} images/s   {rate / base:5.2f}× baseline")
     print(f"threads: {torch.get_num_threads()}; device {args.device}; {args.images} images per measurement, "
           f"batch {args.batch_size}")
+    trained = {name: rate for name, rate in rates.items() if not name.startswith("compute limit")}
+    best = max(trained, key=trained.get)
+    print(f"one ResNet20 epoch (50,000 images) at '{best}': {50_000 / trained[best]:.1f} s per network")
+    if args.project:
+        networks, images = training_images(args.project)
+        for name, rate in trained.items():
+            print(f"{args.project} ({networks} networks, {images / 1e9:.2f} G training images) at "
+                  f"'{name}': {images / rate / 3600:8.1f} {args.device}-hours (training only)")
 
 
 if __name__ == "__main__":

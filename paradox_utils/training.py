@@ -329,10 +329,12 @@ def _train_epochs(members: list[_Member], stop: int, data: _Data, device, progre
     for epoch in epochs:
         generators = [torch.Generator().manual_seed(m.config.seed * 1_000_003 + epoch) for m in members]
         net.train()
-        seen, correct, loss_sum = 0, torch.zeros(size), torch.zeros(size, dtype=torch.float64)
+        # Running sums stay on the device: reading them every step would stall an accelerator.
+        seen, correct, loss_sum = 0, torch.zeros(size, device=device), torch.zeros(size, device=device)
         started = time.perf_counter()
         streams = zip(*(data.epoch(g, device) for g in generators), strict=True)
-        for batch in tqdm(streams, total=steps, leave=False, disable=not progress, desc=f"epoch {epoch + 1}"):
+        batches = tqdm(streams, total=steps, leave=False, disable=not progress, desc=f"epoch {epoch + 1}")
+        for batch in batches:
             lr = learning_rate(config, epoch, iteration, steps)
             for group in optimiser.param_groups:
                 group["lr"] = lr
@@ -351,8 +353,12 @@ def _train_epochs(members: list[_Member], stop: int, data: _Data, device, progre
             optimiser.step()
             iteration += 1
             seen += len(labels)
-            correct += (logits.argmax(2) == labels).sum(0).cpu()
-            loss_sum += losses.detach().double().cpu() * len(labels)
+            correct += (logits.argmax(2) == labels).sum(0)
+            loss_sum += losses.detach() * len(labels)
+            if progress and iteration % 10 == 0:  # mean over the group's networks
+                batches.set_postfix(loss=f"{float(loss_sum.mean()) / seen:.3f}",
+                                    acc=f"{float(correct.mean()) / seen:.3f}", lr=f"{lr:.2e}")
+        loss_sum, correct = loss_sum.tolist(), correct.tolist()  # waits for the device
         seconds = time.perf_counter() - started
         vals = _accuracies(net, size, data.val, device, memory_format)
         epochs.set_postfix(val_acc=f"{max(vals):.3f}")
@@ -374,8 +380,8 @@ def _train_epochs(members: list[_Member], stop: int, data: _Data, device, progre
                                     history=member.history, status="done" if done else "running",
                                     metrics={"val_accuracy": vals[k]})
             member.epochs_done, member.iteration, member.extra = epoch + 1, iteration, extra
-            if done or epoch + 1 == stop:
-                member.done = meta if done else None
+            if done:
+                member.done = meta
     if stop < config.epochs:  # caught up: the caller regroups with the members ahead
         for k, member in enumerate(members):
             member.model.load_state_dict(net.state_dict() if stack is None else stack.member_state_dict(k))
