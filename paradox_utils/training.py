@@ -6,6 +6,11 @@ rerunning after a kill continues from the last finished epoch. The random stream
 of epoch ``e`` (shuffle, geometric and manipulation augmentation) comes from a
 generator seeded by (seed, e) alone, so a resumed run is bit-identical to an
 uninterrupted one on the same machine and thread count.
+
+:func:`train_group` trains several networks at once as one stacked network
+(:mod:`paradox_utils.stacking`) — one wide step instead of K narrow ones, for
+accelerators. Each member keeps its own init, data order, augmentation stream,
+BatchNorm statistics and checkpoint; :func:`train` is the group of one.
 """
 
 from __future__ import annotations
