@@ -96,17 +96,15 @@ def ours(per_class: int, batch_size: int, device: str, group: int = 1, **changes
 
 def training_images(profile: str) -> tuple[int, int]:
     """(networks, images seen in training) of a profile's whole population (CIFAR-10)."""
-    values = {}
-    for params in pipeline.chapter_parameters().values():
-        values.update(params)
-    values.update(pipeline.load_profile(profile))
+    declared = pipeline.chapter_parameters()
+    values = {**declared["02_finetune"], **pipeline.load_profile(profile, declared)}  # 02 declares the population
     spec = report.population_spec(values["base_common"], values["base_grid"], values["base_sample"],
                                   values["finetune_parents"], values["finetune_manipulations"],
                                   values["finetune_common"], values["finetune_groups"])
     specs = population.build_population(spec, values["arch"], values["dataset"])
-    per_class = [s.config.train_per_class for s in specs]
-    return len(specs), sum(s.config.epochs * (50_000 if n is None else 10 * min(n, 5_000))
-                           for s, n in zip(specs, per_class, strict=True))
+    per_network = [50_000 if s.config.train_per_class is None else 10 * min(s.config.train_per_class, 5_000)
+                   for s in specs]
+    return len(specs), sum(s.config.epochs * n for s, n in zip(specs, per_network, strict=True))
 
 
 def _baseline_process(args) -> float:
@@ -128,7 +126,6 @@ def main() -> None:
                         help="also project the hours a profile's population takes at each measured rate")
     parser.add_argument("--baseline-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    torch.set_num_threads(torch.get_num_threads())
     subset = data.stratified_subset(data.load_cifar10("train"), args.images // 10)
     if args.baseline_only:  # child process: no runtime.configure(), so glibc's defaults stay
         baseline(data.stratified_subset(subset, 13), args.batch_size, args.device)  # warm-up

@@ -117,13 +117,13 @@ def run_population(specs: list[NetworkSpec], checkpoint_dir: str | os.PathLike, 
     if groups and scheduler == "serial" and client is None:
         bar = tqdm(total=len(todo), desc="networks", disable=not progress)
         for group in groups:
-            failed = [s.parent for s in group if s.parent in errors]
-            try:
-                if failed:
-                    raise RuntimeError(f"parent {failed[0]} failed")
-                train_job(*_job_arguments(group), str(checkpoint_dir), [s.parent for s in group], device)
-            except Exception as error:  # recorded in the catalog; the rest go on
-                errors.update({s.net_id: f"{type(error).__name__}: {error}" for s in group})
+            if failed := [s.parent for s in group if s.parent in errors]:
+                errors.update({s.net_id: f"parent {failed[0]} failed" for s in group})
+            else:
+                try:
+                    train_job(*_job_arguments(group), str(checkpoint_dir), [s.parent for s in group], device)
+                except Exception as error:  # recorded in the catalog; the rest go on
+                    errors.update({s.net_id: f"{type(error).__name__}: {error}" for s in group})
             write_catalog(scan_catalog(specs, checkpoint_dir, errors), checkpoint_dir)
             bar.update(len(group))
         bar.close()

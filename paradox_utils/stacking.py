@@ -97,14 +97,14 @@ class StackedNetworks(nn.Module):
         self.net = copy.deepcopy(members[0])
         # Shared counters (BatchNorm's num_batches_tracked) advance together; keep each
         # member's own starting value so its state_dict reads as if trained alone.
+        # The wide counters start at member 0's values (_wide_batchnorm copies them).
         self._counter_offsets = [{k: v.clone() for k, v in m.state_dict().items() if v.ndim == 0}
                                  for m in members]
-        self._counter_start = {k: v.clone() for k, v in self._counter_offsets[0].items()}
         self._indexed: set[str] = set()  # parameter names stacked on a new axis 0 (GroupedLinear)
         named = [dict(m.named_modules()) for m in members]
         for name, module in list(self.net.named_modules()):
-            if name == "" or any(True for _ in module.children()):
-                if name and (module._parameters and any(p is not None for p in module._parameters.values())):
+            if next(module.children(), None) is not None:  # a container: its leaves are widened
+                if next(module.parameters(recurse=False), None) is not None:
                     raise ValueError(f"Cannot stack {type(module).__name__} {name!r}: it holds its own parameters.")
                 continue
             group = [n[name] for n in named]
@@ -115,10 +115,10 @@ class StackedNetworks(nn.Module):
             elif isinstance(module, nn.Linear):
                 wide = GroupedLinear(group)
                 self._indexed |= {f"{name}.{p}" for p, _ in wide.named_parameters()}
-            elif any(True for _ in module.parameters(recurse=False)):
+            elif next(module.parameters(recurse=False), None) is not None:
                 raise ValueError(f"Cannot stack {type(module).__name__} {name!r}: only Conv2d, BatchNorm2d "
                                  "and Linear layers carry parameters here.")
-            elif any(True for _ in module.buffers(recurse=False)):
+            elif next(module.buffers(recurse=False), None) is not None:
                 wide = _wide_buffers(group)
             else:
                 continue
@@ -155,7 +155,8 @@ class StackedNetworks(nn.Module):
         out = {}
         for name, value in self.net.state_dict().items():
             part = self.member_tensor(name, value, k).detach().clone()
-            if name in self._counter_start:  # shared counter: member's start + steps taken here
-                part = self._counter_offsets[k][name].to(value.device) + value - self._counter_start[name].to(value.device)
+            if name in self._counter_offsets[k]:  # shared counter: member's start + steps taken here
+                start, own = self._counter_offsets[0][name], self._counter_offsets[k][name]
+                part = value + (own - start).to(value.device)
             out[name] = part
         return out

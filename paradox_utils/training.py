@@ -236,11 +236,11 @@ class _Member:
 
 
 def _load_member(member: _Member, device) -> None:
-    """Build the member's network (fresh, from its parent, or resumed from ``out``)."""
+    """Build the member's network: resumed from ``out``, else from its parent, else fresh."""
     config = member.config
-    member.meta_base = {"config": config.to_dict(), "net_id": member.net_id,
-                        "parent": None if member.parent is None else member.parent.name.removesuffix(".safetensors")}
-    if member.out.with_suffix(".json").exists():
+    parent_id = None if member.parent is None else member.parent.name.removesuffix(".safetensors")
+    resuming = member.out.with_suffix(".json").exists()
+    if resuming:
         meta = checkpoints.load_metadata(member.out)
         if meta.get("config") != config.to_dict():
             raise ValueError(f"Checkpoint {member.out} was trained with another config; move it away or "
@@ -250,14 +250,16 @@ def _load_member(member: _Member, device) -> None:
             return
     torch.manual_seed(config.seed)
     model = build(config.arch, config.num_classes, init=config.init)
-    if member.parent is not None:
-        weights, _, parent_meta = checkpoints.load_state(member.parent, arch=config.arch)
-        model.load_state_dict(weights)
-        member.meta_base["parent"] = parent_meta.get("net_id", member.meta_base["parent"])
-    if member.out.with_suffix(".json").exists():
+    if resuming:  # its own weights replace the parent's: no need to read the parent
         weights, member.extra, meta = checkpoints.load_state(member.out, arch=config.arch)
-        model.load_state_dict(weights)
         member.epochs_done, member.iteration, member.history = meta["epochs_done"], meta["iteration"], meta["history"]
+        parent_id = meta.get("parent", parent_id)
+        model.load_state_dict(weights)
+    elif member.parent is not None:
+        weights, _, parent_meta = checkpoints.load_state(member.parent, arch=config.arch)
+        parent_id = parent_meta.get("net_id", parent_id)
+        model.load_state_dict(weights)
+    member.meta_base = {"config": config.to_dict(), "net_id": member.net_id, "parent": parent_id}
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     member.model = model.to(device, memory_format=memory_format)
 
@@ -316,13 +318,16 @@ def _train_epochs(members: list[_Member], stop: int, data: _Data, device, progre
     stack = StackedNetworks([m.model for m in members]).to(memory_format=memory_format) if size > 1 else None
     net = members[0].model if stack is None else stack.net
     names = [n for n, _ in net.named_parameters()]
+
+    def param_name(key: str) -> str:  # "opt/<parameter index>/<state>" -> the parameter's name
+        return names[int(key.split("/")[1])]
+
     optimiser = _optimiser(config, net)
     if members[0].extra:
         if stack is None:
             _load_optimiser(optimiser, members[0].extra)
         else:
-            _load_optimiser(optimiser, {key: stack.stack_tensors(names[int(key.split("/")[1])],
-                                                                 [m.extra[key].to(device) for m in members])
+            _load_optimiser(optimiser, {key: stack.stack_tensors(param_name(key), [m.extra[key].to(device) for m in members])
                                         for key in members[0].extra if key.startswith("opt/")})
     forward = torch.compile(net) if config.compile else net
     steps = data.steps()
@@ -378,8 +383,7 @@ def _train_epochs(members: list[_Member], stop: int, data: _Data, device, progre
                 state, extra = net.state_dict(), opt_state
             else:
                 state = stack.member_state_dict(k)
-                extra = {key: stack.member_tensor(names[int(key.split("/")[1])], value, k)
-                         for key, value in opt_state.items()}
+                extra = {key: stack.member_tensor(param_name(key), value, k) for key, value in opt_state.items()}
             meta = checkpoints.save(member.out, state, config.arch, num_classes(member.model), extra_tensors=extra,
                                     **member.meta_base, epochs_done=epoch + 1, iteration=iteration,
                                     history=member.history, status="done" if done else "running",
@@ -387,9 +391,9 @@ def _train_epochs(members: list[_Member], stop: int, data: _Data, device, progre
             member.epochs_done, member.iteration, member.extra = epoch + 1, iteration, extra
             if done:
                 member.done = meta
-    if stop < config.epochs:  # caught up: the caller regroups with the members ahead
+    if stack is not None and stop < config.epochs:  # caught up: the caller regroups with the members ahead
         for k, member in enumerate(members):
-            member.model.load_state_dict(net.state_dict() if stack is None else stack.member_state_dict(k))
+            member.model.load_state_dict(stack.member_state_dict(k))
 
 
 def fine_tune(parent: str | os.PathLike, config: TrainConfig, out: str | os.PathLike, **kwargs) -> dict:
