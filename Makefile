@@ -9,7 +9,7 @@ PROFILE ?= quick
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: help setup book test test-fast lint bench lab browser clean
+.PHONY: help setup book test test-fast test-unit lint bench lab browser clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,18 +28,25 @@ book: setup  ## run the six chapters for PROFILE (default quick) and build the J
 	$(PY) -m paradox_utils book
 	@echo "The book: book/_build/html/index.html"
 
-browser:  ## install Debian's chromium for the browser test when missing (needs root + apt)
-	@command -v chromium >/dev/null 2>&1 || { \
+browser:  ## install Debian's chromium for the browser test when missing (root + apt; under CI=true a failure stops)
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	      || echo "could not install chromium: the browser test will be skipped"; \
-	  else echo "chromium missing and not installable here: the browser test will be skipped"; fi; }
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+	      && command -v chromium >/dev/null) || problem="could not install chromium with apt-get"; \
+	  else problem="chromium is missing and not installable here (needs root and apt-get)"; fi; \
+	  if [ -n "$${problem:-}" ]; then \
+	    if [[ "$${CI,,}" =~ ^(1|true|yes)$$ ]]; then \
+	      echo "$$problem; CI=true: the browser test must run, not be skipped" >&2; exit 1; fi; \
+	    echo "$$problem: the browser test will be skipped"; fi; }
 
 test: setup browser  ## the whole test suite, smoke run of all six chapters and the browser test included
 	$(PY) -m pytest $(ARGS)
 
 test-fast: setup  ## unit tests only (no chapter smoke run, no browser)
 	$(PY) -m pytest -m "not slow" $(ARGS)
+
+test-unit: setup  ## unit tests that need no data on disk (not slow, not data)
+	$(PY) -m pytest -m "not slow and not data" $(ARGS)
 
 lint: setup  ## ruff
 	$(PY) -m ruff check paradox_utils tests benchmarks notebooks book/_ext

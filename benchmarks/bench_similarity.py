@@ -66,19 +66,22 @@ def main() -> None:
     for i in range(args.baseline_pairs):
         per_pair_numpy(flat[i], flat[i + 1])
     per_pair = (time.perf_counter() - started) / args.baseline_pairs
-    print(f"baseline per-pair NumPy: {per_pair * 1e3:.1f} ms/pair → {per_pair * pairs:.0f} s for {pairs} pairs (extrapolated)")
+    print(f"baseline per-pair NumPy: {per_pair * 1e3:.1f} ms/pair → {per_pair * pairs:.0f} s "
+          f"for {pairs} pairs (extrapolated)")
     for method in args.methods.split(","):
         started = time.perf_counter()
         matrix = similarity.pairwise_similarity(nets, method=method, progress=False)
         seconds = time.perf_counter() - started
-        print(f"{method:10s} {args.nets} ResNet20: {seconds:7.1f} s  ({per_pair * pairs / seconds:5.1f}× the baseline), "
+        print(f"{method:10s} {args.nets} ResNet20: {seconds:7.1f} s  "
+              f"({per_pair * pairs / seconds:5.1f}× the baseline), "
               f"peak RSS {peak_gib():.2f} GiB, mean off-diagonal {matrix[np.triu_indices(args.nets, 1)].mean():.4f}")
     if args.resnet50:
         big = random_states("resnet50", args.resnet50)
         for method in args.methods.split(","):
             started = time.perf_counter()
             similarity.pairwise_similarity(big, method=method, progress=False)
-            print(f"{method:10s} {args.resnet50} ResNet50: {time.perf_counter() - started:7.1f} s, peak RSS {peak_gib():.2f} GiB")
+            print(f"{method:10s} {args.resnet50} ResNet50: {time.perf_counter() - started:7.1f} s, "
+                  f"peak RSS {peak_gib():.2f} GiB")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@
 # %%
 from myst_nb import glue
 
-from paradox_utils import cluster, pipeline, plots, population, report, runtime
+from paradox_utils import cluster, pipeline, plots, population, report, runtime, sentences
 
 # %% [markdown]
 # ## Parameters
@@ -48,6 +48,7 @@ scheduler = "auto"
 workers = 0
 device = "auto"
 group_size = 1  # networks trained at once, stacked (for GPUs; 1 is fastest on a CPU)
+retrain = []  # ids whose finished checkpoints are trained again (with their offspring)
 base_common = {"epochs": 4, "train_per_class": 2000, "val_per_class": 50, "batch_size": 128}
 base_grid = {"lr": [0.001, 0.0033], "init": ["he_normal", "glorot_uniform"]}
 base_sample = None
@@ -59,8 +60,7 @@ base_sample = None
 paths = pipeline.chapter_paths(profile, checkpoint_dir, results_dir)
 settings = runtime.configure()
 plots.set_theme()
-specs = population.build_population(report.population_spec(base_common, base_grid, base_sample, 0, [], {}),
-                                    arch, dataset)
+specs = population.base_specs(common=base_common, grid=base_grid, sample=base_sample, arch=arch, dataset=dataset)
 settings
 
 # %% [markdown]
@@ -73,16 +73,17 @@ report.population_table(specs)
 # %% [markdown]
 # ## Training
 # Each network trains into its own checkpoint, saved after every epoch; finished
-# networks are skipped and interrupted ones resume. With more than one job the
+# networks are skipped and interrupted ones resume; a finished checkpoint made with
+# other settings than this profile's is refused (name it in `retrain` to train it
+# again). With more than one job the
 # jobs run on a Dask cluster (a LocalCluster by default, or the `scheduler` given).
 # With `group_size` > 1, networks that differ only in seed, init or augmentation
 # train together as one stacked network — each keeps its own weights, BatchNorm
 # statistics and checkpoint.
 
 # %%
-catalog = cluster.run_population(specs, paths["checkpoints"], scheduler=report.scheduler_of(scheduler),
-                                 workers=workers or None, device=str(runtime.pick_device(device)),
-                                 group_size=group_size)
+catalog = cluster.run_population(specs, paths["checkpoints"], scheduler=scheduler, workers=workers or None,
+                                 device=str(runtime.pick_device(device)), group_size=group_size, retrain=retrain)
 catalog[["net_id", "status", "epochs_done", "val_accuracy", "train_seconds", "error"]]
 
 # %% [markdown]
@@ -94,7 +95,7 @@ plots.show(plots.training_curves(report.histories(catalog)))
 
 # %%
 glue("n_base", len(catalog), display=False)
-glue("base_val_accuracy", report.mean_std(catalog["val_accuracy"]), display=False)
+glue("base_val_accuracy", sentences.mean_std(catalog["val_accuracy"]), display=False)
 glue("base_train_minutes", f"{catalog['train_seconds'].sum() / 60:.1f}", display=False)
 
 # %% [markdown]

@@ -30,24 +30,20 @@
 # %%
 from myst_nb import glue
 
-from paradox_utils import cluster, pipeline, plots, population, report, runtime
+from paradox_utils import cluster, pipeline, plots, population, report, runtime, sentences
 
 # %% [markdown]
 # ## Parameters
 
 # %% tags=["parameters"]
 profile = "quick"
-arch = "resnet20"
-dataset = "cifar10"
 checkpoint_dir = ""
 results_dir = ""
 scheduler = "auto"
 workers = 0
 device = "auto"
 group_size = 1  # networks trained at once, stacked (for GPUs; 1 is fastest on a CPU)
-base_common = {"epochs": 4, "train_per_class": 2000, "val_per_class": 50, "batch_size": 128}
-base_grid = {"lr": [0.001, 0.0033], "init": ["he_normal", "glorot_uniform"]}
-base_sample = None
+retrain = []  # ids whose finished checkpoints are trained again (with their offspring)
 finetune_parents = 2
 finetune_manipulations = [None, "all", "contrast", "gaussian"]
 finetune_common = {"epochs": 1, "lr": 0.0001, "schedule": "constant"}
@@ -57,13 +53,15 @@ finetune_groups = []
 paths = pipeline.chapter_paths(profile, checkpoint_dir, results_dir)
 runtime.configure()
 plots.set_theme()
-spec = report.population_spec(base_common, base_grid, base_sample, finetune_parents, finetune_manipulations,
-                              finetune_common, finetune_groups)
-specs = population.build_population(spec, arch, dataset)
+bases = population.specs_from_catalog(population.read_catalog(paths["checkpoints"]), kind="base")
+specs = bases + population.offspring_specs(bases, parents=finetune_parents, manipulations=finetune_manipulations,
+                                           common=finetune_common, groups=finetune_groups)
 
 # %% [markdown]
 # ## The offspring
-# Each offspring starts from its parent's weights and trains with one augmentation.
+# The parents are the base networks chapter 1 recorded in the catalog (their
+# settings are read from there, not declared again). Each offspring starts from its
+# parent's weights and trains with one augmentation.
 
 # %%
 report.population_table([s for s in specs if s.kind == "finetune"])
@@ -74,9 +72,8 @@ report.population_table([s for s in specs if s.kind == "finetune"])
 # once). The catalog now lists the whole population.
 
 # %%
-catalog = cluster.run_population(specs, paths["checkpoints"], scheduler=report.scheduler_of(scheduler),
-                                 workers=workers or None, device=str(runtime.pick_device(device)),
-                                 group_size=group_size)
+catalog = cluster.run_population(specs, paths["checkpoints"], scheduler=scheduler, workers=workers or None,
+                                 device=str(runtime.pick_device(device)), group_size=group_size, retrain=retrain)
 offspring = catalog[catalog["kind"] == "finetune"]
 offspring[["net_id", "parent", "status", "val_accuracy", "train_seconds", "error"]]
 
@@ -99,7 +96,7 @@ plots.show(plots.training_curves(report.histories(offspring)))
 # %%
 glue("n_offspring", len(offspring), display=False)
 glue("n_population", len(catalog), display=False)
-glue("offspring_change", report.mean_std(comparison["change"]), display=False)
+glue("offspring_change", sentences.mean_std(comparison["change"]), display=False)
 
 # %% [markdown]
 # ## Summary

@@ -31,7 +31,7 @@
 # %%
 from myst_nb import glue
 
-from paradox_utils import evaluation, pipeline, plots, report, runtime
+from paradox_utils import evaluation, pipeline, plots, report, runtime, sentences
 
 # %% [markdown]
 # ## Parameters
@@ -63,7 +63,7 @@ len(networks), len(images)
 
 # %%
 accuracy = evaluation.evaluate(networks, images, seed=noise_seed, batch_size=eval_batch_size, device=target,
-                               out=paths["accuracy"])
+                               out=paths["accuracy"], weights=report.weight_hashes(catalog))
 accuracy.head()
 
 # %% [markdown]
@@ -86,8 +86,8 @@ table.sort_values("vi", ascending=False).round(3)
 # %%
 glue("n_evaluated", len(table), display=False)
 glue("n_images", int(accuracy["n_images"].iloc[0]), display=False)
-glue("clean_accuracy", report.mean_std(table["clean"]), display=False)
-glue("vi", report.mean_std(table["vi"]), display=False)
+glue("clean_accuracy", sentences.mean_std(table["clean"]), display=False)
+glue("vi", sentences.mean_std(table["vi"]), display=False)
 glue("vi_range", f"{table['vi'].min():.3f}–{table['vi'].max():.3f}", display=False)
 glue("hardest", table.drop(columns=["clean", "vi"]).mean().idxmin(), display=False)
 

@@ -36,7 +36,7 @@
 import pandas as pd
 from myst_nb import glue
 
-from paradox_utils import pipeline, plots, report, runtime, similarity
+from paradox_utils import files, paradox, pipeline, plots, report, runtime, sentences, similarity
 
 # %% [markdown]
 # ## Parameters
@@ -86,8 +86,9 @@ networks = report.load_networks(catalog, device=target)
 probe = report.probe_images(dataset, cka_probe_images).to(target)
 cka, _ = similarity.cka_matrix(networks, probe)
 matrices["cka"] = pd.DataFrame(cka, index=ids, columns=ids)
-report.save_matrices(paths["similarity"], matrices)
-report.layer_table(ids, per_layer["paper"], layer_names).to_parquet(paths["layers"])
+report.save_matrices(paths["similarity"], matrices, report.weight_hashes(catalog))
+files.write_table(report.layer_table(ids, per_layer["paper"], layer_names), paths["layers"],
+                 provenance={"weights": report.weight_hashes(catalog)})
 
 # %% [markdown]
 # ## Chance level
@@ -97,7 +98,7 @@ report.layer_table(ids, per_layer["paper"], layer_names).to_parquet(paths["layer
 # %%
 chance = pd.DataFrame([similarity.chance_level(arch, n=chance_networks, method=m, images=probe)
                        for m in [*similarity_methods, "cka"]])
-chance.to_parquet(paths["chance"])
+files.write_table(chance, paths["chance"])
 chance
 
 # %% [markdown]
@@ -124,8 +125,8 @@ plots.show(plots.heatmap(matrices["cka"], f"Representation similarity (linear CK
 # networks, for every measure.
 
 # %%
-pairs = report.similarity_pairs(matrices, parents)
-by_relation = report.relation_summary(pairs, list(matrices))
+pairs = paradox.pair_table(matrices, parents)
+by_relation = sentences.relation_summary(pairs, list(matrices))
 by_relation
 
 # %% [markdown]
@@ -137,15 +138,16 @@ by_relation
 profiles = {child: similarity.layer_profile(states[parent], states[child])
             for child, parent in parents.items() if parent is not None}
 if profiles:
-    pd.concat(profiles, names=["child"]).reset_index(level=0).to_parquet(paths["profiles"])
+    files.write_table(pd.concat(profiles, names=["child"]).reset_index(level=0), paths["profiles"],
+                      provenance={"weights": report.weight_hashes(catalog)})
     plots.show(plots.layer_profile_figure(profiles))
 
 # %%
-summary = report.relation_summary(pairs, ["paper"])["paper"]
+summary = sentences.relation_summary(pairs, ["paper"])["paper"]
 glue("sim_parent_child", summary.get("parent-child", "n/a (no offspring)"), display=False)
 glue("sim_unrelated", summary.get("unrelated", "n/a (no unrelated pairs)"), display=False)
 glue("sim_chance", f"{chance.set_index('method').loc['paper', 'mean']:.3f}", display=False)
-glue("most_moved", report.most_moved_layer(profiles), display=False)
+glue("most_moved", sentences.most_moved_layer(profiles), display=False)
 glue("cka_chance", f"{chance_cka:.3f}", display=False)
 
 # %% [markdown]

@@ -31,10 +31,9 @@
 # ## Imports
 
 # %%
-import pandas as pd
 from myst_nb import glue
 
-from paradox_utils import paradox, pipeline, plots, report, runtime
+from paradox_utils import explorer, files, paradox, pipeline, plots, report, runtime, sentences
 
 # %% [markdown]
 # ## Parameters
@@ -55,9 +54,9 @@ runtime.configure()
 plots.set_theme()
 catalog = report.done_networks(paths["checkpoints"])
 parents = report.parents_of(catalog)
-accuracy = pd.read_parquet(paths["accuracy"])
-similarities = report.load_matrices(paths["similarity"])
-layer_scores = pd.read_parquet(paths["layers"])
+accuracy = report.read_result(paths["accuracy"], catalog, "The accuracy table", "chapter 3 (03_evaluate)")
+similarities = report.load_matrices(paths["similarity"], catalog)
+layer_scores = report.read_result(paths["layers"], catalog, "The per-layer similarity", "chapter 4 (04_similarity)")
 
 # %% [markdown]
 # ## Compatibility (the paper's Figures 6 and 9)
@@ -82,7 +81,7 @@ plots.show(plots.heatmap(differences["paper"], "Paradox matrix: compatibility âˆ
 # paper's per-family figures:
 
 # %%
-family = report.first_family(parents)
+family = paradox.first_family(parents)
 if len(family) > 1:
     plots.show(plots.heatmap(differences["paper"].loc[family, family], "Paradox matrix within one family",
                              parents, zlabel="difference"))
@@ -93,8 +92,8 @@ if len(family) > 1:
 # two paradoxes (thresholds are parameters).
 
 # %%
-pairs = paradox.pair_table(compat, similarities, parents)
-pairs.to_parquet(paths["pairs"])
+pairs = paradox.pair_table(similarities, parents, compat=compat)
+files.write_table(pairs, paths["pairs"], provenance={"weights": report.weight_hashes(catalog)})
 for method in similarities:
     plots.show(plots.paradox_scatter(pairs, method, similar_threshold, compatible_threshold))
 
@@ -105,9 +104,9 @@ for method in similarities:
 # replacement. Quadrant counts use the thresholds above.
 
 # %%
-statistics = report.statistics_table(similarities, compat, pairs, similar_threshold, compatible_threshold,
-                                     mantel_permutations, bootstrap_resamples, statistics_seed)
-statistics.to_parquet(paths["statistics"])
+statistics = paradox.statistics_table(similarities, compat, pairs, similar_threshold, compatible_threshold,
+                                      mantel_permutations, bootstrap_resamples, statistics_seed)
+files.write_table(statistics.reset_index(), paths["statistics"], provenance={"weights": report.weight_hashes(catalog)})
 statistics.round(4)
 
 # %% [markdown]
@@ -129,19 +128,12 @@ plots.show(plots.accuracy_profiles(accuracy, [top.loc[0, "a"], top.loc[0, "b"]])
 # paradoxical pair above stands in for it.
 
 # %%
-report.explorer(accuracy, {"compatibility": compat, **similarities,
-                           **{f"difference ({m})": d for m, d in differences.items()}}, layer_scores)
+explorer.explorer(accuracy, {"compatibility": compat, **similarities,
+                             **{f"difference ({m})": d for m, d in differences.items()}}, layer_scores)
 
 # %%
-paper = statistics.loc["paper"]
-glue("n_pairs", int(paper["pairs"]), display=False)
-glue("n_syd", int(paper["similar_yet_different"]), display=False)
-glue("n_dys", int(paper["different_yet_similar"]), display=False)
-glue("mantel_r", f"{paper['mantel_r']:.3f}", display=False)
-glue("mantel_p", f"{paper['mantel_p']:.3g}", display=False)
-glue("mantel_ci", f"[{paper['ci_low']:.3f}, {paper['ci_high']:.3f}]", display=False)
-glue("verdict", report.verdict(statistics), display=False)
-glue("per_method", report.method_sentences(statistics), display=False)
+for name, text in sentences.paradox_glue(statistics).items():  # n_pairs, n_syd, n_dys, mantel_*, verdict, per_method
+    glue(name, text, display=False)
 
 # %% [markdown]
 # ## Summary

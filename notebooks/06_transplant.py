@@ -32,7 +32,16 @@
 # %%
 from myst_nb import glue
 
-from paradox_utils import checkpoints, pipeline, plots, report, runtime
+from paradox_utils import (
+    checkpoints,
+    files,
+    pipeline,
+    plots,
+    report,
+    runtime,
+    sentences,
+    transplant,
+)
 
 # %% [markdown]
 # ## Parameters
@@ -71,10 +80,12 @@ parent_id, child_id
 # sweep) the parent with each single child layer.
 
 # %%
-results = report.transplant_experiments(parent, child, images, sweep=transplant_sweep,
-                                        recalibration_images=clean, seed=noise_seed)
-results["summary"].to_parquet(paths["transplant"])
-results["sweep"].to_parquet(paths["sweep"])
+results = transplant.transplant_experiments(parent, child, images, sweep=transplant_sweep,
+                                            recalibration_images=clean, seed=noise_seed)
+made_from = {"weights": report.weight_hashes(catalog.set_index("net_id").loc[[parent_id, child_id]].reset_index()),
+             "eval_set": images.fingerprint(), "noise_seed": noise_seed}
+files.write_table(results["summary"].reset_index(), paths["transplant"], provenance=made_from)
+files.write_table(results["sweep"], paths["sweep"], provenance=made_from)
 results["summary"].round(4)
 
 # %% [markdown]
@@ -95,15 +106,8 @@ if len(results["sweep"]):
     plots.show(plots.transplant_sweep_figure(results["sweep"]))
 
 # %%
-summary = results["summary"]["vi"]
-glue("tp_parent", parent_id, display=False)
-glue("tp_child", child_id, display=False)
-glue("tp_layer", results["deviated"], display=False)
-glue("vi_parent", f"{summary['parent']:.3f}", display=False)
-glue("vi_child", f"{summary['child']:.3f}", display=False)
-glue("vi_one", f"{summary.iloc[2]:.3f}", display=False)
-glue("vi_all", f"{summary['parent + all child convs']:.3f}", display=False)
-glue("sweep_best", report.best_sweep_layer(results["sweep"]), display=False)
+for name, text in sentences.transplant_glue(results, parent_id, child_id).items():  # tp_*, vi_*, sweep_best
+    glue(name, text, display=False)
 
 # %% [markdown]
 # ## Summary

@@ -9,12 +9,10 @@ before any tensor reaches a model.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,35 +21,20 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from . import __version__
+from .files import atomic_path, write_json
 from .models import build
 
-__all__ = ["CheckpointError", "atomic_path", "load", "load_metadata", "load_state", "save",
-           "sha256_file", "write_json"]
+__all__ = ["CheckpointError", "CheckpointWriteError", "load", "load_metadata", "load_state", "save",
+           "sha256_file", "state_sha256", "verify"]
 
 
 class CheckpointError(ValueError):
     """A checkpoint that is missing, corrupt, or not what the caller asked for."""
 
 
-@contextlib.contextmanager
-def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it onto ``target`` on success."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def write_json(target: str | os.PathLike, payload: Any) -> None:
-    """Write ``payload`` as indented JSON, atomically."""
-    with atomic_path(target) as tmp:
-        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (disk full, no permission): never a network's failure
+    to record and move past — the run stops, naming the file."""
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -60,6 +43,45 @@ def sha256_file(path: str | os.PathLike) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def state_sha256(weights: nn.Module | Mapping[str, torch.Tensor]) -> str:
+    """sha256 of a network's weights in memory: every tensor's name, dtype, shape and bytes,
+    in name order. Keys results computed from a model that has no checkpoint file."""
+    state = weights.state_dict() if isinstance(weights, nn.Module) else weights
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        # reshape(-1): a 0-d tensor (BatchNorm's num_batches_tracked) cannot be viewed as bytes
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+_VERIFIED: dict[tuple[str, int, int, str], bool] = {}
+
+
+def verify(path: str | os.PathLike) -> str | None:
+    """Why the checkpoint at ``path`` cannot be used (one sentence), or None when its tensor
+    file exists and matches the sha256 its sidecar records.
+
+    The hash is computed once per (file, size, mtime, recorded hash) in a process, so
+    re-cataloguing a large population after every job costs only the new files.
+    """
+    tensors_path, _ = _paths(path)
+    try:
+        meta = load_metadata(path)
+    except CheckpointError as error:
+        return str(error)
+    if not tensors_path.exists():
+        return f"Checkpoint tensors {tensors_path} are missing."
+    stat = tensors_path.stat()
+    key = (str(tensors_path.resolve()), stat.st_size, stat.st_mtime_ns, meta["sha256"])
+    if key not in _VERIFIED:
+        _VERIFIED[key] = sha256_file(tensors_path) == meta["sha256"]
+    if not _VERIFIED[key]:
+        return f"Checkpoint {tensors_path} is corrupt: its sha256 does not match the one recorded in its sidecar."
+    return None
 
 
 def _paths(path: str | os.PathLike) -> tuple[Path, Path]:
@@ -84,11 +106,14 @@ def save(path: str | os.PathLike, model: nn.Module | dict[str, torch.Tensor], ar
     tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     for name, value in (extra_tensors or {}).items():
         tensors[f"extra/{name}"] = value.detach().cpu().contiguous()
-    with atomic_path(tensors_path) as tmp:
-        save_file(tensors, str(tmp), metadata={"arch": arch})
-    meta = {**metadata, "arch": arch, "num_classes": int(num_classes),
-            "sha256": sha256_file(tensors_path), "package_version": __version__}
-    write_json(json_path, meta)
+    try:
+        with atomic_path(tensors_path) as tmp:
+            save_file(tensors, str(tmp), metadata={"arch": arch})
+        meta = {**metadata, "arch": arch, "num_classes": int(num_classes),
+                "sha256": sha256_file(tensors_path), "package_version": __version__}
+        write_json(json_path, meta)
+    except OSError as error:
+        raise CheckpointWriteError(f"Checkpoint {tensors_path} could not be written ({error}).") from error
     return meta
 
 

@@ -64,8 +64,13 @@ def cka_matrix(networks: Mapping[str, nn.Module] | Sequence[nn.Module], images: 
     (N, N) mean over layers and the per-layer (N, N) matrices. Each network's
     centred n × n Gram matrix is computed once; a pair's CKA is then a dot product
     (CKA = ⟨K̃, L̃⟩ / (‖K̃‖ ‖L̃‖), equal to the feature formula of ``linear_cka``).
+    One network gives 1 × 1 matrices of 1; none is refused.
     """
     items = list(networks.values()) if isinstance(networks, Mapping) else list(networks)
+    if not items:
+        raise ValueError("cka_matrix needs at least one network; it was given none.")
+    if len(images) < 2:  # centring one example leaves all-zero features: CKA would be 0 / 0
+        raise ValueError(f"cka_matrix needs at least two probe images; it was given {len(images)}.")
     vectors: dict[str, list[torch.Tensor]] = {}
     for model in tqdm(items, desc="probe activations", disable=not progress):
         for name, feats in probe_activations(model, images, layers).items():

@@ -18,18 +18,22 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 
-from .population import NetworkSpec, scan_catalog, write_catalog
+from .checkpoints import CheckpointWriteError
+from .population import NetworkSpec, descendants, scan_catalog, write_catalog
 from .progress import tqdm
 from .runtime import tune_allocator
 from .training import GROUP_FREE, TrainConfig, train_group
 
-__all__ = ["group_jobs", "make_client", "run_population", "train_job"]
+__all__ = ["SCHEDULER_WORDS", "check_scheduler", "group_jobs", "make_client", "run_population", "train_job"]
 
 
 def train_job(net_ids: list[str], configs: list[dict[str, Any]], checkpoint_dir: str, parents: list[str | None],
@@ -72,6 +76,23 @@ def group_jobs(specs: list[NetworkSpec], group_size: int = 1) -> list[list[Netwo
     return groups
 
 
+SCHEDULER_WORDS = ("auto", "serial", "local", "slurm")
+
+
+def check_scheduler(scheduler: str | None) -> str | None:
+    """``scheduler`` if it is one of ``SCHEDULER_WORDS`` or a scheduler address with a port
+    (``tcp://host:8786``); one sentence otherwise. "auto" and "" become None (decide by size)."""
+    if scheduler in (None, "", "auto"):
+        return None
+    if scheduler in SCHEDULER_WORDS:
+        return scheduler
+    match = re.fullmatch(r"(tcp|tls|ucx|inproc)://([^:/\s]+|\[[0-9a-fA-F:]+\]):(\d{1,5})", str(scheduler))
+    if match is None or not 0 < int(match.group(3)) < 65536:
+        raise ValueError(f"Unknown scheduler {scheduler!r}: use {', '.join(SCHEDULER_WORDS)}, or the address of a "
+                         "running Dask scheduler with its port (tcp://host:8786).")
+    return scheduler
+
+
 def make_client(scheduler: str, workers: int | None = None, cluster_options: dict | None = None):
     """A ``distributed.Client`` for ``scheduler`` ("local", "slurm" or an address)."""
     from distributed import Client, LocalCluster
@@ -94,21 +115,31 @@ def make_client(scheduler: str, workers: int | None = None, cluster_options: dic
 
 def run_population(specs: list[NetworkSpec], checkpoint_dir: str | os.PathLike, scheduler: str | None = None,
                    workers: int | None = None, device: str = "cpu", client=None,
-                   cluster_options: dict | None = None, progress: bool = True, group_size: int = 1) -> pd.DataFrame:
+                   cluster_options: dict | None = None, progress: bool = True, group_size: int = 1,
+                   retrain: Sequence[str] = ()) -> pd.DataFrame:
     """Train every unfinished network of ``specs`` into ``checkpoint_dir``; return the catalog.
 
-    Finished checkpoints are skipped; unfinished ones resume. ``client``: an
-    existing ``distributed.Client`` (then ``scheduler`` is ignored). ``group_size``:
-    train up to that many compatible networks at once, stacked into one wide network
-    (:func:`group_jobs`) — for accelerators; on a CPU one at a time is fastest.
+    Finished checkpoints are skipped; unfinished ones resume; corrupt ones are trained
+    again (with a warning). A finished checkpoint made with other settings than its
+    spec (or from a parent retrained since) is refused before any work, unless its id
+    is in ``retrain``: those networks and their offspring are trained again from
+    scratch. ``client``: an existing ``distributed.Client`` (then ``scheduler`` is
+    ignored). ``group_size``: train up to that many compatible networks at once,
+    stacked into one wide network (:func:`group_jobs`) — for accelerators; on a CPU
+    one at a time is fastest. A checkpoint that cannot be written stops the run
+    (:class:`~paradox_utils.checkpoints.CheckpointWriteError`).
     """
+    scheduler = check_scheduler(scheduler)
     checkpoint_dir = Path(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     ids = {s.net_id for s in specs}
     for spec in specs:
         if spec.parent is not None and spec.parent not in ids:
             raise ValueError(f"Network {spec.net_id} names parent {spec.parent}, which is not in the population.")
-    catalog = scan_catalog(specs, checkpoint_dir)
+    if unknown := [r for r in retrain if r not in ids]:
+        raise ValueError(f"--retrain names {', '.join(unknown)}, not in this population "
+                         f"(its networks: {', '.join(sorted(ids)[:8])}{' …' if len(ids) > 8 else ''}).")
+    catalog = _prepare(specs, checkpoint_dir, descendants(specs, list(retrain)))
     todo = [s for s, status in zip(specs, catalog["status"], strict=True) if status != "done"]
     groups = group_jobs(todo, group_size)
     if scheduler is None:
@@ -122,23 +153,47 @@ def run_population(specs: list[NetworkSpec], checkpoint_dir: str | os.PathLike, 
             else:
                 try:
                     train_job(*_job_arguments(group), str(checkpoint_dir), [s.parent for s in group], device)
+                except CheckpointWriteError:
+                    raise  # a full disk or a read-only folder is not one network's failure
                 except Exception as error:  # recorded in the catalog; the rest go on
                     errors.update({s.net_id: f"{type(error).__name__}: {error}" for s in group})
             write_catalog(scan_catalog(specs, checkpoint_dir, errors), checkpoint_dir)
             bar.update(len(group))
         bar.close()
     elif groups:
-        errors = _run_dask(groups, checkpoint_dir, scheduler, workers, device, client, cluster_options, progress)
+        errors = _run_dask(groups, specs, checkpoint_dir, scheduler, workers, device, client, cluster_options,
+                           progress)
     catalog = scan_catalog(specs, checkpoint_dir, errors)
     write_catalog(catalog, checkpoint_dir)
     return catalog
+
+
+def _prepare(specs: list[NetworkSpec], checkpoint_dir: Path, retrain: list[str]) -> pd.DataFrame:
+    """The catalog before any work: refuses stale checkpoints not named in ``retrain``,
+    removes the checkpoints of ``retrain`` and corrupt ones, so they are trained anew."""
+    catalog = scan_catalog(specs, checkpoint_dir)
+    stale = catalog[(catalog["status"] == "stale") & ~catalog["net_id"].isin(retrain)]
+    if len(stale):
+        first = stale.iloc[0]
+        more = f" (and {len(stale) - 1} more: {', '.join(stale['net_id'][1:6])})" if len(stale) > 1 else ""
+        raise ValueError(f"The checkpoint of {first.net_id} in {checkpoint_dir} was {first.error}{more}, so it does "
+                         f"not match this profile; use a new profile name (a new checkpoint folder), or train it "
+                         f"again with --retrain {first.net_id} (its offspring are retrained too).")
+    corrupt = catalog[catalog["status"] == "corrupt"]
+    for row in corrupt.itertuples():
+        warnings.warn(f"{row.error} {row.net_id} is trained again.", RuntimeWarning, stacklevel=3)
+    for net_id in [*retrain, *corrupt["net_id"]]:
+        for suffix in (".safetensors", ".json"):
+            (checkpoint_dir / f"{net_id}{suffix}").unlink(missing_ok=True)
+    return scan_catalog(specs, checkpoint_dir) if retrain or len(corrupt) else catalog
 
 
 def _job_arguments(group: list[NetworkSpec]) -> tuple[list[str], list[dict[str, Any]]]:
     return [s.net_id for s in group], [s.config.to_dict() for s in group]
 
 
-def _run_dask(groups, checkpoint_dir, scheduler, workers, device, client, cluster_options, progress) -> dict[str, str]:
+def _run_dask(groups, specs, checkpoint_dir, scheduler, workers, device, client, cluster_options,
+              progress) -> dict[str, str]:
     from distributed import as_completed
 
     own = client is None
@@ -159,7 +214,11 @@ def _run_dask(groups, checkpoint_dir, scheduler, workers, device, client, cluste
         for future in as_completed([f for f, _ in futures]):
             if future.status == "error":
                 error = future.exception()
+                if isinstance(error, CheckpointWriteError):
+                    raise error  # not one network's failure: stop (the finally closes the cluster)
                 errors.update({s.net_id: f"{type(error).__name__}: {error}" for s in members[future.key]})
+            # the catalog follows the jobs, so a killed driver loses no record of finished networks
+            write_catalog(scan_catalog(specs, checkpoint_dir, errors), checkpoint_dir)
             bar.update(len(members[future.key]))
         bar.close()
         return errors

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "AUGMENT_RANGES", "LEVELS", "MANIPULATIONS", "PAPER_GRID", "ManipulationAugment", "apply",
-    "blur_kernel_width", "gaussian_kernel", "grid_cells",
+    "blur_kernel_width", "check_level", "gaussian_kernel", "grid_cells",
 ]
 
 MANIPULATIONS = ("contrast", "illuminant", "blur", "gamma", "salt_pepper", "gaussian", "speckle", "poisson")
@@ -41,7 +41,6 @@ LEVELS: dict[str, tuple[float, ...]] = {  # the paper's grids
     "speckle": (0.0, 0.01, 0.05, 0.10),  # variance
     "poisson": (0.0, 0.01, 0.05, 0.10),  # p: variance p·I
 }
-PAPER_GRID: list[tuple[str, float]] = [(n, lv) for n in MANIPULATIONS for lv in LEVELS[n]]  # 37 cells
 
 VALID_RANGES = {  # what apply() accepts (closed intervals)
     "contrast": (0.0, 1.0), "illuminant": (0.0, 1.0), "blur": (0.0, 8.0), "gamma": (0.01, 10.0),
@@ -63,6 +62,9 @@ def _check_name(name: str) -> None:
         raise ValueError(f"Unknown manipulation {name!r}; valid: {', '.join(MANIPULATIONS)}.")
 
 
+PAPER_GRID: list[tuple[str, float]] = grid_cells()  # the paper's 37 cells, in its order
+
+
 def _check_images(images: torch.Tensor) -> None:
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
@@ -73,14 +75,16 @@ def _check_images(images: torch.Tensor) -> None:
         raise ValueError("images must be floats in [0, 1] without NaNs.")
 
 
-def _check_level(name: str, level: float | Sequence[float]) -> tuple[float, ...]:
-    """The level as a tuple (3 gains for illuminant, else 1 value), range-checked."""
+def check_level(name: str, level: float | Sequence[float]) -> tuple[float, ...]:
+    """The level as a tuple (3 gains for illuminant, else 1 value), range-checked: one
+    ValueError sentence for an unknown manipulation or a level out of range."""
     _check_name(name)
     values = tuple(float(v) for v in (level if isinstance(level, (list, tuple)) else [level]))
     if name == "illuminant" and len(values) == 1:
         values = (values[0], 1.0, 1.0)  # the authors' code: the level is the red gain
     if len(values) != (3 if name == "illuminant" else 1):
-        raise ValueError(f"{name} takes {'a float or 3 gains' if name == 'illuminant' else 'one float'}, got {level!r}.")
+        wanted = "a float or 3 gains" if name == "illuminant" else "one float"
+        raise ValueError(f"{name} takes {wanted}, got {level!r}.")
     lo, hi = VALID_RANGES[name]
     if any(not (lo <= v <= hi) for v in values):
         raise ValueError(f"{name} level {level!r} is outside its valid range [{lo}, {hi}].")
@@ -200,9 +204,11 @@ def apply(images: torch.Tensor, name: str, level: float | Sequence[float], seed:
     the shared noise, so image i gets identical noise in any batch, on any device.
     Raises ValueError for an unknown name, a level out of range, or bad images.
     """
-    values = _check_level(name, level)
+    values = check_level(name, level)
     _check_images(images)
     n = images.shape[0]
+    if n == 0:
+        raise ValueError(f"{name} got an empty batch (0 images): there is nothing to manipulate.")
     index = torch.arange(n) if index is None else torch.as_tensor(index).flatten().cpu()
     if len(index) != n:
         raise ValueError(f"index has {len(index)} entries for {n} images.")

@@ -3,7 +3,8 @@
 The engine distorts each batch ONCE per (manipulation, level) cell and runs every
 network on it, so the distortion cost is shared by the whole population. Results
 are written to Parquet after every cell (atomically); rerunning with the same
-``out`` computes only the (network, cell) pairs that are missing.
+``out`` computes only the (network, cell) pairs that are missing — or stale: every
+row is keyed by the sha256 of the weights, the evaluation set and the noise seed.
 """
 
 from __future__ import annotations
@@ -12,18 +13,21 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from .checkpoints import atomic_path
-from .distortions import MANIPULATIONS, PAPER_GRID, _check_level, apply
+from .checkpoints import state_sha256
+from .distortions import MANIPULATIONS, PAPER_GRID, apply, check_level
+from .files import read_cache_table, write_table
 from .models import num_classes
 from .progress import tqdm
 
 __all__ = ["accuracy_vectors", "clean_accuracy", "evaluate", "per_manipulation", "visual_intelligence"]
 
-COLUMNS = ["net_id", "manipulation", "level", "accuracy", "top5", "n_images"]
+COLUMNS = ["net_id", "weights_sha256", "eval_set", "noise_seed", "manipulation", "level", "accuracy", "top5",
+           "n_images"]
 
 
 def _level_key(level: float | Sequence[float]) -> float:
@@ -31,38 +35,42 @@ def _level_key(level: float | Sequence[float]) -> float:
     return float(level[0]) if isinstance(level, (list, tuple)) else float(level)
 
 
-def _read(out: Path | None) -> pd.DataFrame:
-    if out is None or not Path(out).exists():
-        return pd.DataFrame(columns=COLUMNS)
-    try:
-        return pd.read_parquet(out)
-    except Exception as error:
-        raise ValueError(f"Accuracy table {out} is unreadable ({error}); delete it to recompute.") from error
-
-
-def _write(table: pd.DataFrame, out: Path) -> None:
-    with atomic_path(out) as tmp:
-        table.to_parquet(tmp, index=False)
-
-
 def evaluate(networks: Mapping[str, nn.Module], dataset, grid: Iterable[tuple[str, float]] = PAPER_GRID,
              seed: int = 0, batch_size: int = 500, device: str | torch.device = "cpu",
              out: str | os.PathLike | None = None, top5: bool | None = None,
-             progress: bool = True) -> pd.DataFrame:
+             progress: bool = True, weights: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Accuracy of every network under every cell of ``grid``.
 
     ``networks``: net_id → model (taking [0, 1] images). ``dataset``: anything with
     ``batches(batch_size)`` yielding (uint8 images (B, 3, H, W), labels (B,), dataset
-    indices (B,)) — :class:`~paradox_utils.data.ImageSet` or ``ImageFolderSet``.
-    ``top5`` defaults to True when the networks have more than 10 classes.
-    Returns the tidy table (one row per network × cell): net_id, manipulation,
-    level, accuracy (top-1, fraction), top5 (fraction or NaN), n_images.
+    indices (B,)) and a ``fingerprint()`` — :class:`~paradox_utils.data.ImageSet` or
+    ``ImageFolderSet``. ``top5`` defaults to True when the networks have more than 10
+    classes. ``weights``: net_id → sha256 of its weights (e.g. the checkpoint's, from
+    the catalog); by default the hash of each model's state_dict.
+
+    ``out``: a Parquet table that makes the run resumable. A row is reused only when
+    it was made from the same weights (sha256), the same evaluation set (its
+    fingerprint) and the same noise ``seed``; a network's rows made otherwise are
+    recomputed and replaced, never reused.
+
+    Returns the tidy table (one row per network × cell): net_id, weights_sha256,
+    eval_set, noise_seed, manipulation, level, accuracy (top-1, fraction), top5
+    (fraction or NaN), n_images.
     """
     grid = [(name, level) for name, level in grid]
     for name, level in grid:
-        _check_level(name, level)  # fail before any heavy work
+        check_level(name, level)  # fail before any heavy work
+    if not networks:
+        raise ValueError("evaluate() got no networks.")
     out = Path(out) if out is not None else None
-    table = _read(out)
+    keys = {k: (weights or {}).get(k) or state_sha256(m) for k, m in networks.items()}
+    eval_set = dataset.fingerprint()[:24]
+    table = read_cache_table(out, COLUMNS, "accuracy table")
+    current = [keys.get(n) == w and e == eval_set and int(s) == seed
+               for n, w, e, s in zip(table["net_id"], table["weights_sha256"], table["eval_set"],
+                                     table["noise_seed"], strict=True)]
+    fresh = [ok or n not in keys for ok, n in zip(current, table["net_id"], strict=True)]
+    table = table.loc[np.array(fresh, dtype=bool)].reset_index(drop=True)  # stale rows go
     done = set(zip(table["net_id"], table["manipulation"], table["level"].astype(float), strict=True))
     models = {k: m.to(device, memory_format=torch.channels_last).eval() for k, m in networks.items()}
     if top5 is None:
@@ -74,9 +82,12 @@ def evaluate(networks: Mapping[str, nn.Module], dataset, grid: Iterable[tuple[st
             continue
         bar.set_postfix_str(f"{name}={level} × {len(todo)} nets")
         rows = _evaluate_cell({k: models[k] for k in todo}, dataset, name, level, seed, batch_size, device, top5)
+        rows.insert(1, "weights_sha256", [keys[k] for k in todo])
+        rows.insert(2, "eval_set", eval_set)
+        rows.insert(3, "noise_seed", seed)
         table = rows if table.empty else pd.concat([table, rows], ignore_index=True)
         if out is not None:
-            _write(table, out)
+            write_table(table, out)
     keep = {(n, _level_key(lv)) for n, lv in grid}
     mask = [(m, float(lv)) in keep and k in models
             for k, m, lv in zip(table["net_id"], table["manipulation"], table["level"], strict=True)]

@@ -1,4 +1,5 @@
-"""Conv kernels as the similarity measures see them: extracted, flattened, standardised.
+"""Networks as the similarity measures read them: their state, its identity (a hash of
+every weight), and conv kernels extracted, flattened and standardised.
 
 A kernel is one output channel of a Conv2d, flattened over (in_channels, kh, kw).
 Networks may be given as modules, state_dicts or checkpoint paths.
@@ -15,17 +16,32 @@ from torch import nn
 from . import checkpoints
 from .models import conv_layers
 
-__all__ = ["NetworkLike", "conv_kernels", "layer_names", "same_architecture", "standardise", "state_of"]
+__all__ = ["NetworkLike", "conv_kernels", "layer_names", "same_architecture", "standardise", "state_of",
+           "weights_key"]
 
 NetworkLike = nn.Module | Mapping[str, torch.Tensor] | str | os.PathLike
 
 
 def state_of(network: NetworkLike) -> Mapping[str, torch.Tensor]:
+    """The state_dict of a module, a checkpoint (read and hash-checked) or a state_dict."""
     if isinstance(network, nn.Module):
         return network.state_dict()
     if isinstance(network, (str, os.PathLike)):
         return checkpoints.load_state(network)[0]
     return network
+
+
+def weights_key(network: NetworkLike) -> str:
+    """The sha256 (hex) of every tensor of the network's state_dict: over the entries
+    sorted by name, each one's "name:dtype:shape" and raw bytes.
+
+    Two networks share a key exactly when their states are equal bit for bit (BatchNorm
+    statistics and counters included), however they are given: as a module, a
+    state_dict or a checkpoint (whose file hash would also cover its extra tensors
+    and header, so it is not used). The bytes hashed are those of
+    ``checkpoints.state_sha256`` (the one implementation), so the two name a network alike.
+    """
+    return checkpoints.state_sha256(state_of(network))
 
 
 def conv_kernels(network: NetworkLike) -> list[tuple[str, torch.Tensor]]:

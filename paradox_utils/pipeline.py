@@ -17,12 +17,14 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["CHAPTERS", "ChapterFailed", "build_book", "chapter_paths", "load_profile", "main", "run"]
+__all__ = ["CHAPTERS", "ChapterFailed", "build_book", "chapter_paths", "check_run", "check_values", "load_profile",
+           "main", "run"]
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -45,16 +47,12 @@ def chapter_parameters() -> dict[str, dict[str, Any]]:
     import papermill
 
     out = {}
-    for chapter in CHAPTERS:
-        notebook = jupytext.read(NOTEBOOKS / f"{chapter}.py")
-        tmp = BOOK / "chapters" / f".{chapter}.inspect.ipynb"
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        jupytext.write(notebook, tmp)
-        try:
+    with tempfile.TemporaryDirectory() as scratch:  # nothing is written into the repository
+        for chapter in CHAPTERS:
+            tmp = Path(scratch) / f"{chapter}.ipynb"
+            jupytext.write(jupytext.read(NOTEBOOKS / f"{chapter}.py"), tmp)
             declared = papermill.inspect_notebook(str(tmp))
-        finally:
-            tmp.unlink(missing_ok=True)
-        out[chapter] = {k: _literal(v["default"]) for k, v in declared.items()}
+            out[chapter] = {k: _literal(v["default"]) for k, v in declared.items()}
     return out
 
 
@@ -68,13 +66,20 @@ def _literal(text: str) -> Any:
 
 
 def _same_kind(default: Any, value: Any) -> bool:
+    """``value`` may replace ``default``: same type, ints for floats, never floats for ints
+    (``eval_per_class: 100.0`` is refused: it is a typo papermill would pass through)."""
     if default is None or value is None:
         return True
     if isinstance(default, bool) or isinstance(value, bool):
         return isinstance(default, bool) and isinstance(value, bool)
-    if isinstance(default, (int, float)):
+    if isinstance(default, float):
         return isinstance(value, (int, float))
     return isinstance(value, type(default))
+
+
+def _kind_name(value: Any) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string", list: "a list",
+            dict: "a mapping"}.get(type(value), type(value).__name__)
 
 
 def load_profile(profile: str, declared: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -99,11 +104,9 @@ def load_profile(profile: str, declared: dict[str, dict[str, Any]] | None = None
         defaults.update(params)
     unknown = sorted(set(values) - set(defaults))
     if unknown:
-        raise ValueError(f"Profile {path.name} has unknown keys {unknown}; the chapters take: {', '.join(sorted(defaults))}.")
-    for key, value in values.items():
-        if not _same_kind(defaults[key], value):
-            raise ValueError(f"Profile {path.name}: {key} should be a {type(defaults[key]).__name__}, "
-                             f"got {value!r} ({type(value).__name__}).")
+        raise ValueError(f"Profile {path.name} has unknown keys {unknown}; "
+                         f"the chapters take: {', '.join(sorted(defaults))}.")
+    check_values(values, defaults, f"Profile {path.name}")
     dataset = values.get("dataset", defaults.get("dataset"))
     env = "PARADOX_IMAGENET" if dataset == "imagenet" else "PARADOX_CIFAR10"
     if os.environ.get(env) and not Path(os.environ[env]).exists():
@@ -114,12 +117,51 @@ def load_profile(profile: str, declared: dict[str, dict[str, Any]] | None = None
     return values
 
 
+def check_values(values: dict[str, Any], defaults: dict[str, Any], source: str) -> None:
+    """One sentence for a value whose type is not its parameter's (``source`` names where it came from)."""
+    for key, value in values.items():
+        if not _same_kind(defaults[key], value):
+            raise ValueError(f"{source}: {key} should be {_kind_name(defaults[key])}, "
+                             f"got {value!r} ({type(value).__name__}).")
+
+
+def check_run(values: dict[str, Any], defaults: dict[str, Any], chapters: tuple[str, ...] = CHAPTERS) -> None:
+    """Everything that can be checked before the first network trains: the scheduler,
+    every network's training config (nested settings through ``TrainConfig``'s own
+    validation), the ``retrain`` ids, and that the output folders are writable."""
+    from .cluster import check_scheduler
+    from .population import base_specs, offspring_specs
+
+    merged = {**defaults, **values}
+    check_scheduler(merged.get("scheduler"))
+    specs = []
+    if "01_train" in chapters or "02_finetune" in chapters:
+        bases = base_specs(common=merged["base_common"], grid=merged["base_grid"], sample=merged["base_sample"],
+                           arch=merged["arch"], dataset=merged["dataset"])
+        specs = bases + offspring_specs(bases, parents=merged["finetune_parents"],
+                                        manipulations=merged["finetune_manipulations"],
+                                        common=merged["finetune_common"], groups=merged["finetune_groups"])
+        ids = {s.net_id for s in specs}
+        if unknown := [r for r in merged.get("retrain", []) if r not in ids]:
+            raise ValueError(f"--retrain names {', '.join(unknown)}, not in this profile's population.")
+    paths = chapter_paths(merged["profile"], merged.get("checkpoint_dir", ""), merged.get("results_dir", ""))
+    for folder in {paths["checkpoints"], paths["results"]}:
+        try:
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as error:
+            raise ValueError(f"The output folder {folder} is not writable ({error.strerror}).") from None
+
+
 def chapter_paths(profile: str, checkpoint_dir: str = "", results_dir: str = "") -> dict[str, Path]:
     """Where a profile's artifacts live (the chapters' only channel to each other)."""
     checkpoints = Path(checkpoint_dir) if checkpoint_dir else ROOT / "checkpoints" / profile
     results = Path(results_dir) if results_dir else ROOT / "data" / "results" / profile
-    checkpoints.mkdir(parents=True, exist_ok=True)
-    results.mkdir(parents=True, exist_ok=True)
+    for folder in (checkpoints, results):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ValueError(f"The output folder {folder} cannot be created ({error.strerror}).") from None
     return {
         "checkpoints": checkpoints, "results": results, "catalog": checkpoints / "catalog.parquet",
         "accuracy": results / "accuracy.parquet", "similarity_cache": results / "similarity_cache.parquet",
@@ -131,19 +173,32 @@ def chapter_paths(profile: str, checkpoint_dir: str = "", results_dir: str = "")
 
 
 def run(profile: str = "quick", start: str | None = None, scheduler: str | None = None,
-        output_dir: str | os.PathLike | None = None, progress: bool = True) -> list[Path]:
+        output_dir: str | os.PathLike | None = None, progress: bool = True,
+        parameters: dict[str, Any] | None = None, retrain: list[str] | None = None) -> list[Path]:
     """Execute the chapters from ``start`` (default the first) with ``profile``; return the
-    executed notebooks. Raises :class:`ChapterFailed` at the first failing chapter."""
+    executed notebooks. ``parameters`` override the profile's values (validated alike);
+    ``retrain``: network ids whose finished checkpoints are trained again. Everything
+    :func:`check_run` checks is checked before the first chapter starts. Raises
+    :class:`ChapterFailed` at the first failing chapter."""
     declared = chapter_parameters()
     values = load_profile(profile, declared)
+    defaults = {k: v for params in declared.values() for k, v in params.items()}
+    overrides = dict(parameters or {})
+    if unknown := sorted(set(overrides) - set(defaults)):
+        raise ValueError(f"Unknown parameter {', '.join(unknown)}; the chapters take: {', '.join(sorted(defaults))}.")
+    check_values(overrides, defaults, "Parameter override")
+    values.update(overrides)
     if scheduler:
         values["scheduler"] = scheduler
+    if retrain:
+        values["retrain"] = list(retrain)
     if start is not None and start not in CHAPTERS:
         matches = [c for c in CHAPTERS if c.startswith(start) or c.split("_", 1)[1] == start]
         if len(matches) != 1:
             raise ValueError(f"Unknown chapter {start!r}; valid: {', '.join(CHAPTERS)}.")
         start = matches[0]
     chapters = CHAPTERS[CHAPTERS.index(start):] if start else CHAPTERS
+    check_run(values, defaults, chapters)
     out_dir = Path(output_dir) if output_dir else BOOK / "chapters"
     out_dir.mkdir(parents=True, exist_ok=True)
     previous = os.environ.get("PARADOX_BATCH")
@@ -221,19 +276,30 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run_parser = commands.add_parser("run", help="execute the six chapters with a profile (papermill)",
                                      description="Execute the chapters in order with a profile's parameters.")
-    run_parser.add_argument("--profile", default="quick", help="tiny, quick, paper, imagenet, or a YAML path (default quick)")
-    run_parser.add_argument("--from", dest="start", default=None, help="start at this chapter (e.g. 03_evaluate or evaluate)")
+    run_parser.add_argument("--profile", default="quick",
+                            help="tiny, quick, paper, imagenet, or a YAML path (default quick)")
+    run_parser.add_argument("--from", dest="start", default=None,
+                            help="start at this chapter (e.g. 03_evaluate or evaluate)")
     run_parser.add_argument("--scheduler", default=None,
                             help="serial, local (Dask LocalCluster), slurm, or a Dask scheduler address tcp://host:8786")
+    run_parser.add_argument("--retrain", action="append", default=[], metavar="ID",
+                            help="train this network again although its checkpoint is finished (its offspring "
+                                 "too); repeatable")
+    run_parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                            help="override one chapter parameter (VALUE is YAML: 3, 0.1, [a, b], {epochs: 2}); "
+                                 "repeatable, validated like a profile")
     run_parser.add_argument("--no-progress", action="store_true", help="no papermill progress bar")
     book_parser = commands.add_parser("book", help="build the Jupyter Book from the executed chapters",
-                                      description="Render book/chapters into book/_build/html (offline, warnings as errors).")
+                                      description="Render book/chapters into book/_build/html "
+                                                  "(offline, warnings as errors).")
     book_parser.add_argument("--dir", default=str(BOOK), help="the book folder (default book/)")
     commands.add_parser("profiles", help="list the profiles and their parameters")
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
-            for path in run(args.profile, args.start, args.scheduler, progress=not args.no_progress):
+            overrides = {name: yaml.safe_load(value) for name, value in args.parameter}
+            for path in run(args.profile, args.start, args.scheduler, progress=not args.no_progress,
+                            parameters=overrides, retrain=args.retrain):
                 print(f"executed {path}")
         elif args.command == "book":
             print(f"built {build_book(args.dir)}")

@@ -18,6 +18,7 @@ from plotly.subplots import make_subplots
 
 from .distortions import MANIPULATIONS, PAPER_GRID
 from .evaluation import per_manipulation, visual_intelligence
+from .paradox import QUADRANT_NAMES, quadrant_counts
 
 __all__ = [
     "PARADOX_COLORSCALE", "accuracy_profiles", "heatmap", "layer_profile_figure", "lineage_order",
@@ -55,9 +56,11 @@ def vi_bars(acc_table: pd.DataFrame, metric: str = "accuracy", title: str | None
         column = means.loc[vi.index, name]
         fig.add_bar(x=list(vi.index), y=column / len(means.columns), name=name,
                     marker_color=MANIPULATION_COLOURS.get(name), customdata=np.stack([column, vi], axis=1),
-                    hovertemplate=f"%{{x}}<br>{name}: %{{customdata[0]:.3f}}<br>VI: %{{customdata[1]:.3f}}<extra></extra>")
+                    hovertemplate=f"%{{x}}<br>{name}: %{{customdata[0]:.3f}}<br>"
+                                  "VI: %{customdata[1]:.3f}<extra></extra>")
     fig.update_layout(barmode="stack", title=title or "Visual intelligence per network (sorted)",
-                      xaxis_title="network", yaxis_title="VI (stacked: manipulation mean / 8)", legend_title="manipulation")
+                      xaxis_title="network", yaxis_title="VI (stacked: manipulation mean / 8)",
+                      legend_title="manipulation")
     return fig
 
 
@@ -114,7 +117,7 @@ def heatmap(matrix: pd.DataFrame, title: str, parents: Mapping[str, str | None] 
 
 def paradox_scatter(pairs: pd.DataFrame, method: str, similar: float = 0.5, compatible: float = 0.5) -> go.Figure:
     """Every pair: similarity (x) vs compatibility (y), coloured by relation, with the two
-    paradox quadrants shaded and counted."""
+    paradox quadrants shaded and counted by ``paradox.quadrant_counts`` (the one rule)."""
     sim, comp = pairs[f"similarity_{method}"], pairs["compatibility"]
     fig = go.Figure()
     for relation, colour in RELATION_COLOURS.items():
@@ -125,14 +128,17 @@ def paradox_scatter(pairs: pd.DataFrame, method: str, similar: float = 0.5, comp
                             hovertemplate="%{text}<br>similarity %{x:.3f}<br>compatibility %{y:.3f}<extra></extra>")
     lo_x, hi_x = min(-0.05, float(sim.min()) - 0.05), 1.05
     lo_y, hi_y = min(-0.05, float(comp.min()) - 0.05), 1.05
-    n_syd = int(((sim >= similar) & (comp < compatible)).sum())
-    n_dys = int(((sim < similar) & (comp >= compatible)).sum())
-    fig.add_shape(type="rect", x0=similar, x1=hi_x, y0=lo_y, y1=compatible, fillcolor="#f2d600", opacity=0.15, line_width=0)
-    fig.add_shape(type="rect", x0=lo_x, x1=similar, y0=compatible, y1=hi_y, fillcolor="#d73027", opacity=0.12, line_width=0)
-    fig.add_annotation(x=hi_x, y=lo_y, xanchor="right", yanchor="bottom", showarrow=False,
-                       text=f"similar yet different: {n_syd}")
-    fig.add_annotation(x=lo_x, y=hi_y, xanchor="left", yanchor="top", showarrow=False,
-                       text=f"different yet similar: {n_dys}")
+    counts = quadrant_counts(pairs, method, similar, compatible)
+    # the shaded corners are quadrant_of's regions: x ≥ similar, y < compatible and x < similar, y ≥ compatible
+    corners = {"similar_yet_different": ((similar, hi_x, lo_y, compatible), PARADOX_COLORSCALE[0][1], 0.15,
+                                         {"x": hi_x, "y": lo_y, "xanchor": "right", "yanchor": "bottom"}),
+               "different_yet_similar": ((lo_x, similar, compatible, hi_y), PARADOX_COLORSCALE[2][1], 0.12,
+                                         {"x": lo_x, "y": hi_y, "xanchor": "left", "yanchor": "top"})}
+    for quadrant, ((x0, x1, y0, y1), colour, opacity, place) in corners.items():
+        fig.add_shape(type="rect", x0=x0, x1=x1, y0=y0, y1=y1, fillcolor=colour, opacity=opacity, line_width=0,
+                      name=quadrant)
+        fig.add_annotation(**place, showarrow=False, name=quadrant,
+                           text=f"{QUADRANT_NAMES[quadrant]}: {counts[quadrant]}")
     fig.update_layout(title=f"Intrinsic similarity ({method}) vs compatibility, all pairs",
                       xaxis_title=f"similarity ({method})", yaxis_title="compatibility (Pearson r of accuracies)",
                       xaxis_range=[lo_x, hi_x], yaxis_range=[lo_y, hi_y])

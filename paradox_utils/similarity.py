@@ -17,8 +17,9 @@ a layer score:
   "Git Re-Basin") on the standardised kernels; layer score = mean r under it.
 
 Network similarity = unweighted mean of layer scores. ``pairwise_similarity``
-streams pairs in chunks (bounded memory), optionally on a GPU, with a cache keyed
-on the hash of each network's conv kernels.
+reads each network once and streams pairs in chunks (bounded memory), optionally on
+a GPU, with a cache keyed on the sha256 of each network's weights (``weights_key``)
+and the settings of the measure.
 
 This module is the public face of the measures; kernel extraction lives in
 ``kernels``, the coupled alignment in ``permutations`` and linear CKA in ``cka``
@@ -27,7 +28,6 @@ This module is the public face of the measures; kernel extraction lives in
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -37,17 +37,25 @@ import pandas as pd
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from .checkpoints import atomic_path
 from .cka import cka_matrix, linear_cka, probe_activations
-from .kernels import NetworkLike, conv_kernels, layer_names, same_architecture, standardise
+from .files import read_cache_table, write_table
+from .kernels import (
+    NetworkLike,
+    conv_kernels,
+    layer_names,
+    same_architecture,
+    standardise,
+    state_of,
+    weights_key,
+)
 from .models import build
-from .permutations import coupled_scores, permutation_graph, permuted_copy
+from .permutations import MAX_ITER, RTOL, coupled_scores, permutation_graph, permuted_copy, spec_for
 from .progress import tqdm
 
 __all__ = [
     "METHODS", "chance_level", "cka_matrix", "conv_kernels", "kernel_scores", "layer_names", "layer_profile",
     "layer_similarities", "linear_cka", "network_similarity", "pairwise_similarity",
-    "permutation_graph", "permuted_copy", "probe_activations",
+    "permutation_graph", "permuted_copy", "probe_activations", "spec_for", "weights_key",
 ]
 
 METHODS = ("paper", "hungarian", "coupled")
@@ -92,10 +100,11 @@ def kernel_scores(a: NetworkLike, b: NetworkLike, method: str = "paper", dtype: 
                   device: str | torch.device = "cpu") -> list[tuple[str, np.ndarray]]:
     """Per conv layer, the aligned correlation of each of A's kernels: (name, (K,) array)."""
     _check_method(method)
-    ka, kb = conv_kernels(a), conv_kernels(b)
+    state_a, state_b = state_of(a), state_of(b)  # a checkpoint is read once, whichever the method
+    ka, kb = conv_kernels(state_a), conv_kernels(state_b)
     same_architecture(ka, kb)
     if method == "coupled":
-        return coupled_scores(a, b, dtype, device)
+        return coupled_scores(state_a, state_b, dtype, device)
     out = []
     for (name, wa), (_, wb) in zip(ka, kb, strict=True):
         xa = standardise(wa.to(device, dtype))
@@ -126,14 +135,6 @@ def layer_profile(parent: NetworkLike, child: NetworkLike, method: str = "paper"
 
 
 # ----------------------------------------------------------------------------- pairwise
-
-def _fingerprint(kernels: list[tuple[str, torch.Tensor]]) -> str:
-    digest = hashlib.sha256()
-    for name, weight in kernels:
-        digest.update(name.encode())
-        digest.update(weight.detach().cpu().float().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:24]
-
 
 def _upper_pairs(stacks: list[torch.Tensor], method: str, block_bytes: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """All pairs i < j, row block by row block: yields (pairs (P, 2), layer scores (P, L))."""
@@ -166,21 +167,38 @@ def _listed_pairs(stacks: list[torch.Tensor], pairs: np.ndarray, method: str,
         yield part, torch.stack(scores, 1).double().numpy()
 
 
-def _read_cache(path: Path | None, method: str) -> dict[tuple[str, str], np.ndarray]:
-    if path is None or not path.exists():
-        return {}
-    table = pd.read_parquet(path)
-    table = table[table["method"] == method]
-    return {(a, b): np.asarray(s) for a, b, s in zip(table["a"], table["b"], table["scores"], strict=True)}
+CACHE_COLUMNS = ["method", "settings", "a", "b", "scores"]
 
 
-def _write_cache(path: Path, method: str, new: dict[tuple[str, str], np.ndarray]) -> None:
-    old = pd.read_parquet(path) if path.exists() else None
-    rows = pd.DataFrame({"method": method, "a": [k[0] for k in new], "b": [k[1] for k in new],
-                         "scores": [v.tolist() for v in new.values()]})
-    table = rows if old is None else pd.concat([old, rows], ignore_index=True)
-    with atomic_path(path) as tmp:
-        table.to_parquet(tmp, index=False)
+def _settings(method: str, dtype: torch.dtype) -> str:
+    """Everything besides the two networks that shaped a cached score (method apart)."""
+    settings = f"dtype={str(dtype).removeprefix('torch.')}"
+    if method == "coupled":  # the ascent's stopping rule decides where it ends
+        settings += f";max_iter={MAX_ITER};rtol={RTOL}"
+    return settings
+
+
+def _read_cache(path: Path | None, method: str,
+                settings: str) -> tuple[pd.DataFrame, dict[tuple[str, str], np.ndarray]]:
+    """(the whole cache table, (key A, key B) → (L,) layer scores for ``method`` and ``settings``).
+
+    An unreadable or older-format file is rebuilt with a RuntimeWarning (``files.read_cache_table``).
+    """
+    table = read_cache_table(path, CACHE_COLUMNS, what="similarity cache")
+    mine = table[(table["method"] == method) & (table["settings"] == settings)]
+    return table, {(a, b): np.asarray(s, dtype=float)
+                   for a, b, s in zip(mine["a"], mine["b"], mine["scores"], strict=True)}
+
+
+def _write_cache(path: Path, old: pd.DataFrame, method: str, settings: str,
+                 new: dict[tuple[str, str], np.ndarray]) -> None:
+    """``old`` (as read before the computation) plus the ``new`` rows, written atomically."""
+    rows = pd.DataFrame({"method": method, "settings": settings, "a": [k[0] for k in new], "b": [k[1] for k in new],
+                         "scores": [np.asarray(v, dtype=float).tolist() for v in new.values()]})
+    if len(old):
+        old = old[CACHE_COLUMNS].assign(scores=[np.asarray(v, dtype=float).tolist() for v in old["scores"]])
+        rows = pd.concat([old, rows], ignore_index=True)
+    write_table(rows, path)
 
 
 def pairwise_similarity(networks: Sequence[NetworkLike] | Mapping[str, NetworkLike], method: str = "paper",
@@ -190,32 +208,55 @@ def pairwise_similarity(networks: Sequence[NetworkLike] | Mapping[str, NetworkLi
     """(N, N) similarity matrix: entry [i, j] is A_i → A_j for i < j, mirrored; diagonal 1.
 
     ``networks``: a sequence or an id → network mapping (modules, state_dicts or
-    checkpoint paths) of one architecture. ``cache``: a Parquet file of per-pair
-    layer scores keyed on each network's kernel hash, so adding a network computes
-    only its new pairs. ``block_bytes`` bounds the correlation tensors in memory.
+    checkpoint paths) of one architecture, at least one (one network gives [[1.0]]).
+    Each is read once. ``block_bytes`` bounds the correlation tensors in memory.
     ``return_layers=True`` also returns the (N, N, L) per-layer scores.
+
+    ``cache``: a Parquet file of per-pair layer scores, so adding a network computes
+    only its new pairs. A row is keyed by (method, settings, key A, key B): the key is
+    :func:`~paradox_utils.kernels.weights_key`, the sha256 of *every* tensor of the
+    network, and settings are the dtype (and, for ``coupled``, the ascent's stopping
+    rule). A key over the conv kernels alone would also be correct for ``paper`` and
+    ``hungarian``, which read nothing else — but not for ``coupled``, whose matching
+    reads the classifier too, and not for any measure added later that reads more.
+    One key of the whole state is right for every measure and names a network the
+    same way everywhere; its cost is that a BatchNorm-only change (e.g. re-estimated
+    statistics) recomputes that network's pairs, which is rare and only costs time.
     """
     _check_method(method)
     items = list(networks.values()) if isinstance(networks, Mapping) else list(networks)
+    if not items:
+        raise ValueError("pairwise_similarity needs at least one network; it was given none.")
     n = len(items)
-    kernels = [conv_kernels(item) for item in items]
-    for other in kernels[1:]:
-        same_architecture(kernels[0], other)
+    # Each network is read (and, for a checkpoint, hash-checked) once here; afterwards only
+    # what the method reads is kept: the conv kernels, or for coupled the state.
+    kernels, keys, states = [], [], []
+    for item in tqdm(items, desc="networks", disable=not progress or n < 2):
+        state = state_of(item)
+        kernels.append(conv_kernels(state))
+        same_architecture(kernels[0], kernels[-1])  # one sentence before any pair is computed
+        if method == "coupled":
+            spec_for(state)  # an unsupported architecture is refused before any pair, too
+            states.append(state)
+        keys.append(weights_key(state))
     n_layers = len(kernels[0])
     layers = np.zeros((n, n, n_layers))
     layers[np.arange(n), np.arange(n)] = 1.0
-    keys = [_fingerprint(k) for k in kernels]
     cache_path = Path(cache) if cache is not None else None
-    cached = _read_cache(cache_path, method)
-    todo = [(i, j) for i in range(n) for j in range(i + 1, n) if (keys[i], keys[j]) not in cached]
+    settings = _settings(method, dtype)
+    old, cached = _read_cache(cache_path, method, settings)
+    todo = []
     for i in range(n):
         for j in range(i + 1, n):
-            if (keys[i], keys[j]) in cached:
-                layers[i, j] = cached[(keys[i], keys[j])]
+            hit = cached.get((keys[i], keys[j]))
+            if hit is not None and hit.shape == (n_layers,):
+                layers[i, j] = hit
+            else:
+                todo.append((i, j))
     fresh: dict[tuple[str, str], np.ndarray] = {}
     if todo and method == "coupled":
         for i, j in tqdm(todo, desc="pairs (coupled)", disable=not progress):
-            layers[i, j] = [s.mean() for _, s in coupled_scores(items[i], items[j], dtype, device)]
+            layers[i, j] = [s.mean() for _, s in coupled_scores(states[i], states[j], dtype, device)]
             fresh[(keys[i], keys[j])] = layers[i, j]
     elif todo:
         stacks = [standardise(torch.stack([k[layer][1] for k in kernels]).to(device, dtype))
@@ -231,7 +272,7 @@ def pairwise_similarity(networks: Sequence[NetworkLike] | Mapping[str, NetworkLi
             bar.update(len(pairs))
         bar.close()
     if fresh and cache_path is not None:
-        _write_cache(cache_path, method, fresh)
+        _write_cache(cache_path, old, method, settings, fresh)
     upper = np.triu_indices(n, 1)
     layers[upper[1], upper[0]] = layers[upper]  # the paper mirrors a→b
     matrix = layers.mean(axis=2)
@@ -247,6 +288,8 @@ def chance_level(arch: str = "resnet20", n: int = 4, method: str = "paper", seed
     ``method="cka"`` needs the probe ``images`` (float, [0, 1]) of the CKA matrix.
     """
     _check_method(method, (*METHODS, "cka"))
+    if n < 2:
+        raise ValueError(f"The chance level needs at least two networks (one pair); n={n}.")
     if method == "cka" and images is None:
         raise ValueError("The CKA chance level needs the probe images the CKA matrix used.")
     nets = []

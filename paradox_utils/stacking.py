@@ -95,12 +95,14 @@ class StackedNetworks(nn.Module):
                                  "of one architecture and shape can be stacked.")
         self.size = len(members)
         self.net = copy.deepcopy(members[0])
+        self._indexed: set[str] = set()  # parameter names stacked on a new axis 0 (GroupedLinear)
         # Shared counters (BatchNorm's num_batches_tracked) advance together; keep each
         # member's own starting value so its state_dict reads as if trained alone.
         # The wide counters start at member 0's values (_wide_batchnorm copies them).
         self._counter_offsets = [{k: v.clone() for k, v in m.state_dict().items() if v.ndim == 0}
                                  for m in members]
-        self._indexed: set[str] = set()  # parameter names stacked on a new axis 0 (GroupedLinear)
+        if self.size == 1:  # a stack of one is the network itself: same layers, same arithmetic
+            return
         named = [dict(m.named_modules()) for m in members]
         for name, module in list(self.net.named_modules()):
             if next(module.children(), None) is not None:  # a container: its leaves are widened

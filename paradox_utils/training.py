@@ -19,6 +19,7 @@ import dataclasses
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,13 +35,37 @@ from .models import INITIALISERS, build, conv_layers, num_classes
 from .progress import tqdm
 from .stacking import StackedNetworks
 
-__all__ = ["GROUP_FREE", "TrainConfig", "fine_tune", "geometric_augment", "learning_rate", "train", "train_group"]
+__all__ = ["GROUP_FREE", "SPEED_SWITCHES", "TrainConfig", "TrainingData", "config_differences", "fine_tune",
+           "geometric_augment", "learning_rate", "train", "train_group"]
 
 SCHEDULES = ("paper", "cosine", "constant")
 OPTIMISERS = ("adam", "sgd")
 # The paper's piecewise schedule: (fraction of the epoch budget, factor) — Keras's
 # cifar10_resnet break points 80, 120, 160, 180 of 200 epochs.
 PAPER_STEPS = ((0.9, 5e-4), (0.8, 1e-3), (0.6, 1e-2), (0.4, 1e-1))
+
+
+# Settings that change how fast a network trains, not what it learns: changing one
+# never makes a checkpoint "trained with another config".
+SPEED_SWITCHES = ("channels_last", "compile")
+_FIELD_TYPES = {"seed": int, "epochs": int, "batch_size": int, "lr": float, "momentum": float,
+                "time_decay": float, "l2": float, "geometric": bool, "train_per_class": (int, None),
+                "val_per_class": (int, None), "data_seed": int, "num_classes": (int, None),
+                "channels_last": bool, "compile": bool, "arch": str, "dataset": str, "optimiser": str,
+                "schedule": str, "init": str, "manipulation": (str, None), "extra": dict}
+_KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string", dict: "a mapping",
+               (int, None): "an integer or null", (str, None): "a string or null"}
+
+
+def _is_kind(value: Any, kind) -> bool:
+    """An int field takes no float (2.0 is refused: it hides a typo) and no bool; a float field takes ints."""
+    if isinstance(kind, tuple):
+        return value is None or _is_kind(value, kind[0])
+    if kind is bool or isinstance(value, bool):
+        return kind is bool and isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, kind)
 
 
 @dataclass
@@ -70,23 +95,37 @@ class TrainConfig:
     extra: dict[str, Any] = field(default_factory=dict)  # free-form labels (kept in metadata)
 
     def validate(self) -> TrainConfig:
-        """Raise one clear ValueError for an impossible setting; return self."""
+        """Raise one clear ValueError for an impossible setting or a value of the wrong type; return self."""
+        for f in dataclasses.fields(self):
+            value, kind = getattr(self, f.name), _FIELD_TYPES.get(f.name)
+            if kind is not None and not _is_kind(value, kind):
+                raise ValueError(f"Invalid training config: {f.name} should be {_KIND_NAMES[kind]}, "
+                                 f"got {value!r} ({type(value).__name__}).")
         checks = [
             (self.arch in ("resnet20", "resnet50"), f"arch {self.arch!r} is not resnet20 or resnet50"),
             (self.dataset in ("cifar10", "imagenet"), f"dataset {self.dataset!r} is not cifar10 or imagenet"),
             (self.epochs >= 1, f"epochs must be ≥ 1, got {self.epochs}"),
             (self.batch_size >= 2, f"batch_size must be ≥ 2, got {self.batch_size}"),
             (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}"),
+            (self.time_decay >= 0, f"time_decay must be ≥ 0, got {self.time_decay}"),
+            (self.l2 >= 0, f"l2 must be ≥ 0, got {self.l2}"),
             (self.optimiser in OPTIMISERS, f"optimiser {self.optimiser!r} is not one of {OPTIMISERS}"),
             (self.schedule in SCHEDULES, f"schedule {self.schedule!r} is not one of {SCHEDULES}"),
             (self.init in INITIALISERS, f"init {self.init!r} is not one of {sorted(INITIALISERS)}"),
             (self.train_per_class is None or self.train_per_class >= 1, "train_per_class must be ≥ 1"),
+            (self.val_per_class is None or self.val_per_class >= 1, "val_per_class must be ≥ 1"),
+            (self.num_classes is None or self.num_classes >= 2, "num_classes must be ≥ 2"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ValueError(f"Invalid training config: {message}.")
         ManipulationAugment(self.manipulation)  # raises for an unknown manipulation
         return self
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that make a network what it is: everything but the speed switches."""
+        return {k: v for k, v in self.to_dict().items() if k not in SPEED_SWITCHES}
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -162,46 +201,50 @@ def _load_optimiser(optimiser: torch.optim.Optimizer, extra: dict[str, torch.Ten
     optimiser.load_state_dict(saved)
 
 
-class _Data:
-    """Training batches and the validation set for a config."""
+@dataclass
+class TrainingData:
+    """The images a network trains on and the held-out images its validation accuracy is
+    measured on: :class:`~paradox_utils.data.ImageSet` (in memory) or ``ImageFolderSet``."""
 
-    def __init__(self, config: TrainConfig):
-        self.config = config
+    train: Any
+    val: Any
+
+    @classmethod
+    def for_config(cls, config: TrainConfig) -> TrainingData:
+        """The config's dataset from its usual source (``PARADOX_CIFAR10`` / ``PARADOX_IMAGENET``)."""
         if config.dataset == "cifar10":
-            train = load_cifar10("train")
-            self.train: ImageSet | Any = stratified_subset(train, config.train_per_class, config.data_seed)
-            self.val = stratified_subset(load_cifar10("test"), config.val_per_class, config.data_seed)
-        else:
-            self.train = load_imagenet("train", train=True)
-            self.val = load_imagenet("val")
+            train = stratified_subset(load_cifar10("train"), config.train_per_class, config.data_seed)
+            val = stratified_subset(load_cifar10("test"), config.val_per_class, config.data_seed)
+            return cls(train, val)
+        # ImageNet: random-resized crops and flips are the geometric augmentation here
+        return cls(load_imagenet("train", train=config.geometric), load_imagenet("val"))
 
-    def __len__(self) -> int:
-        return len(self.train)
 
-    def epoch(self, generator: torch.Generator, device) -> Any:
-        """Yield (float images in [0, 1] on device, labels) for one shuffled epoch."""
-        bs = self.config.batch_size
-        if isinstance(self.train, ImageSet):
-            order = torch.randperm(len(self.train), generator=generator)
-            for start in range(0, len(order), bs):
-                rows = order[start:start + bs]
-                if len(rows) < 2:  # BatchNorm cannot train on one image
-                    continue
-                yield self.train.images[rows].to(device).float().div_(255), self.train.labels[rows].to(device)
-            return
-        loader = torch.utils.data.DataLoader(self.train, batch_size=bs, shuffle=True, generator=generator,
-                                             num_workers=min(8, os.cpu_count() or 1), drop_last=True)
-        for images, labels, _ in loader:
-            yield images.to(device).float().div_(255), labels.to(device)
+def _batches(dataset, batch_size: int, generator: torch.Generator, device) -> Any:
+    """Yield (float images in [0, 1] on device, labels) for one shuffled epoch of ``dataset``."""
+    if isinstance(dataset, ImageSet):
+        order = torch.randperm(len(dataset), generator=generator)
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            if len(rows) < 2:  # BatchNorm cannot train on one image
+                continue
+            yield dataset.images[rows].to(device).float().div_(255), dataset.labels[rows].to(device)
+        return
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator,
+                                         num_workers=min(8, os.cpu_count() or 1), drop_last=True)
+    for images, labels, _ in loader:
+        yield images.to(device).float().div_(255), labels.to(device)
 
-    def steps(self) -> int:
-        bs = self.config.batch_size
-        return sum(1 for s in range(0, len(self.train), bs) if len(self.train) - s >= 2)
+
+def _steps(dataset, batch_size: int) -> int:
+    if isinstance(dataset, ImageSet):
+        return sum(1 for s in range(0, len(dataset), batch_size) if len(dataset) - s >= 2)
+    return len(dataset) // batch_size
 
 
 @torch.inference_mode()
 def _accuracies(net: nn.Module, size: int, dataset, device, memory_format, batch_size: int = 500) -> list[float]:
-    """Validation accuracy of each of the ``size`` networks in ``net`` (a stack when > 1)."""
+    """Validation accuracy of each of the ``size`` networks stacked in ``net``."""
     net.eval()
     correct, total = torch.zeros(size, dtype=torch.long), 0
     for images, labels, _ in dataset.batches(batch_size):
@@ -235,49 +278,68 @@ class _Member:
     done: dict | None = None  # the finished checkpoint's metadata
 
 
+def config_differences(recorded: dict[str, Any], config: TrainConfig) -> list[str]:
+    """The identity fields in which a checkpoint's recorded config differs from ``config``."""
+    wanted = config.identity()
+    fields = set(wanted) | (set(recorded) - set(SPEED_SWITCHES))
+    return sorted(k for k in fields if recorded.get(k) != wanted.get(k))
+
+
 def _load_member(member: _Member, device) -> None:
-    """Build the member's network: resumed from ``out``, else from its parent, else fresh."""
+    """Build the member's network: resumed from ``out``, else from its parent, else fresh.
+
+    A finished checkpoint with the same identity is returned as is; one trained with
+    another config is refused; an unfinished one whose file is corrupt starts again.
+    """
     config = member.config
     parent_id = None if member.parent is None else member.parent.name.removesuffix(".safetensors")
     resuming = member.out.with_suffix(".json").exists()
+    if resuming and (problem := checkpoints.verify(member.out)):
+        warnings.warn(f"{problem} {member.net_id} is trained again from the start.", RuntimeWarning, stacklevel=3)
+        resuming = False
     if resuming:
         meta = checkpoints.load_metadata(member.out)
-        if meta.get("config") != config.to_dict():
-            raise ValueError(f"Checkpoint {member.out} was trained with another config; move it away or "
-                             "give this run another id.")
+        if differ := config_differences(meta.get("config") or {}, config):
+            raise ValueError(f"Checkpoint {member.out} was trained with another config (differs in "
+                             f"{', '.join(differ)}); move it away or give this run another id.")
         if meta.get("status") == "done":
             member.done = meta
             return
     torch.manual_seed(config.seed)
     model = build(config.arch, config.num_classes, init=config.init)
+    parent_sha = None
     if resuming:  # its own weights replace the parent's: no need to read the parent
         weights, member.extra, meta = checkpoints.load_state(member.out, arch=config.arch)
         member.epochs_done, member.iteration, member.history = meta["epochs_done"], meta["iteration"], meta["history"]
-        parent_id = meta.get("parent", parent_id)
+        parent_id, parent_sha = meta.get("parent", parent_id), meta.get("parent_sha256")
         model.load_state_dict(weights)
     elif member.parent is not None:
         weights, _, parent_meta = checkpoints.load_state(member.parent, arch=config.arch)
-        parent_id = parent_meta.get("net_id", parent_id)
+        parent_id, parent_sha = parent_meta.get("net_id", parent_id), parent_meta["sha256"]
         model.load_state_dict(weights)
-    member.meta_base = {"config": config.to_dict(), "net_id": member.net_id, "parent": parent_id}
+    member.meta_base = {"config": config.to_dict(), "net_id": member.net_id, "parent": parent_id,
+                        "parent_sha256": parent_sha}
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     member.model = model.to(device, memory_format=memory_format)
 
 
 def train(config: TrainConfig, out: str | os.PathLike, device: str | torch.device = "cpu",
-          parent: str | os.PathLike | None = None, progress: bool = True, net_id: str | None = None) -> dict:
+          parent: str | os.PathLike | None = None, progress: bool = True, net_id: str | None = None,
+          data: TrainingData | None = None) -> dict:
     """Train ``config`` into checkpoint ``out`` (``out``.safetensors + .json); return its metadata.
 
-    ``parent``: a checkpoint to start from (fine-tuning); its id is recorded. An
-    existing finished checkpoint at ``out`` is returned as is; an unfinished one is
-    resumed; one trained with another config is refused.
+    ``parent``: a checkpoint to start from (fine-tuning); its id and sha256 are
+    recorded. ``data``: the training and validation sets (default: the config's
+    dataset from its usual source). An existing finished checkpoint at ``out`` is
+    returned as is; an unfinished one is resumed; one trained with another config is
+    refused.
     """
-    return train_group([config], [out], device, [parent], progress, [net_id])[0]
+    return train_group([config], [out], device, [parent], progress, [net_id], data)[0]
 
 
 def train_group(configs: list[TrainConfig], outs: list[str | os.PathLike], device: str | torch.device = "cpu",
                 parents: list[str | os.PathLike | None] | None = None, progress: bool = True,
-                net_ids: list[str | None] | None = None) -> list[dict]:
+                net_ids: list[str | None] | None = None, data: TrainingData | None = None) -> list[dict]:
     """Train several networks at once, stacked side by side (:mod:`paradox_utils.stacking`).
 
     Each network gets exactly what :func:`train` would give it — its own init, data
@@ -301,66 +363,79 @@ def train_group(configs: list[TrainConfig], outs: list[str | os.PathLike], devic
                for c, o, p, n in zip(configs, outs, parents, net_ids, strict=True)]
     for member in members:
         _load_member(member, device)
-    data = None
     while pending := [m for m in members if m.done is None]:
         first = min(m.epochs_done for m in pending)
         behind = [m for m in pending if m.epochs_done == first]
         stop = min([m.epochs_done for m in pending if m.epochs_done > first], default=configs[0].epochs)
-        data = _Data(configs[0]) if data is None else data
-        _train_epochs(behind, stop, data, device, progress)
+        data = data or TrainingData.for_config(configs[0])
+        _Run(behind, data, device).epochs(stop, progress)
     return [m.done for m in members]
 
 
-def _train_epochs(members: list[_Member], stop: int, data: _Data, device, progress: bool) -> None:
-    """Train ``members`` (all at the same epoch) up to epoch ``stop``, checkpointing each epoch."""
-    config, size = members[0].config, len(members)
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    stack = StackedNetworks([m.model for m in members]).to(memory_format=memory_format) if size > 1 else None
-    net = members[0].model if stack is None else stack.net
-    names = [n for n, _ in net.named_parameters()]
+class _Run:
+    """One training group's run: the stack of its members, the optimiser, the steps."""
 
-    def param_name(key: str) -> str:  # "opt/<parameter index>/<state>" -> the parameter's name
-        return names[int(key.split("/")[1])]
+    def __init__(self, members: list[_Member], data: TrainingData, device):
+        self.members, self.data, self.device = members, data, device
+        self.config, self.size = members[0].config, len(members)
+        self.memory_format = torch.channels_last if self.config.channels_last else torch.contiguous_format
+        self.stack = StackedNetworks([m.model for m in members]).to(memory_format=self.memory_format)
+        self.net = self.stack.net
+        self.forward = torch.compile(self.net) if self.config.compile else self.net
+        self.names = [n for n, _ in self.net.named_parameters()]
+        self.optimiser = _optimiser(self.config, self.net)
+        if members[0].extra:  # resumed: every member saved its slice of the optimiser state
+            _load_optimiser(self.optimiser, {key: self.stack.stack_tensors(self._param(key), [m.extra[key].to(device)
+                                                                                          for m in members])
+                                             for key in members[0].extra if key.startswith("opt/")})
+        self.augments = [ManipulationAugment(m.config.manipulation) for m in members]
+        self.steps = _steps(data.train, self.config.batch_size)
 
-    optimiser = _optimiser(config, net)
-    if members[0].extra:
-        if stack is None:
-            _load_optimiser(optimiser, members[0].extra)
-        else:
-            _load_optimiser(optimiser, {key: stack.stack_tensors(param_name(key), [m.extra[key].to(device) for m in members])
-                                        for key in members[0].extra if key.startswith("opt/")})
-    forward = torch.compile(net) if config.compile else net
-    steps = data.steps()
-    start, iteration = members[0].epochs_done, members[0].iteration
-    augments = [ManipulationAugment(m.config.manipulation) for m in members]
-    label = members[0].net_id if size == 1 else f"{members[0].net_id} +{size - 1}"
-    epochs = tqdm(range(start, stop), desc=label, disable=not progress, initial=start,
-                  total=config.epochs, unit="epoch")
-    for epoch in epochs:
-        generators = [torch.Generator().manual_seed(m.config.seed * 1_000_003 + epoch) for m in members]
-        net.train()
+    def _param(self, key: str) -> str:
+        """"opt/<parameter index>/<state>" → the parameter's name."""
+        return self.names[int(key.split("/")[1])]
+
+    def epochs(self, stop: int, progress: bool) -> None:
+        """Train every member (all at the same epoch) up to epoch ``stop``, checkpointing each epoch."""
+        first = self.members[0]
+        label = first.net_id if self.size == 1 else f"{first.net_id} +{self.size - 1}"
+        bar = tqdm(range(first.epochs_done, stop), desc=label, disable=not progress, initial=first.epochs_done,
+                   total=self.config.epochs, unit="epoch")
+        for epoch in bar:
+            record = self._epoch(epoch, progress)
+            bar.set_postfix(val_acc=f"{max(record['val_accuracy']):.3f}")
+            self._save(epoch, record)
+        if stop < self.config.epochs:  # caught up: the caller regroups these members with those ahead
+            for k, member in enumerate(self.members):
+                member.model.load_state_dict(self.stack.member_state_dict(k))
+
+    def _inputs(self, batch, generators) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each member's augmented images side by side (N, K·3, H, W) and labels (N, K)."""
+        inputs = []
+        for (images, _), member, generator, manipulate in zip(batch, self.members, generators, self.augments,
+                                                              strict=True):
+            if member.config.geometric and isinstance(self.data.train, ImageSet):  # folders crop when loading
+                images = geometric_augment(images, generator)
+            inputs.append(manipulate(images, generator))
+        x = torch.cat(inputs, 1).contiguous(memory_format=self.memory_format)
+        return x, torch.stack([b[1] for b in batch], 1)
+
+    def _epoch(self, epoch: int, progress: bool) -> dict[str, Any]:
+        """One pass over the training set; returns per-member loss, accuracy and the epoch's numbers."""
+        config, size, device = self.config, self.size, self.device
+        generators = [torch.Generator().manual_seed(m.config.seed * 1_000_003 + epoch) for m in self.members]
+        iteration = self.members[0].iteration
+        self.net.train()
         # Running sums stay on the device: reading them every step would stall an accelerator.
         seen, correct, loss_sum = 0, torch.zeros(size, device=device), torch.zeros(size, device=device)
         started = time.perf_counter()
-        streams = zip(*(data.epoch(g, device) for g in generators), strict=True)
-        batches = tqdm(streams, total=steps, leave=False, disable=not progress, desc=f"epoch {epoch + 1}")
+        streams = zip(*(_batches(self.data.train, config.batch_size, g, device) for g in generators), strict=True)
+        batches = tqdm(streams, total=self.steps, leave=False, disable=not progress, desc=f"epoch {epoch + 1}")
+        lr = config.lr
         for batch in batches:
-            lr = learning_rate(config, epoch, iteration, steps)
-            for group in optimiser.param_groups:
-                group["lr"] = lr
-            inputs = []
-            for (images, _), member, generator, manipulate in zip(batch, members, generators, augments, strict=True):
-                if member.config.geometric and config.dataset == "cifar10":
-                    images = geometric_augment(images, generator)
-                inputs.append(manipulate(images, generator))
-            labels = torch.stack([b[1] for b in batch], 1)  # (N, K)
-            x = (inputs[0] if size == 1 else torch.cat(inputs, 1)).contiguous(memory_format=memory_format)
-            logits = forward(x).reshape(len(x), size, -1)
-            losses = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none").view(-1, size).mean(0)
-            total_loss = losses.sum() + config.l2 * _l2_penalty(net) if config.l2 else losses.sum()
-            optimiser.zero_grad(set_to_none=True)
-            total_loss.backward()
-            optimiser.step()
+            lr = learning_rate(config, epoch, iteration, self.steps)
+            x, labels = self._inputs(batch, generators)
+            losses, logits = self._step(x, labels, lr)
             iteration += 1
             seen += len(labels)
             correct += (logits.argmax(2) == labels).sum(0)
@@ -370,30 +445,42 @@ def _train_epochs(members: list[_Member], stop: int, data: _Data, device, progre
                                     acc=f"{float(correct.mean()) / seen:.3f}", lr=f"{lr:.2e}")
         loss_sum, correct = loss_sum.tolist(), correct.tolist()  # waits for the device
         seconds = time.perf_counter() - started
-        vals = _accuracies(net, size, data.val, device, memory_format)
-        epochs.set_postfix(val_acc=f"{max(vals):.3f}")
-        done = epoch + 1 == config.epochs
-        opt_state = {} if done else _optimiser_tensors(optimiser)  # optimiser state only while unfinished
-        for k, member in enumerate(members):
-            member.history.append({"epoch": epoch + 1, "loss": float(loss_sum[k]) / max(seen, 1),
-                                   "train_accuracy": float(correct[k]) / max(seen, 1), "val_accuracy": vals[k],
-                                   "lr": lr, "seconds": seconds, "images_per_second": seen / seconds,
-                                   "group_size": size})
-            if stack is None:
-                state, extra = net.state_dict(), opt_state
-            else:
-                state = stack.member_state_dict(k)
-                extra = {key: stack.member_tensor(param_name(key), value, k) for key, value in opt_state.items()}
-            meta = checkpoints.save(member.out, state, config.arch, num_classes(member.model), extra_tensors=extra,
-                                    **member.meta_base, epochs_done=epoch + 1, iteration=iteration,
-                                    history=member.history, status="done" if done else "running",
-                                    metrics={"val_accuracy": vals[k]})
-            member.epochs_done, member.iteration, member.extra = epoch + 1, iteration, extra
+        vals = _accuracies(self.net, size, self.data.val, device, self.memory_format)
+        return {"loss": [v / max(seen, 1) for v in loss_sum], "train_accuracy": [c / max(seen, 1) for c in correct],
+                "val_accuracy": vals, "lr": lr, "seconds": seconds, "images_per_second": seen / seconds,
+                "iteration": iteration}
+
+    def _step(self, x: torch.Tensor, labels: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimiser step of every member; returns (per-member mean loss (K,), logits (N, K, classes))."""
+        for group in self.optimiser.param_groups:
+            group["lr"] = lr
+        logits = self.forward(x).reshape(len(x), self.size, -1)
+        losses = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none").view(-1, self.size).mean(0)
+        total = losses.sum() + self.config.l2 * _l2_penalty(self.net) if self.config.l2 else losses.sum()
+        self.optimiser.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimiser.step()
+        return losses, logits
+
+    def _save(self, epoch: int, record: dict[str, Any]) -> None:
+        """Every member's checkpoint after ``epoch`` (optimiser state only while unfinished)."""
+        done = epoch + 1 == self.config.epochs
+        opt_state = {} if done else _optimiser_tensors(self.optimiser)
+        for k, member in enumerate(self.members):
+            member.history.append({"epoch": epoch + 1, "loss": record["loss"][k],
+                                   "train_accuracy": record["train_accuracy"][k],
+                                   "val_accuracy": record["val_accuracy"][k], "lr": record["lr"],
+                                   "seconds": record["seconds"], "images_per_second": record["images_per_second"],
+                                   "group_size": self.size})
+            extra = {key: self.stack.member_tensor(self._param(key), value, k) for key, value in opt_state.items()}
+            meta = checkpoints.save(member.out, self.stack.member_state_dict(k), self.config.arch,
+                                    num_classes(member.model), extra_tensors=extra, **member.meta_base,
+                                    epochs_done=epoch + 1, iteration=record["iteration"], history=member.history,
+                                    status="done" if done else "running",
+                                    metrics={"val_accuracy": record["val_accuracy"][k]})
+            member.epochs_done, member.iteration, member.extra = epoch + 1, record["iteration"], extra
             if done:
                 member.done = meta
-    if stack is not None and stop < config.epochs:  # caught up: the caller regroups with the members ahead
-        for k, member in enumerate(members):
-            member.model.load_state_dict(stack.member_state_dict(k))
 
 
 def fine_tune(parent: str | os.PathLike, config: TrainConfig, out: str | os.PathLike, **kwargs) -> dict:

@@ -1,5 +1,6 @@
 """Weight transplant: copy conv layers (and the BatchNorms around them) from a donor
-into a recipient of the same architecture (PAPER_SPEC §6), and BN re-estimation.
+into a recipient of the same architecture (PAPER_SPEC §6), BN re-estimation, and the
+transplant chapter's experiments (``transplant_experiments``).
 """
 
 from __future__ import annotations
@@ -7,13 +8,15 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 
+import pandas as pd
 import torch
 from torch import nn
 
+from . import distortions, evaluation, similarity
 from .models import conv_layers
-from .similarity import permutation_graph
+from .permutations import permutation_graph
 
-__all__ = ["bn_neighbours", "recalibrate_batchnorm", "transplant"]
+__all__ = ["bn_neighbours", "recalibrate_batchnorm", "transplant", "transplant_experiments"]
 
 
 def bn_neighbours(model: nn.Module, layer: str) -> list[str]:
@@ -33,9 +36,9 @@ def transplant(recipient: nn.Module, donor: nn.Module, layers: str | Sequence[st
     """A copy of ``recipient`` with the donor's named conv layers (kernel + bias).
 
     ``include_bn``: also copy the BatchNorms on either side (parameters and running
-    statistics). ``layers="all"``: every conv and BatchNorm, keeping the recipient's
-    classifier. Raises ValueError for networks of different architectures or an
-    unknown layer name.
+    statistics). ``layers="all"``: every conv (and, with ``include_bn``, every
+    BatchNorm), keeping the recipient's classifier. Raises ValueError for networks of
+    different architectures or an unknown layer name.
     """
     shapes_r = {k: tuple(v.shape) for k, v in recipient.state_dict().items()}
     shapes_d = {k: tuple(v.shape) for k, v in donor.state_dict().items()}
@@ -45,7 +48,7 @@ def transplant(recipient: nn.Module, donor: nn.Module, layers: str | Sequence[st
     conv_names = [name for name, _ in conv_layers(recipient)]
     if layers == "all":
         chosen = conv_names
-        norms = [n for n, m in recipient.named_modules() if isinstance(m, nn.BatchNorm2d)]
+        norms = [n for n, m in recipient.named_modules() if isinstance(m, nn.BatchNorm2d)] if include_bn else []
     else:
         chosen = [layers] if isinstance(layers, str) else list(layers)
         unknown = [name for name in chosen if name not in conv_names]
@@ -75,3 +78,40 @@ def recalibrate_batchnorm(model: nn.Module, images: torch.Tensor, batch_size: in
     for start in range(0, len(images), batch_size):
         model(images[start:start + batch_size])
     return model.eval()
+
+
+def transplant_experiments(parent: nn.Module, child: nn.Module, images, grid=distortions.PAPER_GRID,
+                           sweep: bool = True, recalibration_images: torch.Tensor | None = None,
+                           seed: int = 0, progress: bool = True) -> dict[str, pd.DataFrame | str]:
+    """The four experiments of the transplant chapter, evaluated in one engine pass.
+
+    ``images``: the evaluation set (anything ``evaluation.evaluate`` takes);
+    ``recalibration_images``: float (n, 3, H, W) in [0, 1] — when given, each
+    transplanted variant is also evaluated with its BatchNorm statistics re-estimated.
+    Returns "accuracy" (the tidy table of every variant), "summary" (per variant —
+    its index, named "variant" — the mean accuracy per manipulation, VI and ΔVI),
+    "sweep" (per layer: parent–child correlation and ΔVI), "profile" (the pair's
+    per-layer correlations), "deviated" (the name of the most-moved layer) and
+    "one_layer" (the summary's name of the parent with that one child layer).
+    """
+    profile = similarity.layer_profile(parent, child)
+    deviated = profile.loc[profile["mean"].idxmin(), "layer"]
+    one_layer = f"parent + child's {deviated}"
+    variants = {"parent": parent, "child": child, one_layer: transplant(parent, child, deviated),
+                "parent + all child convs": transplant(parent, child, "all")}
+    if recalibration_images is not None:
+        for name in list(variants)[2:]:
+            variants[f"{name} (BN re-estimated)"] = recalibrate_batchnorm(variants[name], recalibration_images)
+    if sweep:
+        for layer in profile["layer"]:
+            variants[f"sweep:{layer}"] = transplant(parent, child, layer)
+    table = evaluation.evaluate(variants, images, grid=grid, seed=seed, progress=progress)
+    vi = evaluation.visual_intelligence(table)
+    summary = evaluation.per_manipulation(table).assign(vi=vi).loc[[v for v in variants if not v.startswith("sweep:")]]
+    summary["delta_vi"] = summary["vi"] - vi["parent"]
+    summary.index.name = "variant"
+    rows = [{"layer": layer, "layer_correlation": r, "vi": vi[f"sweep:{layer}"],
+             "delta_vi": vi[f"sweep:{layer}"] - vi["parent"]}
+            for layer, r in zip(profile["layer"], profile["mean"], strict=True) if f"sweep:{layer}" in vi]
+    return {"accuracy": table, "summary": summary, "sweep": pd.DataFrame(rows), "deviated": deviated,
+            "profile": profile, "one_layer": one_layer}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -12,6 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 import websocket  # websocket-client
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
@@ -20,6 +22,18 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--dis
 
 def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def require_chromium() -> str:
+    """The chromium executable; skip the calling test when there is none, fail under CI=true
+    (where ``make test`` must have installed it: the browser test runs or fails, never skips)."""
+    found = chromium()
+    if found is None:
+        reason = "Debian's chromium is not installed (make test installs it as root)"
+        if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}:
+            pytest.fail(f"{reason}; CI=true: the browser test must run", pytrace=False)
+        pytest.skip(reason)
+    return found
 
 
 class Browser:

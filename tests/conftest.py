@@ -1,14 +1,41 @@
-"""Shared fixtures. Data comes from PARADOX_CIFAR10 / PARADOX_IMAGENET (CI points them
-at the shared copies); decoded caches live in data/cache and are reused across runs."""
+"""Shared fixtures. Data comes from PARADOX_CIFAR10 / PARADOX_IMAGENET (CI points them at the
+shared copies). A test that needs them carries the ``data`` marker (given automatically to
+any test using a data fixture); without the setting it is skipped, or fails under CI=true.
+Decoded caches and anything else the package writes under ``data_dir()`` go to a pytest
+temporary folder for the session: tests never write into the repository."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
 
 from paradox_utils import data
+
+DATA_FIXTURES = {"cifar_source", "cifar_test", "cifar_train", "small_test", "imagenet_root"}
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def require_env(name: str, what: str) -> Path:
+    """The path in ``$name``; skip (fail under CI=true) with one sentence when it is unset."""
+    value = os.environ.get(name)
+    if not value:
+        reason = f"{name} is not set: point it at {what}."
+        if in_ci():
+            pytest.fail(f"{reason} (CI=true: data tests must run)", pytrace=False)
+        pytest.skip(reason)
+    return Path(value)
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.data)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -16,14 +43,29 @@ def _threads():
     torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
-@pytest.fixture(scope="session")
-def cifar_test():
-    return data.load_cifar10("test")
+@pytest.fixture(autouse=True, scope="session")
+def _data_dir(tmp_path_factory):
+    """$PARADOX_DATA_DIR -> a session temporary folder (restored afterwards); in os.environ,
+    so subprocesses started by tests inherit it too."""
+    folder = tmp_path_factory.mktemp("paradox-data")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PARADOX_DATA_DIR", str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session")
-def cifar_train():
-    return data.load_cifar10("train")
+def cifar_source(_data_dir):
+    return require_env("PARADOX_CIFAR10", "CIFAR-10 (a zip, an image-folder tree or cifar-10-batches-py)")
+
+
+@pytest.fixture(scope="session")
+def cifar_test(cifar_source):
+    return data.load_cifar10("test", source=cifar_source)
+
+
+@pytest.fixture(scope="session")
+def cifar_train(cifar_source):
+    return data.load_cifar10("train", source=cifar_source)
 
 
 @pytest.fixture(scope="session")
@@ -32,8 +74,14 @@ def small_test(cifar_test):
 
 
 @pytest.fixture(scope="session")
-def imagenet_root():
-    root = os.environ.get("PARADOX_IMAGENET")
-    if not root:
-        pytest.fail("PARADOX_IMAGENET is not set: point it at a folder holding val/<class>/*.jpg.")
-    return root
+def imagenet_root(_data_dir):
+    return str(require_env("PARADOX_IMAGENET", "a folder holding val/<class>/*.jpg"))
+
+
+@pytest.fixture(scope="session")
+def chromium_executable():
+    """Session-scoped, so it is checked before module fixtures such as the built book:
+    skipped without chromium, a failure under CI=true (see tests/browser.py)."""
+    from .browser import require_chromium
+
+    return require_chromium()

@@ -1,5 +1,3 @@
-import os
-import time
 import zipfile
 
 import pytest
@@ -10,27 +8,40 @@ from paradox_utils import data
 
 def test_full_cifar10(cifar_train, cifar_test):
     assert cifar_train.images.shape == (50_000, 3, 32, 32) and cifar_train.images.dtype == torch.uint8
+    assert torch.equal(cifar_train.labels.bincount(), torch.full((10,), 5000))
     assert cifar_test.images.shape == (10_000, 3, 32, 32)
     assert torch.equal(cifar_test.labels.bincount(), torch.full((10,), 1000))
     assert cifar_test.classes == data.CIFAR10_CLASSES
 
 
-def test_second_load_reads_cache_fast(cifar_test):
-    started = time.perf_counter()
-    again = data.load_cifar10("test")
-    assert time.perf_counter() - started < 1.0
-    assert torch.equal(again.images, cifar_test.images)
+def test_second_load_reads_the_cache(cifar_source, cifar_test, monkeypatch):
+    def no_decoding(*args):
+        raise AssertionError(f"decoded again instead of reading the cache: {args}")
+
+    monkeypatch.setattr(data, "_decode_cifar10", no_decoding)
+    again = data.load_cifar10("test", source=cifar_source)
+    assert torch.equal(again.images, cifar_test.images) and torch.equal(again.labels, cifar_test.labels)
 
 
-def test_stratified_subset_is_seeded_and_balanced(cifar_test):
-    a = data.stratified_subset(cifar_test, 7, seed=1)
-    b = data.stratified_subset(cifar_test, 7, seed=1)
-    c = data.stratified_subset(cifar_test, 7, seed=2)
+def _synthetic(per_class=30):
+    shuffle = torch.randperm(10 * per_class, generator=torch.Generator().manual_seed(0))
+    labels = torch.arange(10).repeat_interleave(per_class)[shuffle]
+    images = torch.randint(0, 256, (len(labels), 3, 32, 32), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(1))
+    return data.ImageSet(images, labels, torch.arange(len(labels)), list(data.CIFAR10_CLASSES))
+
+
+def test_stratified_subset_is_seeded_and_balanced():
+    full = _synthetic()
+    a = data.stratified_subset(full, 7, seed=1)
+    b = data.stratified_subset(full, 7, seed=1)
+    c = data.stratified_subset(full, 7, seed=2)
     assert len(a) == 70 and torch.equal(a.labels.bincount(), torch.full((10,), 7))
     assert torch.equal(a.index, b.index) and not torch.equal(a.index, c.index)
-    assert torch.equal(a.images, cifar_test.images[a.index])
+    assert torch.equal(a.images, full.images[a.index]) and torch.equal(a.labels, full.labels[a.index])
+    assert len(a.index.unique()) == 70  # without replacement
     with pytest.raises(ValueError, match="fewer than"):
-        data.stratified_subset(cifar_test, 2000)
+        data.stratified_subset(full, 31)
 
 
 def _tiny_tree(root, classes=data.CIFAR10_CLASSES, per_class=2):
@@ -52,10 +63,7 @@ def test_image_folder_and_zip_sources(tmp_path, monkeypatch):
     assert from_tree.images.shape == (20, 3, 32, 32)
     assert from_tree.labels.tolist() == [i // 2 for i in range(20)]
     assert int(from_tree.images[4, 0, 0, 0]) == 40  # class 2, red = 2 * 20
-    archive = tmp_path / "c.zip"
-    with zipfile.ZipFile(archive, "w") as zf:
-        for file in tree.rglob("*.png"):
-            zf.write(file, f"top/{file.relative_to(tree)}")
+    archive = _zip_of(tree, tmp_path / "c.zip")
     from_zip = data.load_cifar10("train", source=archive)
     assert torch.equal(from_zip.images, from_tree.images)
     monkeypatch.setenv("PARADOX_CIFAR10", str(archive))
@@ -76,14 +84,42 @@ def test_bad_sources_give_one_clear_sentence(tmp_path, monkeypatch):
         data.load_cifar10("validation")
 
 
-def test_truncated_zip(tmp_path, monkeypatch):
+def test_second_load_decodes_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("PARADOX_DATA_DIR", str(tmp_path / "data"))
-    source = os.environ["PARADOX_CIFAR10"]
+    tree = _tiny_tree(tmp_path)
+    decode, calls = data._decode_cifar10, []
+    monkeypatch.setattr(data, "_decode_cifar10", lambda *args: calls.append(args) or decode(*args))
+    first = data.load_cifar10("test", source=tree)
+    assert len(calls) == 1 and len(list((tmp_path / "data" / "cache").glob("cifar10-test-*"))) == 1
+    again = data.load_cifar10("test", source=tree)
+    assert len(calls) == 1, "the second load decoded the source again instead of reading the cache"
+    assert torch.equal(again.images, first.images) and torch.equal(again.labels, first.labels)
+    data.load_cifar10("test", source=tree, cache=False)
+    assert len(calls) == 2
+
+
+def _zip_of(tree, archive):
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zf:
+        for file in sorted(tree.rglob("*.png")):
+            zf.write(file, f"top/{file.relative_to(tree)}")
+    return archive
+
+
+def test_truncated_or_corrupt_zip(tmp_path, monkeypatch):
+    monkeypatch.setenv("PARADOX_DATA_DIR", str(tmp_path / "data"))
+    blob = _zip_of(_tiny_tree(tmp_path), tmp_path / "whole.zip").read_bytes()
     truncated = tmp_path / "truncated.zip"
-    with open(source, "rb") as handle:
-        truncated.write_bytes(handle.read(2_000_000))
+    truncated.write_bytes(blob[: len(blob) // 2])
     with pytest.raises(ValueError, match="truncated or corrupt"):
         data.load_cifar10("test", source=truncated)
+    damaged = bytearray(blob)
+    with zipfile.ZipFile(tmp_path / "whole.zip") as zf:
+        member = next(i for i in zf.infolist() if "/test/" in i.filename)
+    damaged[member.header_offset + 30 + len(member.filename) + 10] ^= 0xFF  # inside its stored bytes
+    corrupt = tmp_path / "corrupt.zip"
+    corrupt.write_bytes(bytes(damaged))
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        data.load_cifar10("test", source=corrupt)
 
 
 def test_stale_or_corrupt_cache_is_rebuilt(tmp_path, monkeypatch):

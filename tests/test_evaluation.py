@@ -1,9 +1,11 @@
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from paradox_utils import data, distortions, evaluation, models
+from paradox_utils import checkpoints, data, distortions, evaluation, models
 
 
 class Counting(torch.nn.Module):
@@ -48,15 +50,21 @@ def test_engine_equals_literal_loop(nets, small_test):
             assert got == pytest.approx(expected), (key, name, level)
 
 
+def _keys(nets):
+    return {k: checkpoints.state_sha256(v) for k, v in nets.items()}
+
+
 def test_resumes_only_missing_cells(nets, small_test, tmp_path):
     out = tmp_path / "acc.parquet"
     evaluation.evaluate(nets, small_test, grid=GRID[:2], out=out, progress=False)
     counted = {k: Counting(v) for k, v in nets.items()}
-    table = evaluation.evaluate(counted, small_test, grid=GRID, out=out, progress=False)
+    keys = _keys(nets)  # the wrapped networks are the same weights
+    table = evaluation.evaluate(counted, small_test, grid=GRID, out=out, progress=False, weights=keys)
     assert len(table) == 2 * len(GRID)
     assert all(c.seen == 3 * len(small_test) for c in counted.values())  # 3 new cells only
     counted["n9"] = Counting(nets["n0"])
-    evaluation.evaluate(counted, small_test, grid=GRID, out=out, progress=False)
+    keys["n9"] = keys["n0"]
+    evaluation.evaluate(counted, small_test, grid=GRID, out=out, progress=False, weights=keys)
     assert counted["n9"].seen == len(GRID) * len(small_test) and counted["n0"].seen == 3 * len(small_test)
     assert len(pd.read_parquet(out)) == 3 * len(GRID)
 
@@ -85,3 +93,58 @@ def test_imagenet_top1_top5(imagenet_root):
     assert table["n_images"].item() == 20
     assert 0 <= table["accuracy"].item() <= table["top5"].item() <= 1
     assert not np.isnan(table["top5"].item())
+
+
+def test_retrained_network_is_evaluated_again_never_reused(nets, small_test, tmp_path):
+    """Same id, new weights: every cell of that network is recomputed and its old rows
+    replaced; the other network is reused."""
+    out = tmp_path / "acc.parquet"
+    evaluation.evaluate(nets, small_test, grid=GRID, out=out, progress=False)
+    retrained = copy.deepcopy(nets["n0"])
+    with torch.no_grad():
+        retrained.fc.bias.add_(torch.linspace(-3, 3, 10))  # moves the predictions
+    counted = {"n0": Counting(retrained), "n1": Counting(nets["n1"])}
+    keys = {"n0": checkpoints.state_sha256(retrained), "n1": checkpoints.state_sha256(nets["n1"])}
+    table = evaluation.evaluate(counted, small_test, grid=GRID, out=out, progress=False, weights=keys)
+    assert counted["n0"].seen == len(GRID) * len(small_test) and counted["n1"].seen == 0
+    fresh = evaluation.evaluate({"n0": retrained}, small_test, grid=GRID, progress=False)
+    assert table.query("net_id == 'n0'")["accuracy"].tolist() == fresh["accuracy"].tolist()
+    stored = pd.read_parquet(out)
+    assert len(stored) == 2 * len(GRID) and set(stored.query("net_id == 'n0'")["weights_sha256"]) == {keys["n0"]}
+
+
+def test_another_evaluation_set_or_noise_seed_recomputes(nets, small_test, cifar_test, tmp_path):
+    out = tmp_path / "acc.parquet"
+    grid = GRID[2:3]  # one noise cell
+    evaluation.evaluate(nets, small_test, grid=grid, out=out, progress=False)
+    keys = _keys(nets)
+    for dataset, seed in [(small_test, 1), (data.stratified_subset(cifar_test, 10, seed=5), 1)]:
+        counted = {k: Counting(v) for k, v in nets.items()}
+        table = evaluation.evaluate(counted, dataset, grid=grid, seed=seed, out=out, progress=False, weights=keys)
+        assert all(c.seen == len(dataset) for c in counted.values())
+        assert set(table["noise_seed"]) == {seed} and set(table["eval_set"]) == {dataset.fingerprint()[:24]}
+    counted = {k: Counting(v) for k, v in nets.items()}
+    evaluation.evaluate(counted, dataset, grid=grid, seed=1, out=out, progress=False, weights=keys)
+    assert all(c.seen == 0 for c in counted.values())  # the same inputs again: reused
+
+
+def test_unreadable_accuracy_table_is_recomputed_with_a_warning(nets, small_test, tmp_path):
+    out = tmp_path / "acc.parquet"
+    out.write_bytes(b"not parquet")
+    with pytest.warns(RuntimeWarning, match="accuracy table .* unreadable.*rebuilt"):
+        table = evaluation.evaluate(nets, small_test, grid=GRID[:1], out=out, progress=False)
+    assert len(table) == 2 and len(pd.read_parquet(out)) == 2
+
+
+def test_grid_cells_are_the_papers_and_refuse_unknown_names():
+    assert distortions.grid_cells() == distortions.PAPER_GRID and len(distortions.PAPER_GRID) == 37
+    assert distortions.grid_cells(["blur"]) == [("blur", 0.0), ("blur", 0.5), ("blur", 1.0), ("blur", 1.5)]
+    with pytest.raises(ValueError, match="Unknown manipulation 'sepia'"):
+        distortions.grid_cells(["sepia"])
+
+
+def test_an_empty_batch_or_no_network_is_one_sentence(nets, small_test):
+    with pytest.raises(ValueError, match="empty batch"):
+        distortions.apply(torch.zeros(0, 3, 32, 32), "gaussian", 0.1)
+    with pytest.raises(ValueError, match="no networks"):
+        evaluation.evaluate({}, small_test, grid=GRID, progress=False)

@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 import torch
 
-from paradox_utils import models, paradox
+from paradox_utils import models, paradox, plots
+from paradox_utils.distortions import PAPER_GRID
 from paradox_utils.transplant import bn_neighbours, recalibrate_batchnorm, transplant
 
 
@@ -22,6 +23,19 @@ def test_compatibility_is_pearson_and_nan_for_constant():
     assert np.isnan(comp.loc["a", "c"]) and np.isnan(comp.loc["c", "c"]) and comp.loc["a", "a"] == pytest.approx(1)
 
 
+def test_compatibility_is_nan_for_a_vector_constant_up_to_rounding():
+    rng = np.random.default_rng(0)
+    cells = [(m, float(lv)) for m, lv in PAPER_GRID]
+    vectors = {"flat": [0.1] * len(cells), "a": rng.uniform(size=len(cells)), "b": rng.uniform(size=len(cells))}
+    acc = pd.DataFrame([(k, m, lv, x) for k, v in vectors.items() for (m, lv), x in zip(cells, v, strict=True)],
+                       columns=["net_id", "manipulation", "level", "accuracy"])
+    assert 0 < np.nanstd(paradox.accuracy_vectors(acc).loc["flat"].to_numpy()) < 1e-15  # rounding, not exactly 0
+    with pytest.warns(RuntimeWarning, match="constant accuracy vector: flat"):
+        comp = paradox.compatibility(acc)
+    assert comp.loc["flat"].isna().all() and comp["flat"].isna().all()
+    assert np.isfinite(comp.loc["a", "b"]) and comp.loc["b", "b"] == pytest.approx(1)
+
+
 def test_difference_pairs_and_quadrants():
     ids = ["p", "c1", "c2", "u"]
     comp = pd.DataFrame(np.array([[1, 0.2, 0.9, 0.95], [0.2, 1, 0.3, 0.1], [0.9, 0.3, 1, 0.8], [0.95, 0.1, 0.8, 1]]),
@@ -29,13 +43,74 @@ def test_difference_pairs_and_quadrants():
     sim = np.array([[1, 0.99, 0.98, 0.2], [0.99, 1, 0.97, 0.2], [0.98, 0.97, 1, 0.2], [0.2, 0.2, 0.2, 1]])
     diff = paradox.difference(comp, sim, ids)
     assert diff.loc["p", "c1"] == pytest.approx(0.2 - 0.99)
-    pairs = paradox.pair_table(comp, {"paper": paradox._as_frame(sim, ids)}, {"c1": "p", "c2": "p"})
+    pairs = paradox.pair_table({"paper": paradox._as_frame(sim, ids)}, {"c1": "p", "c2": "p"}, compat=comp)
     assert pairs.set_index(["a", "b"]).loc[("p", "c1"), "relation"] == "parent-child"
     assert pairs.set_index(["a", "b"]).loc[("c1", "c2"), "relation"] == "siblings"
     counts = paradox.quadrant_counts(pairs, "paper")
     assert counts["similar_yet_different"] == 2 and counts["different_yet_similar"] == 2  # (p,c1),(c1,c2); (p,u),(c2,u)
     top = paradox.most_paradoxical(pairs, "paper", n=1)
     assert (top.loc[0, "a"], top.loc[0, "b"]) == ("p", "c1")  # |0.2 - 0.99| is the largest
+
+
+def square(values: np.ndarray, ids: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(values, index=ids, columns=ids)
+
+
+def test_pair_table_with_and_without_compatibility():
+    ids = ["p", "c", "u"]
+    sim = square(np.array([[1, 0.9, 0.2], [0.9, 1, 0.3], [0.2, 0.3, 1]]), ids)
+    cka = square(np.array([[1, 0.8, 0.6], [0.8, 1, 0.7], [0.6, 0.7, 1]]), ids)
+    comp = square(np.array([[1, 0.1, 0.4], [0.1, 1, 0.5], [0.4, 0.5, 1]]), ids)
+    only = paradox.pair_table({"paper": sim, "cka": cka}, {"c": "p"})  # chapter 4
+    assert list(only.columns) == ["a", "b", "relation", "similarity_paper", "similarity_cka"]
+    assert list(zip(only["a"], only["b"], strict=True)) == [("p", "c"), ("p", "u"), ("c", "u")]
+    assert list(only["relation"]) == ["parent-child", "unrelated", "unrelated"]
+    assert list(only["similarity_cka"]) == [0.8, 0.6, 0.7]
+    full = paradox.pair_table({"paper": sim, "cka": cka}, {"c": "p"}, compat=comp)  # chapter 5
+    pd.testing.assert_frame_equal(full[only.columns], only)
+    assert list(full["compatibility"]) == [0.1, 0.4, 0.5]
+    np.testing.assert_allclose(full["difference_paper"], [0.1 - 0.9, 0.4 - 0.2, 0.5 - 0.3])
+    with pytest.warns(RuntimeWarning, match="leaves out networks missing from some matrix: u"):
+        part = paradox.pair_table({"paper": sim.loc[["p", "c"], ["p", "c"]]}, compat=comp)
+    assert len(part) == 1 and part.loc[0, "relation"] == "unrelated"
+
+
+def test_quadrant_rule_is_shared_by_counts_and_figure():
+    rng = np.random.default_rng(1)
+    n = 60
+    pairs = pd.DataFrame({"a": [f"n{i}" for i in range(n)], "b": [f"m{i}" for i in range(n)],
+                          "relation": rng.choice(["parent-child", "siblings", "unrelated"], n),
+                          "similarity_paper": rng.uniform(-0.2, 1, n), "compatibility": rng.uniform(-0.5, 1, n)})
+    pairs.loc[:3, ["similarity_paper", "compatibility"]] = [[0.6, 0.4], [0.6, 0.2], [0.1, 0.4], [np.nan, 0.9]]
+    similar, compatible = 0.6, 0.4  # rows 0–2 lie on the thresholds, row 3 is undefined
+    labels = paradox.quadrant_of(pairs["similarity_paper"], pairs["compatibility"], similar, compatible)
+    assert list(labels[:4]) == ["agree_similar", "similar_yet_different", "different_yet_similar", "undefined"]
+    counts = paradox.quadrant_counts(pairs, "paper", similar, compatible)
+    assert sum(counts[q] for q in (*paradox.QUADRANTS, "undefined")) == counts["pairs"] == n
+    fig = plots.paradox_scatter(pairs, "paper", similar, compatible)
+    shown = {a.name: int(a.text.rsplit(": ", 1)[1]) for a in fig.layout.annotations}
+    assert shown == {q: counts[q] for q in ("similar_yet_different", "different_yet_similar")}
+    x, y = pairs["similarity_paper"], pairs["compatibility"]
+    for shape in fig.layout.shapes:  # each shaded corner holds exactly the pairs of its quadrant
+        inside = (x >= shape.x0) & (x < shape.x1) & (y >= shape.y0) & (y < shape.y1)
+        assert set(pairs.index[inside]) == set(pairs.index[labels == shape.name])
+
+
+def test_statistics_table_and_first_family():
+    rng = np.random.default_rng(2)
+    ids = [f"n{i}" for i in range(6)]
+    points = rng.normal(size=(6, 2))
+    sim = square(np.exp(-np.linalg.norm(points[:, None] - points[None], axis=-1)), ids)
+    comp = square(np.clip(sim.to_numpy() + rng.normal(scale=0.05, size=(6, 6)), -1, 1), ids)
+    comp = (comp + comp.T) / 2
+    pairs = paradox.pair_table({"paper": sim}, compat=comp)
+    stats = paradox.statistics_table({"paper": sim}, comp, pairs, 0.5, 0.5, permutations=49, resamples=20)
+    assert list(stats.index) == ["paper"] and stats.index.name == "method"
+    counts = paradox.quadrant_counts(pairs, "paper")
+    assert stats.loc["paper", "similar_yet_different"] == counts["similar_yet_different"]
+    assert stats.loc["paper", "pairs"] == 15 and stats.loc["paper", "mantel_r"] > 0.5
+    assert paradox.first_family({"a": None, "b": None, "a1": "a", "a2": "a", "b1": "b"}) == ["a", "a1", "a2"]
+    assert paradox.first_family({"a": None}) == []
 
 
 def test_mantel_detects_related_matrices_and_not_unrelated():
@@ -98,6 +173,42 @@ def test_transplant_refuses_other_architectures_and_unknown_layers(pair):
         transplant(a, models.build("resnet20", num_classes=5), "conv1")
     with pytest.raises(ValueError, match="Unknown conv layers"):
         transplant(a, a, "layer9.conv1")
+
+
+def test_transplant_all_without_batchnorms_moves_only_convs(pair):
+    a, b = pair
+    state, sa, sb = transplant(a, b, "all", include_bn=False).state_dict(), a.state_dict(), b.state_dict()
+    convs = {f"{name}.{p}" for name, _ in models.conv_layers(a) for p in ("weight", "bias")} & set(sa)
+    moved = {k for k in state if not torch.equal(state[k], sa[k])}
+    assert moved == {k for k in convs if not torch.equal(sa[k], sb[k])} and moved  # BatchNorms, fc: the recipient's
+    assert all(torch.equal(state[k], sb[k]) for k in convs)
+    with_bn = transplant(a, b, "all").state_dict()
+    assert not torch.equal(with_bn["bn1.running_mean"], sa["bn1.running_mean"])  # the default still copies them
+
+
+def test_transplant_experiments_returns_the_chapter_tables(pair):
+    import copy
+
+    from paradox_utils import data
+    from paradox_utils.transplant import transplant_experiments
+
+    parent, child = copy.deepcopy(pair[0]), copy.deepcopy(pair[1])  # evaluate() changes memory formats in place
+    generator = torch.Generator().manual_seed(0)
+    pixels = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8, generator=generator)
+    images = data.ImageSet(pixels, torch.randint(0, 10, (8,), generator=generator), torch.arange(8),
+                           [str(i) for i in range(10)])
+    out = transplant_experiments(parent, child, images, grid=[("contrast", 1.0), ("gamma", 0.8)],
+                                 recalibration_images=torch.rand(16, 3, 32, 32), progress=False)
+    assert set(out) == {"accuracy", "summary", "sweep", "deviated", "profile"}
+    deviated = out["deviated"]
+    assert deviated == out["profile"].loc[out["profile"]["mean"].idxmin(), "layer"]
+    one = f"parent + child's {deviated}"
+    assert list(out["summary"].index) == ["parent", "child", one, "parent + all child convs",
+                                          f"{one} (BN re-estimated)", "parent + all child convs (BN re-estimated)"]
+    assert out["summary"].loc["parent", "delta_vi"] == 0
+    sweep = out["sweep"].set_index("layer")
+    assert len(sweep) == 21 and list(sweep.columns) == ["layer_correlation", "vi", "delta_vi"]
+    assert sweep.loc[deviated, "vi"] == out["summary"].loc[one, "vi"]  # the same network, reached twice
 
 
 def test_recalibrate_batchnorm_matches_data_statistics(pair):

@@ -8,20 +8,22 @@ import shutil
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 import yaml
 
 from paradox_utils import pipeline
 
-from .browser import Browser, chromium
+from .browser import Browser
 
 ROOT = pipeline.ROOT
 
 
 def test_cli_help():
     for args in ([], ["run"], ["book"]):
-        result = subprocess.run([sys.executable, "-m", "paradox_utils", *args, "--help"], capture_output=True, text=True)
+        result = subprocess.run([sys.executable, "-m", "paradox_utils", *args, "--help"],
+                                capture_output=True, text=True)
         assert result.returncode == 0 and "usage:" in result.stdout
 
 
@@ -32,14 +34,47 @@ def test_profiles_validate(imagenet_root):
 
 
 @pytest.mark.parametrize("text,message", [("epochs_total: 3", "unknown keys \\['epochs_total'\\]"),
-                                          ("eval_per_class: many", "eval_per_class should be a int"),
-                                          ("base_grid: [1, 2]", "base_grid should be a dict"),
+                                          ("eval_per_class: many", "eval_per_class should be an integer"),
+                                          ("base_grid: [1, 2]", "base_grid should be a mapping"),
                                           ("[1, 2", "not valid YAML")])
 def test_bad_profiles_fail_before_running(tmp_path, text, message):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     with pytest.raises(ValueError, match=message):
         pipeline.run(str(path))
+
+
+@pytest.mark.parametrize("text,message", [
+    ("base_common: {epochs: 2.0}", "b000: Invalid training config: epochs should be an integer, got 2.0"),
+    ("base_common: {epochs: 1, l2: fast}", "l2 should be a number, got 'fast'"),
+    ("base_common: {epochs: 1, momentum: 1.5}", "momentum must be in"),
+    ("finetune_common: {schedule: weekly}", "Fine-tune b000-ft-none: .*schedule 'weekly'"),
+    ("base_common: {epochs: 1, optimizer: adam}", "Unknown training config keys: \\['optimizer'\\]"),
+    ("eval_per_class: 100.0", "eval_per_class should be an integer, got 100.0"),
+    ("scheduler: tcp://somewhere", "Unknown scheduler 'tcp://somewhere'"),
+    ("scheduler: slurn", "Unknown scheduler 'slurn'"),
+])
+def test_nested_and_typed_values_fail_before_running(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text("profile: bad\n" + text + f"\ncheckpoint_dir: {tmp_path / 'ck'}\nresults_dir: {tmp_path / 'res'}\n")
+    with pytest.raises(ValueError, match=message):
+        pipeline.run(str(path), output_dir=tmp_path / "chapters")
+    assert not (tmp_path / "chapters").exists()  # refused before the first chapter
+
+
+def test_unwritable_output_folder_and_bad_overrides_fail_before_running(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(ValueError, match="output folder .*a-file/results cannot be created"):
+        pipeline.run("tiny", output_dir=tmp_path / "chapters", parameters={"results_dir": str(blocker / "results")})
+    with pytest.raises(ValueError, match="Unknown parameter epochs"):
+        pipeline.run("tiny", output_dir=tmp_path / "chapters", parameters={"epochs": 3})
+    with pytest.raises(ValueError, match="Parameter override: eval_per_class should be an integer"):
+        pipeline.run("tiny", output_dir=tmp_path / "chapters", parameters={"eval_per_class": "all"})
+    with pytest.raises(ValueError, match="--retrain names b042"):
+        pipeline.run("tiny", output_dir=tmp_path / "chapters", retrain=["b042"],
+                     parameters={"checkpoint_dir": str(tmp_path / "ck"), "results_dir": str(tmp_path / "res")})
+    assert not (tmp_path / "chapters").exists()
 
 
 def test_missing_data_path_fails_before_running(monkeypatch):
@@ -53,22 +88,38 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+def _tree_state(*folders):
+    """(path, size, mtime) of every file under ``folders``: what a test must leave alone."""
+    return sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns)
+                  for folder in folders if folder.exists() for p in folder.rglob("*") if p.is_file())
+
+
+USER_WORK = (ROOT / "book", ROOT / "checkpoints", ROOT / "data" / "results")
+
+
 @pytest.fixture(scope="module")
-def tiny_book():
-    for leftover in (ROOT / "checkpoints" / "tiny", ROOT / "data" / "results" / "tiny", ROOT / "book" / "_build"):
-        shutil.rmtree(leftover, ignore_errors=True)
-    executed = pipeline.run("tiny", progress=False)
-    return executed, pipeline.build_book()
+def tiny_book(tmp_path_factory):
+    """The tiny profile through all six chapters and the book, entirely under a temporary
+    folder: a copy of the book's sources, its own checkpoint and result folders."""
+    before = _tree_state(*USER_WORK)
+    root = tmp_path_factory.mktemp("tiny-run")
+    book = root / "book"
+    shutil.copytree(ROOT / "book", book, ignore=shutil.ignore_patterns("_build", "chapters"))
+    folders = {"checkpoint_dir": str(root / "checkpoints"), "results_dir": str(root / "results")}
+    executed = pipeline.run("tiny", output_dir=book / "chapters", progress=False, parameters=folders)
+    index = pipeline.build_book(book)
+    assert _tree_state(*USER_WORK) == before  # the user's book, checkpoints and results untouched
+    return executed, index, folders
 
 
 @pytest.mark.slow
-def test_all_chapters_run_and_rerun_reuses_artifacts(tiny_book):
-    executed, _ = tiny_book
+def test_all_chapters_run_and_rerun_reuses_artifacts(tiny_book, tmp_path):
+    executed, _, folders = tiny_book
     assert [p.stem for p in executed] == list(pipeline.CHAPTERS)
     assert all(not pipeline.notebook_errors(p) for p in executed)
-    checkpoint = ROOT / "checkpoints" / "tiny" / "b000.safetensors"
+    checkpoint = Path(folders["checkpoint_dir"]) / "b000.safetensors"
     stamp = checkpoint.stat().st_mtime_ns
-    pipeline.run("tiny", start="02", progress=False)
+    pipeline.run("tiny", start="02", output_dir=tmp_path / "chapters", progress=False, parameters=folders)
     assert checkpoint.stat().st_mtime_ns == stamp  # nothing retrained
 
 
@@ -77,17 +128,17 @@ def test_failing_chapter_is_named_and_kept(tiny_book, tmp_path):
     profile = yaml.safe_load((ROOT / "notebooks" / "profiles" / "tiny.yaml").read_text())
     profile["transplant_child"] = "no-such-network"
     path = tmp_path / "tiny-broken.yaml"
-    path.write_text(yaml.safe_dump({**profile, "profile": "tiny"}))
+    path.write_text(yaml.safe_dump({**profile, "profile": "tiny", **tiny_book[2]}))
     out = tmp_path / "chapters"
-    with pytest.raises(pipeline.ChapterFailed, match="Chapter 06_transplant failed in cell .*ValueError: Transplant child"):
+    with pytest.raises(pipeline.ChapterFailed,
+                       match="Chapter 06_transplant failed in cell .*ValueError: Transplant child"):
         pipeline.run(str(path), start="06_transplant", output_dir=out, progress=False)
     assert pipeline.notebook_errors(out / "06_transplant.ipynb")  # the partial notebook is kept
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(chromium() is None, reason="Debian's chromium is not installed (make test installs it as root)")
-def test_book_pages_load_and_plotly_draws(tiny_book):
-    _, index = tiny_book
+def test_book_pages_load_and_plotly_draws(chromium_executable, tiny_book):
+    _, index, _ = tiny_book
     site = index.parent
     handler = functools.partial(QuietHandler, directory=str(site))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -101,7 +152,7 @@ def test_book_pages_load_and_plotly_draws(tiny_book):
             (shots / f"{page.replace('/', '_')}.png").write_bytes(result["png"])
             assert result["errors"] == [], (page, result["errors"])
             if page != "intro":
-                cells = json.loads((ROOT / "book" / f"{page}.ipynb").read_text())["cells"]
+                cells = json.loads((site.parents[1] / f"{page}.ipynb").read_text())["cells"]
                 figures = sum("application/vnd.plotly.v1+json" in o.get("data", {})
                               for c in cells for o in c.get("outputs", []))
                 assert figures > 0 and result["svgs"] >= 2 * figures, (page, figures, result["svgs"])

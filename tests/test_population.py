@@ -6,8 +6,17 @@ import time
 import pytest
 
 from paradox_utils import checkpoints
-from paradox_utils.cluster import group_jobs, make_client, run_population
-from paradox_utils.population import build_population, read_catalog
+from paradox_utils.cluster import check_scheduler, group_jobs, make_client, run_population
+from paradox_utils.population import (
+    base_specs,
+    build_population,
+    catalog_path,
+    offspring_specs,
+    read_catalog,
+    scan_catalog,
+)
+
+pytestmark = pytest.mark.usefixtures("cifar_source")  # training reads CIFAR-10 from PARADOX_CIFAR10
 
 COMMON = {"epochs": 1, "train_per_class": 20, "val_per_class": 5, "batch_size": 32}
 
@@ -97,13 +106,13 @@ def test_local_cluster_survives_a_killed_worker_and_a_failing_job(tmp_path):
 def test_fine_tune_groups_and_the_imagenet_profile():
     import yaml
 
-    from paradox_utils import pipeline, report
+    from paradox_utils import pipeline
 
     profile = yaml.safe_load((pipeline.NOTEBOOKS / "profiles" / "imagenet.yaml").read_text())
-    spec = report.population_spec(profile["base_common"], profile["base_grid"], None, profile["finetune_parents"],
-                                  profile["finetune_manipulations"], profile["finetune_common"],
-                                  profile["finetune_groups"])
-    specs = build_population(spec, arch="resnet50", dataset="imagenet")
+    bases = base_specs(common=profile["base_common"], grid=profile["base_grid"], arch="resnet50", dataset="imagenet")
+    specs = bases + offspring_specs(bases, parents=profile["finetune_parents"],
+                                    manipulations=profile["finetune_manipulations"],
+                                    common=profile["finetune_common"], groups=profile["finetune_groups"])
     offspring = [s for s in specs if s.kind == "finetune"]
     assert len([s for s in specs if s.kind == "base"]) == 10 and len(offspring) == 10
     assert {s.parent for s in offspring} == {"b000"}
@@ -111,4 +120,93 @@ def test_fine_tune_groups_and_the_imagenet_profile():
     assert all(s.config.batch_size == 32 and s.config.arch == "resnet50" for s in specs)
     with pytest.raises(ValueError, match="distinct 'suffix'"):
         build_population({"base": {"grid": {"lr": [1e-3]}},
-                          "finetune": [{"parents": 1, "manipulations": ["all"]}, {"parents": 1, "manipulations": ["all"]}]})
+                          "finetune": [{"parents": 1, "manipulations": ["all"]},
+                                       {"parents": 1, "manipulations": ["all"]}]})
+
+
+# ----------------------------------------------------------------------------- nothing stale
+
+def _tiny(lr=1e-3, **common):
+    return build_population({"base": {"common": {**COMMON, "lr": lr, **common}, "grid": {"init": ["he_normal"]}},
+                             "finetune": {"parents": 1, "manipulations": ["all"], "common": {"lr": 1e-4}}})
+
+
+def test_edited_settings_are_refused_before_any_work_then_retrained_on_request(tmp_path):
+    run_population(_tiny(), tmp_path, scheduler="serial", progress=False)
+    first = {n: checkpoints.load_metadata(tmp_path / n)["sha256"] for n in ("b000", "b000-ft-all")}
+    edited = _tiny(lr=1e-2, epochs=2)
+    with pytest.raises(ValueError, match=r"b000 .* other settings \(epochs, lr\).*new profile name.*--retrain b000"):
+        run_population(edited, tmp_path, scheduler="serial", progress=False)
+    assert {n: checkpoints.load_metadata(tmp_path / n)["sha256"] for n in first} == first  # nothing touched
+    catalog = run_population(edited, tmp_path, scheduler="serial", progress=False, retrain=["b000"])
+    assert list(catalog["status"]) == ["done", "done"] and list(catalog["epochs_done"]) == [2, 2]
+    meta = checkpoints.load_metadata(tmp_path / "b000-ft-all")
+    assert meta["sha256"] != first["b000-ft-all"]  # the offspring was retrained from the new parent
+    assert meta["parent_sha256"] == checkpoints.load_metadata(tmp_path / "b000")["sha256"]
+    with pytest.raises(ValueError, match="--retrain names b999"):
+        run_population(edited, tmp_path, scheduler="serial", progress=False, retrain=["b999"])
+
+
+def test_speed_switches_are_not_part_of_a_networks_identity(tmp_path):
+    run_population(_tiny(channels_last=True), tmp_path, scheduler="serial", progress=False)
+    stamp = (tmp_path / "b000.safetensors").stat().st_mtime_ns
+    catalog = run_population(_tiny(channels_last=False), tmp_path, scheduler="serial", progress=False)
+    assert list(catalog["status"]) == ["done", "done"]
+    assert (tmp_path / "b000.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_offspring_of_a_parent_retrained_elsewhere_is_stale(tmp_path):
+    specs = _tiny()
+    run_population(specs, tmp_path, scheduler="serial", progress=False)
+    weights, _, meta = checkpoints.load_state(tmp_path / "b000")
+    weights["fc.bias"] += 0.01  # the parent's weights change (same settings): its offspring no longer follows
+    meta.pop("sha256")
+    checkpoints.save(tmp_path / "b000", weights, **meta)
+    catalog = scan_catalog(specs, tmp_path)
+    assert list(catalog["status"]) == ["done", "stale"]
+    assert "its parent b000 has been retrained" in catalog["error"].iloc[1]
+    with pytest.raises(ValueError, match="b000-ft-all .* parent b000 has been retrained"):
+        run_population(specs, tmp_path, scheduler="serial", progress=False)
+
+
+def test_corrupt_checkpoint_is_not_done_and_is_retrained_identically(tmp_path):
+    specs = _tiny()
+    run_population(specs, tmp_path, scheduler="serial", progress=False)
+    good = (tmp_path / "b000.safetensors").read_bytes()
+    (tmp_path / "b000.safetensors").write_bytes(good[: len(good) // 2])  # truncated
+    assert scan_catalog(specs, tmp_path)["status"].tolist() == ["corrupt", "done"]
+    with pytest.warns(RuntimeWarning, match="b000.safetensors is corrupt.*trained again"):
+        catalog = run_population(specs, tmp_path, scheduler="serial", progress=False)
+    assert list(catalog["status"]) == ["done", "done"]
+    assert (tmp_path / "b000.safetensors").read_bytes() == good  # bit-identical to the uncorrupted run
+
+
+def test_unreadable_catalog_is_rebuilt_from_the_sidecars(tmp_path):
+    specs = _tiny()
+    expected = run_population(specs, tmp_path, scheduler="serial", progress=False)
+    catalog_path(tmp_path).write_bytes(b"PAR1 not really parquet")
+    with pytest.warns(RuntimeWarning, match="catalog .* unreadable.*rebuilt"):
+        rebuilt = read_catalog(tmp_path)
+    assert rebuilt["net_id"].tolist() == expected["net_id"].tolist()
+    assert rebuilt["sha256"].tolist() == expected["sha256"].tolist()
+    assert rebuilt["parent"].fillna("").tolist() == ["", "b000"]
+    assert read_catalog(tmp_path)["status"].tolist() == ["done", "done"]  # and written back
+
+
+def test_a_save_error_stops_the_run(tmp_path, monkeypatch):
+    import paradox_utils.files as files
+
+    def read_only(*args):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(files.os, "replace", read_only)
+    with pytest.raises(checkpoints.CheckpointWriteError, match="b000.safetensors could not be written"):
+        run_population(_tiny(), tmp_path, scheduler="serial", progress=False)
+
+
+def test_bad_scheduler_is_one_sentence(tmp_path):
+    for bad in ("tcp://host", "slurn", "tcp://host:99999"):
+        with pytest.raises(ValueError, match="Unknown scheduler"):
+            run_population(_tiny(), tmp_path, scheduler=bad, progress=False)
+    assert check_scheduler("tcp://127.0.0.1:8786") == "tcp://127.0.0.1:8786" and check_scheduler("auto") is None
+    assert not any(tmp_path.iterdir())

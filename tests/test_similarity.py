@@ -1,14 +1,19 @@
 """Fast similarity paths against slow, literal twins (scipy.stats.pearsonr, per kernel)."""
 
+import copy
+import os
+import re
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy.optimize import linear_sum_assignment
 from scipy.stats import pearsonr
 
-from paradox_utils import models
+from paradox_utils import checkpoints, models
+from paradox_utils import permutations as P
 from paradox_utils import similarity as S
 
 
@@ -110,7 +115,84 @@ def test_coupled_graph_for_resnet50_is_consistent():
     convs, (fc, fc_in) = S.permutation_graph(models.build("resnet50"))
     assert len(convs) == 53 and fc == "fc" and fc_in == "layer4.0.out"
     produced = {out for _, out, _, _ in convs}
-    assert all(inp in produced or inp == "input" for _, _, inp, _ in convs)
+    assert convs[0] == ("conv1", "stem", None, "bn1")  # the image's channels are not permuted
+    assert all(inp in produced for _, _, inp, _ in convs[1:])
+
+
+def randomised_batchnorms(net):
+    """BatchNorms with distinct per-channel values, so a wrongly permuted one shows."""
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_()
+                m.running_var.uniform_(0.5, 2)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0, 0.1)
+    return net.eval()
+
+
+@pytest.mark.parametrize("arch", list(P.SPECS))
+def test_spec_covers_the_network_and_permuting_by_it_keeps_its_function(arch):
+    torch.manual_seed(8)
+    net = randomised_batchnorms(models.build(arch))
+    spec = P.spec_for(net)
+    state = net.state_dict()
+    assert spec.arch == arch and list(spec.axes) == list(state)  # every entry, in the network's order
+    for name, groups in spec.axes.items():
+        assert len(groups) == state[name].ndim, name
+    for group, members in spec.groups.items():  # one size per group
+        assert len({state[name].shape[axis] for name, axis in members}) == 1, group
+    twin, perms = P.permuted_copy(net, seed=1)
+    assert all(not torch.equal(p, torch.arange(len(p))) for p in perms.values())
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(twin(x), net(x), atol=1e-4, rtol=1e-4)
+        forgot = dict(P.permute_state(state, perms), **{"bn1.weight": state["bn1.weight"]})  # one entry left out
+        broken = copy.deepcopy(net)
+        broken.load_state_dict(forgot)
+        assert not torch.allclose(broken(x), net(x), atol=1e-3)  # so the check above can fail
+
+
+def test_coupled_refuses_other_networks_in_one_sentence():
+    net = models.build("resnet20")
+    first = re.escape("coupled supports resnet20, resnet50; "
+                      "this network's parameters match neither (first difference: ")
+    with pytest.raises(ValueError, match=first + "resnet20 has conv1.weight"):
+        S.network_similarity(net.layer1, net.layer1, "coupled")
+    state = dict(net.state_dict(), **{"extra.weight": torch.zeros(3)})
+    with pytest.raises(ValueError, match=first + "this network has extra.weight, resnet20 has none"):
+        P.spec_for(state)
+    state = dict(models.build("resnet50").state_dict(), **{"layer1.0.conv2.weight": torch.zeros(64, 64, 1, 1)})
+    with pytest.raises(ValueError, match=first + re.escape("layer1.0.conv2.weight is (64, 64, 1, 1) here, "
+                                                           "(64, 64, 3, 3) in resnet50")):
+        P.spec_for(state)
+    assert P.spec_for(models.build("resnet20", num_classes=5)).arch == "resnet20"  # its own class count
+
+
+def test_weight_matching_ascends_and_stops_when_the_objective_stops_improving():
+    torch.manual_seed(9)
+    a, b = models.build("resnet20"), models.build("resnet20")
+    matching = P.match_weights(a, b, dtype=torch.float64)
+    objectives = np.array(matching.objectives)
+    gains = np.diff(objectives)
+    assert len(objectives) >= 3 and objectives[-1] > objectives[0] + 10
+    assert np.all(gains >= -1e-9 * np.abs(objectives[:-1]))  # coordinate ascent never loses
+    assert gains[-1] <= P.RTOL * abs(objectives[-2])  # it stopped because the gain was small ...
+    assert np.all(gains[:-1] > P.RTOL * np.abs(objectives[:-2]))  # ... and not before
+    assert len(P.match_weights(a, b, dtype=torch.float64, max_iter=1).objectives) == 2  # the guard
+    # the objective, literally: Σ over every conv kernel and classifier row of pearsonr(A's, B's aligned)
+    aligned = P.permute_state(b.state_dict(), matching.perms)
+    literal = 0.0
+    for name in P.spec_for(a).kernels:
+        wa, wb = a.state_dict()[name].flatten(1).double().numpy(), aligned[name].flatten(1).double().numpy()
+        literal += sum(pearsonr(x, y)[0] for x, y in zip(wa, wb, strict=True))
+    assert objectives[-1] == pytest.approx(literal, rel=1e-9)
+    # and coupled's layer scores are those per-kernel r of the conv layers
+    scores = dict(S.kernel_scores(a, b, "coupled", dtype=torch.float64))
+    for name in ("conv1", "layer2.0.shortcut", "layer3.2.conv2"):
+        wa, wb = a.state_dict()[f"{name}.weight"].flatten(1).double(), aligned[f"{name}.weight"].flatten(1).double()
+        expected = [pearsonr(x, y)[0] for x, y in zip(wa.numpy(), wb.numpy(), strict=True)]
+        np.testing.assert_allclose(scores[name], expected, atol=1e-10)
 
 
 def test_pairwise_matches_pairs_and_cache(tmp_path):
@@ -128,8 +210,6 @@ def test_pairwise_matches_pairs_and_cache(tmp_path):
     np.testing.assert_allclose(full[:4, :4], matrix)
     assert per_layer.shape == (5, 5, 21)
     assert full[1, 4] == pytest.approx(S.network_similarity(nets["n1"], nets["n4"]), abs=1e-6)
-    import pandas as pd
-
     assert len(pd.read_parquet(cache)) == 10  # 6 pairs first, then only the 4 new ones
 
 
@@ -173,3 +253,113 @@ def test_layer_profile():
     profile = S.layer_profile(a, a)
     assert list(profile.columns) == ["layer", "position", "mean", "std", "kernels"]
     assert len(profile) == 21 and np.allclose(profile["mean"], 1, atol=1e-6)
+
+
+def save_networks(folder, n, seed=10):
+    torch.manual_seed(seed)
+    paths = []
+    for i in range(n):
+        checkpoints.save(folder / f"n{i}", models.build("resnet20"), "resnet20", 10)
+        paths.append(str(folder / f"n{i}.safetensors"))
+    return paths
+
+
+@pytest.mark.parametrize("method", ["paper", "coupled"])
+def test_pairwise_reads_each_checkpoint_once(tmp_path, monkeypatch, method):
+    paths = save_networks(tmp_path, 3)
+    reads = []
+    original = checkpoints.load_state
+
+    def counted(path, *args, **kwargs):
+        reads.append(str(path))
+        return original(path, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoints, "load_state", counted)
+    matrix = S.pairwise_similarity(paths, method=method, progress=False)
+    assert sorted(reads) == sorted(paths)  # N reads, not one per pair
+    monkeypatch.setattr(checkpoints, "load_state", original)
+    assert matrix[0, 2] == pytest.approx(S.network_similarity(paths[0], paths[2], method), abs=1e-6)
+
+
+def test_pairwise_of_no_network_is_refused_and_of_one_is_one():
+    with pytest.raises(ValueError, match="needs at least one network; it was given none"):
+        S.pairwise_similarity([], progress=False)
+    with pytest.raises(ValueError, match="needs at least one network"):
+        S.pairwise_similarity({}, method="coupled", progress=False)
+    matrix, layers = S.pairwise_similarity([models.build("resnet20")], progress=False, return_layers=True)
+    assert matrix.tolist() == [[1.0]] and layers.shape == (1, 1, 21) and np.all(layers == 1)
+    with pytest.raises(ValueError, match="cka_matrix needs at least one network"):
+        S.cka_matrix([], torch.rand(4, 3, 32, 32), progress=False)
+    with pytest.raises(ValueError, match="at least two probe images"):
+        S.cka_matrix([models.build("resnet20")], torch.rand(1, 3, 32, 32), progress=False)
+    mean, per_layer = S.cka_matrix([models.build("resnet20").eval()], torch.rand(4, 3, 32, 32), progress=False)
+    assert mean.shape == (1, 1) and mean[0, 0] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="at least two networks"):
+        S.chance_level("resnet20", n=1)
+
+
+def test_weights_key_covers_every_tensor_however_the_network_is_given(tmp_path):
+    torch.manual_seed(11)
+    net = models.build("resnet20")
+    path = tmp_path / "n.safetensors"
+    checkpoints.save(path, net, "resnet20", 10)
+    key = S.weights_key(net)
+    assert key == S.weights_key(net.state_dict()) == S.weights_key(path) and len(key) == 64
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    state["layer1.0.bn1.running_var"][0] += 1e-3  # not a conv: still another network
+    assert S.weights_key(state) != key
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    state["layer1.0.bn1.num_batches_tracked"] += 1
+    assert S.weights_key(state) != key
+
+
+def cache_rows(cache):
+    return pd.read_parquet(cache)
+
+
+def test_cache_recomputes_exactly_the_pairs_of_a_changed_network(tmp_path):
+    torch.manual_seed(12)
+    nets = [models.build("resnet20").state_dict() for _ in range(4)]
+    cache = tmp_path / "sim.parquet"
+    first = S.pairwise_similarity(nets, cache=cache, progress=False)
+    assert len(cache_rows(cache)) == 6
+    # poison the cached scores of pair (0, 1): a reused pair must come back poisoned
+    table = cache_rows(cache)
+    keys = [S.weights_key(n) for n in nets]
+    poisoned = (table["a"] == keys[0]) & (table["b"] == keys[1])
+    table["scores"] = [[0.5] * 21 if hit else list(s) for hit, s in zip(poisoned, table["scores"], strict=True)]
+    table.to_parquet(cache, index=False)
+    changed = [dict(n) for n in nets]
+    changed[2]["layer2.1.conv1.weight"] = nets[0]["layer2.1.conv1.weight"].clone()  # a conv layer: r = 1 with 0
+    again = S.pairwise_similarity(changed, cache=cache, progress=False)
+    assert len(cache_rows(cache)) == 9  # the three pairs of network 2, nothing else
+    assert again[0, 1] == 0.5  # reused
+    truth = S.pairwise_similarity(changed, progress=False)
+    np.testing.assert_allclose(np.delete(np.delete(again, 1, 0), 1, 1), np.delete(np.delete(truth, 1, 0), 1, 1))
+    assert again[0, 2] > first[0, 2] + 0.02  # the change mattered (one layer of 21 went from chance to 1)
+    # a BatchNorm-only change is another network too: its pairs are recomputed (same values: kernels only)
+    changed[3] = dict(changed[3], **{"bn1.running_mean": changed[3]["bn1.running_mean"] + 1})
+    bn = S.pairwise_similarity(changed, cache=cache, progress=False)
+    assert len(cache_rows(cache)) == 12 and bn[0, 3] == pytest.approx(truth[0, 3])
+    # other settings are other rows: float64 reuses nothing of float32
+    S.pairwise_similarity(changed, cache=cache, dtype=torch.float64, progress=False)
+    assert len(cache_rows(cache)) == 18 and set(cache_rows(cache)["settings"]) == {"dtype=float32", "dtype=float64"}
+
+
+def test_an_unreadable_cache_is_rebuilt_with_a_warning(tmp_path):
+    torch.manual_seed(13)
+    nets = [models.build("resnet20").state_dict() for _ in range(3)]
+    truth = S.pairwise_similarity(nets, progress=False)
+    cache = tmp_path / "sim.parquet"
+    cache.write_bytes(b"not a parquet file \x00\xff" * 10)
+    with pytest.warns(RuntimeWarning, match=f"similarity cache {re.escape(str(cache))} is unreadable"):
+        matrix = S.pairwise_similarity(nets, cache=cache, progress=False)
+    np.testing.assert_allclose(matrix, truth)
+    assert len(cache_rows(cache)) == 3  # rebuilt
+    umask = os.umask(0)
+    os.umask(umask)
+    assert cache.stat().st_mode & 0o777 == 0o666 & ~umask  # an ordinary file, as open() makes it
+    pd.DataFrame({"a": ["x"], "b": ["y"]}).to_parquet(cache)  # an older format: rebuilt as well
+    with pytest.warns(RuntimeWarning, match="lacks columns"):
+        np.testing.assert_allclose(S.pairwise_similarity(nets, cache=cache, progress=False), truth)
+    assert len(cache_rows(cache)) == 3

@@ -8,15 +8,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from paradox_utils import checkpoints
+from paradox_utils import checkpoints, data
 from paradox_utils.training import (
     TrainConfig,
+    TrainingData,
     fine_tune,
     geometric_augment,
     learning_rate,
     train,
     train_group,
 )
+
+pytestmark = pytest.mark.usefixtures("cifar_source")  # training reads CIFAR-10 from PARADOX_CIFAR10
 
 TINY = dict(epochs=2, train_per_class=20, val_per_class=5, batch_size=32)
 
@@ -112,19 +115,30 @@ def test_impossible_configs_fail_fast(change, message):
         TrainConfig(**change).validate()
 
 
-def test_imagenet_training_path_on_the_sample(tmp_path, monkeypatch, imagenet_root):
-    """ResNet50 from an ImageFolder train/ split (the sample's images copied there)."""
-    import shutil
-
-    root = tmp_path / "imagenet"
-    shutil.copytree(Path(imagenet_root) / "val", root / "train")
-    shutil.copytree(Path(imagenet_root) / "val", root / "val")
-    monkeypatch.setenv("PARADOX_IMAGENET", str(root))
+def test_imagenet_training_path_on_the_sample(tmp_path, imagenet_root):
+    """ResNet50 trained on an ImageFolder set passed in by the caller (the sample's val/)."""
     config = TrainConfig(arch="resnet50", dataset="imagenet", init="kaiming_normal", epochs=1, batch_size=10,
                          geometric=False, val_per_class=None)
-    meta = train(config, tmp_path / "r50", progress=False)
-    assert meta["status"] == "done" and meta["history"][0]["train_accuracy"] >= 0
-    assert checkpoints.load(tmp_path / "r50", arch="resnet50")[0].fc.out_features == 1000
+    sample = data.load_imagenet("val", source=imagenet_root, train=config.geometric)
+    meta = train(config, tmp_path / "r50", progress=False, data=TrainingData(sample, sample))
+    assert meta["status"] == "done" and meta["history"][0]["images_per_second"] > 0
+    assert len(meta["history"]) == 1 and 0 <= meta["history"][0]["train_accuracy"] <= 1
+    model = checkpoints.load(tmp_path / "r50", arch="resnet50")[0]
+    assert model.fc.out_features == 1000 and checkpoints.state_sha256(model) != ""
+
+
+def test_geometric_false_means_no_random_crop_for_image_folders(imagenet_root, tmp_path, monkeypatch):
+    """geometric=False loads ImageNet's train/ with the evaluation preprocessing (centre
+    crop: the same image twice is the same tensor); geometric=True crops at random."""
+    (tmp_path / "train").symlink_to(Path(imagenet_root) / "val")
+    (tmp_path / "val").symlink_to(Path(imagenet_root) / "val")
+    monkeypatch.setenv("PARADOX_IMAGENET", str(tmp_path))
+    plain = TrainingData.for_config(TrainConfig(arch="resnet50", dataset="imagenet", geometric=False)).train
+    assert not plain.train and torch.equal(plain[0][0], plain[0][0])
+    augmented = TrainingData.for_config(TrainConfig(arch="resnet50", dataset="imagenet", geometric=True)).train
+    torch.manual_seed(0)
+    crops = [augmented[0][0] for _ in range(4)]
+    assert augmented.train and any(not torch.equal(crops[0], c) for c in crops[1:])
 
 
 GROUP = [dict(seed=0), dict(seed=1, init="glorot_uniform", manipulation="all"), dict(seed=2, geometric=False)]

@@ -1,0 +1,121 @@
+"""The prose the chapters glue into the book: every sentence and formatted number a
+chapter shows beside its figures is written here, from the chapter's result tables.
+
+Each function returns text (or a table of text); none computes a statistic the
+chapters do not already hold. ``paradox_glue`` and ``transplant_glue`` give the
+named values chapters 5 and 6 glue (the names the book's pages refer to).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "best_sweep_layer", "mean_std", "method_sentences", "most_moved_layer", "paradox_glue", "relation_summary",
+    "transplant_glue", "verdict",
+]
+
+
+def _number(value: float, spec: str) -> str:
+    return format(value, spec) if np.isfinite(value) else "undefined"
+
+
+def mean_std(values: Sequence[float] | pd.Series, digits: int = 3) -> str:
+    """"m ± s (n = k)" over the finite values (s: population std)."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return "n/a (no values)"
+    return f"{values.mean():.{digits}f} ± {values.std():.{digits}f} (n = {len(values)})"
+
+
+def relation_summary(pairs: pd.DataFrame, methods: Sequence[str]) -> pd.DataFrame:
+    """Mean ± std of each method's ``similarity_<m>`` column of a ``paradox.pair_table``,
+    per relation (rows: parent-child, siblings, unrelated; columns: the methods)."""
+    rows = {relation: {m: mean_std(part[f"similarity_{m}"]) for m in methods}
+            for relation, part in pairs.groupby("relation")}
+    return pd.DataFrame(rows).T.reindex(columns=list(methods))
+
+
+def most_moved_layer(profiles: Mapping[str, pd.DataFrame]) -> str:
+    """The conv layer with the lowest mean parent–child correlation over all offspring."""
+    if not profiles:
+        return "n/a (no offspring)"
+    merged = pd.concat(profiles.values()).groupby("layer", sort=False)["mean"].mean()
+    return str(merged.idxmin())
+
+
+def verdict(statistics: pd.DataFrame, alpha: float = 0.05, method: str = "paper") -> str:
+    """One sentence on the paper's question, from ``method``'s row of ``paradox.statistics_table``."""
+    if method not in statistics.index:
+        raise KeyError(f"The statistics table has no row {method!r} (it has {', '.join(statistics.index)}).")
+    row = statistics.loc[method]
+    syd, dys = int(row["similar_yet_different"]), int(row["different_yet_similar"])
+    shows = ("This run shows both paradoxes." if syd and dys else
+             "This run shows only one of the two paradoxes." if syd + dys else
+             "This run shows neither paradox at these thresholds.")
+    if not np.isfinite(row["mantel_p"]):
+        return shows + " The Mantel test is undefined here (too few networks or constant values)."
+    if row["mantel_p"] < alpha:
+        direction = "positively" if row["mantel_r"] > 0 else "negatively"
+        return shows + f" Even so, similarity and compatibility are {direction} related across pairs (p < {alpha})."
+    return shows + f" Similarity does not significantly predict compatibility across pairs (p ≥ {alpha})."
+
+
+def method_sentences(statistics: pd.DataFrame) -> str:
+    """"method — Mantel r (p), quadrant counts" for every similarity measure."""
+    return "; ".join(f"{m} — Mantel r = {_number(r.mantel_r, '.3f')} (p = {_number(r.mantel_p, '.3g')}), "
+                     f"{int(r.similar_yet_different)} similar yet different, "
+                     f"{int(r.different_yet_similar)} different yet similar"
+                     for m, r in statistics.iterrows()) + "."
+
+
+def paradox_glue(statistics: pd.DataFrame, method: str = "paper", alpha: float = 0.05) -> dict[str, str]:
+    """Chapter 5's glued values from ``paradox.statistics_table``: n_pairs, n_syd, n_dys,
+    mantel_r, mantel_p, mantel_ci (for ``method``), verdict and per_method."""
+    row = statistics.loc[method]
+    return {"n_pairs": str(int(row["pairs"])), "n_syd": str(int(row["similar_yet_different"])),
+            "n_dys": str(int(row["different_yet_similar"])), "mantel_r": _number(row["mantel_r"], ".3f"),
+            "mantel_p": _number(row["mantel_p"], ".3g"),
+            "mantel_ci": f"[{_number(row['ci_low'], '.3f')}, {_number(row['ci_high'], '.3f')}]",
+            "verdict": verdict(statistics, alpha, method), "per_method": method_sentences(statistics)}
+
+
+def best_sweep_layer(sweep: pd.DataFrame) -> str:
+    """A sentence on the single-layer transplants (columns layer, layer_correlation,
+    delta_vi): which raises the parent's VI most — or that none does — and whether the
+    largest change is a decrease."""
+    finite = sweep[np.isfinite(sweep["delta_vi"].to_numpy(dtype=float))] if len(sweep) else sweep
+    if finite.empty:
+        return "the sweep was not run." if sweep.empty else "no single-layer transplant has a finite ΔVI."
+    best = finite.loc[finite["delta_vi"].idxmax()]
+    worst = finite.loc[finite["delta_vi"].idxmin()]
+    if best["delta_vi"] > 0:
+        text = f"{best['layer']} raises the parent's VI most ({best['delta_vi']:+.3f})"
+        if -worst["delta_vi"] > best["delta_vi"]:
+            text += f", but the largest change is a decrease: {worst['layer']} ({worst['delta_vi']:+.3f})"
+    elif worst["delta_vi"] == 0:
+        text = "no single layer changes the parent's VI"
+    else:
+        text = (f"no single layer raises the parent's VI (the least harmful, {best['layer']}, changes it by "
+                f"{best['delta_vi']:+.3f}); the largest change is a decrease: {worst['layer']} "
+                f"({worst['delta_vi']:+.3f})")
+    varies = len(finite) > 2 and finite["layer_correlation"].nunique() > 1 and finite["delta_vi"].nunique() > 1
+    rho = finite["layer_correlation"].corr(finite["delta_vi"], method="spearman") if varies else np.nan
+    if not np.isfinite(rho):
+        return text + "; with fewer than three layers (or constant values) the correlation across layers is undefined."
+    return (text + f"; across layers, the Spearman correlation between how little a layer moved and ΔVI "
+            f"is {rho:.2f}.")
+
+
+def transplant_glue(results: Mapping, parent_id: str, child_id: str) -> dict[str, str]:
+    """Chapter 6's glued values from ``transplant.transplant_experiments``: tp_parent, tp_child,
+    tp_layer (the most-moved layer), vi_parent, vi_child, vi_one (the parent with that one
+    child layer), vi_all (with every child conv) and sweep_best."""
+    vi = results["summary"]["vi"]
+    return {"tp_parent": parent_id, "tp_child": child_id, "tp_layer": str(results["deviated"]),
+            "vi_parent": f"{vi['parent']:.3f}", "vi_child": f"{vi['child']:.3f}", "vi_one": f"{vi[results['one_layer']]:.3f}",
+            "vi_all": f"{vi['parent + all child convs']:.3f}", "sweep_best": best_sweep_layer(results["sweep"])}

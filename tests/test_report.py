@@ -1,0 +1,125 @@
+import os
+import stat
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from paradox_utils import explorer, files, paradox, report, sentences
+
+
+def statistics(syd: int, dys: int, r: float, p: float) -> pd.DataFrame:
+    return pd.DataFrame([{"method": "paper", "mantel_r": r, "mantel_p": p, "ci_low": r - 0.1, "ci_high": r + 0.1,
+                          "similar_yet_different": syd, "different_yet_similar": dys, "pairs": 10},
+                         {"method": "cka", "mantel_r": np.nan, "mantel_p": np.nan, "ci_low": np.nan,
+                          "ci_high": np.nan, "similar_yet_different": 0, "different_yet_similar": 1, "pairs": 10}]
+                        ).set_index("method")
+
+
+def test_verdict_and_method_sentences():
+    assert sentences.verdict(statistics(2, 1, 0.4, 0.01)) == (
+        "This run shows both paradoxes. Even so, similarity and compatibility are positively related across "
+        "pairs (p < 0.05).")
+    assert sentences.verdict(statistics(0, 3, -0.2, 0.3)).startswith("This run shows only one of the two")
+    assert "does not significantly predict" in sentences.verdict(statistics(0, 3, -0.2, 0.3))
+    assert "undefined" in sentences.verdict(statistics(0, 0, np.nan, np.nan))
+    assert sentences.verdict(statistics(0, 0, 0.1, 0.5)).startswith("This run shows neither paradox")
+    with pytest.raises(KeyError, match="no row 'hungarian'"):
+        sentences.verdict(statistics(0, 0, 0.1, 0.5), method="hungarian")
+    assert sentences.method_sentences(statistics(2, 1, 0.4, 0.01)) == (
+        "paper — Mantel r = 0.400 (p = 0.01), 2 similar yet different, 1 different yet similar; "
+        "cka — Mantel r = undefined (p = undefined), 0 similar yet different, 1 different yet similar.")
+
+
+def test_paradox_glue_names_every_value_the_book_uses():
+    glued = sentences.paradox_glue(statistics(2, 1, 0.4, 0.01))
+    assert glued == {"n_pairs": "10", "n_syd": "2", "n_dys": "1", "mantel_r": "0.400", "mantel_p": "0.01",
+                     "mantel_ci": "[0.300, 0.500]", "verdict": sentences.verdict(statistics(2, 1, 0.4, 0.01)),
+                     "per_method": sentences.method_sentences(statistics(2, 1, 0.4, 0.01))}
+
+
+def sweep(deltas: list[float]) -> pd.DataFrame:
+    return pd.DataFrame({"layer": [f"l{i}" for i in range(len(deltas))],
+                         "layer_correlation": np.linspace(0.9, 1.0, len(deltas)), "delta_vi": deltas})
+
+
+def test_best_sweep_layer_says_raise_decrease_or_none():
+    rises = sentences.best_sweep_layer(sweep([0.01, 0.05, -0.02]))
+    assert rises.startswith("l1 raises the parent's VI most (+0.050); across layers, the Spearman correlation")
+    mixed = sentences.best_sweep_layer(sweep([0.01, -0.08, 0.0]))
+    assert mixed.startswith("l0 raises the parent's VI most (+0.010), but the largest change is a decrease: "
+                            "l1 (-0.080);")
+    none = sentences.best_sweep_layer(sweep([-0.01, -0.08, -0.03]))
+    assert none.startswith("no single layer raises the parent's VI (the least harmful, l0, changes it by -0.010); "
+                           "the largest change is a decrease: l1 (-0.080);")
+    assert sentences.best_sweep_layer(sweep([0.0, 0.0, 0.0])).startswith("no single layer changes the parent's VI;")
+    assert "undefined" in sentences.best_sweep_layer(sweep([0.02, 0.01]))  # two layers: no rank correlation
+    assert sentences.best_sweep_layer(sweep([])) == "the sweep was not run."
+    assert "changes most" not in rises + mixed + none
+
+
+def test_mean_std_relation_summary_and_most_moved_layer():
+    assert sentences.mean_std([1.0, 3.0, np.nan]) == "2.000 ± 1.000 (n = 2)"
+    assert sentences.mean_std([np.nan]) == "n/a (no values)"
+    ids = ["p", "c", "u"]
+    sim = pd.DataFrame([[1, 0.9, 0.2], [0.9, 1, 0.4], [0.2, 0.4, 1]], index=ids, columns=ids, dtype=float)
+    pairs = paradox.pair_table({"paper": sim, "cka": sim}, {"c": "p"})
+    summary = sentences.relation_summary(pairs, ["paper", "cka"])
+    assert list(summary.columns) == ["paper", "cka"]
+    assert summary.loc["parent-child", "paper"] == "0.900 ± 0.000 (n = 1)"
+    assert summary.loc["unrelated", "paper"] == "0.300 ± 0.100 (n = 2)"
+    profiles = {"c": pd.DataFrame({"layer": ["conv1", "conv2"], "mean": [0.99, 0.95]}),
+                "d": pd.DataFrame({"layer": ["conv1", "conv2"], "mean": [0.9, 0.97]})}
+    assert sentences.most_moved_layer(profiles) == "conv1"  # mean 0.945 < 0.96
+    assert sentences.most_moved_layer({}) == "n/a (no offspring)"
+
+
+def test_matrices_and_layer_table_round_trip(tmp_path):
+    ids = ["b", "a", "c"]  # not sorted: the stored order is kept
+    matrix = pd.DataFrame(np.arange(9.0).reshape(3, 3), index=ids, columns=ids)
+    report.save_matrices(tmp_path / "m.parquet", {"paper": matrix, "cka": matrix * 2})
+    assert stat.S_IMODE(os.stat(tmp_path / "m.parquet").st_mode) == 0o666 & ~_umask()
+    loaded = report.load_matrices(tmp_path / "m.parquet")
+    assert list(loaded) == ["paper", "cka"]
+    pd.testing.assert_frame_equal(loaded["cka"], matrix * 2, check_names=False)
+    with pytest.raises(files.ResultError, match="run chapter 4"):
+        report.load_matrices(tmp_path / "missing.parquet")
+    layers = np.arange(18.0).reshape(3, 3, 2)
+    table = report.layer_table(ids, layers, ["conv1", "conv2"])
+    assert list(zip(table["a"], table["b"], table["layer"], strict=True))[:3] == [
+        ("b", "a", "conv1"), ("b", "a", "conv2"), ("b", "c", "conv1")]
+    assert table.set_index(["a", "b", "layer"]).loc[("a", "c", "conv2"), "value"] == layers[1, 2, 1]
+    assert len(table) == 3 * 2
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_explorer_helpers_find_a_pair_in_either_order(monkeypatch):
+    scores = pd.DataFrame({"a": ["b", "b"], "b": ["a", "a"], "layer": ["conv1", "conv2"], "value": [0.5, 0.7]})
+    for a, b in (("a", "b"), ("b", "a")):
+        assert explorer.pair_layers(scores, a, b).loc["value"].to_dict() == {"conv1": 0.5, "conv2": 0.7}
+    assert explorer.pair_layers(scores, "a", "c").empty
+    ids = ["a", "b"]
+    cells = explorer.pair_cells({"m": pd.DataFrame([[1, 0.3], [0.3, 1]], index=ids, columns=ids),
+                                 "other": pd.DataFrame([[1.0]], index=["c"], columns=["c"])}, "a", "b")
+    assert cells.to_dict("records") == [{"m": 0.3}]
+    monkeypatch.setenv("PARADOX_BATCH", "1")
+    assert "interactive" in explorer.explorer(pd.DataFrame({"net_id": ids}), {}, scores)
+
+
+def test_transplant_glue_names_the_one_layer_variant():
+    summary = pd.DataFrame({"vi": [0.5, 0.6, 0.7, 0.65, 0.55]},
+                           index=["parent", "child", "parent + all child convs", "parent + child's layer3.0.conv1",
+                                  "parent + child's layer3.0.conv1 (BN re-estimated)"])
+    results = {"summary": summary, "deviated": "layer3.0.conv1", "one_layer": "parent + child's layer3.0.conv1",
+               "sweep": sweep([0.1, -0.2, 0.0])}
+    glued = sentences.transplant_glue(results, "n1", "n1-ft-all")
+    assert glued["vi_one"] == "0.650" and glued["vi_all"] == "0.700"  # by name, not by row position
+    assert {k: glued[k] for k in ("tp_parent", "tp_child", "tp_layer", "vi_parent", "vi_child")} == {
+        "tp_parent": "n1", "tp_child": "n1-ft-all", "tp_layer": "layer3.0.conv1", "vi_parent": "0.500",
+        "vi_child": "0.600"}
+    assert glued["sweep_best"] == sentences.best_sweep_layer(results["sweep"])
