@@ -20,6 +20,7 @@ import io
 import os
 import warnings
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,7 +167,7 @@ def _decode_cifar10(path: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]
             files = _split_members(members, split, path)
             try:
                 blobs = {k: [archive.read(n) for n in v] for k, v in files.items()}
-            except (zipfile.BadZipFile, OSError, EOFError) as error:
+            except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as error:
                 raise ValueError(f"{path} is truncated or corrupt: {error}.") from error
         return _decode_images(blobs, path)
     members = [str(p.relative_to(path)) for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES]

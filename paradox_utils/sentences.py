@@ -117,5 +117,6 @@ def transplant_glue(results: Mapping, parent_id: str, child_id: str) -> dict[str
     child layer), vi_all (with every child conv) and sweep_best."""
     vi = results["summary"]["vi"]
     return {"tp_parent": parent_id, "tp_child": child_id, "tp_layer": str(results["deviated"]),
-            "vi_parent": f"{vi['parent']:.3f}", "vi_child": f"{vi['child']:.3f}", "vi_one": f"{vi[results['one_layer']]:.3f}",
+            "vi_parent": f"{vi['parent']:.3f}", "vi_child": f"{vi['child']:.3f}",
+            "vi_one": f"{vi[results['one_layer']]:.3f}",
             "vi_all": f"{vi['parent + all child convs']:.3f}", "sweep_best": best_sweep_layer(results["sweep"])}

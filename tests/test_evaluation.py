@@ -148,3 +148,19 @@ def test_an_empty_batch_or_no_network_is_one_sentence(nets, small_test):
         distortions.apply(torch.zeros(0, 3, 32, 32), "gaussian", 0.1)
     with pytest.raises(ValueError, match="no networks"):
         evaluation.evaluate({}, small_test, grid=GRID, progress=False)
+
+
+def test_imagenet_evaluation_set_and_probes_honour_per_class_and_seed(imagenet_root, monkeypatch):
+    from paradox_utils import report
+
+    monkeypatch.setenv("PARADOX_IMAGENET", imagenet_root)
+    whole = report.evaluation_set("imagenet", None)
+    one = report.evaluation_set("imagenet", 1, seed=0)
+    assert len(one) == len(whole.labels.unique()) < len(whole) and sorted(one.labels.tolist()) == one.labels.tolist()
+    assert one.fingerprint() != whole.fingerprint()
+    with pytest.raises(ValueError, match="fewer than n_per_class=5"):
+        report.evaluation_set("imagenet", 5)
+    a, b, c = (report.probe_images("imagenet", 4, seed=s) for s in (1, 1, 2))
+    assert a.shape == (4, 3, 224, 224) and torch.equal(a, b) and not torch.equal(a, c)
+    first_four = torch.stack([whole[i][0] for i in range(4)]).float() / 255
+    assert not torch.equal(a, first_four)  # a seeded draw, not the first images in class order

@@ -66,7 +66,8 @@ def test_unwritable_output_folder_and_bad_overrides_fail_before_running(tmp_path
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     with pytest.raises(ValueError, match="output folder .*a-file/results cannot be created"):
-        pipeline.run("tiny", output_dir=tmp_path / "chapters", parameters={"results_dir": str(blocker / "results")})
+        pipeline.run("tiny", output_dir=tmp_path / "chapters", parameters={
+            "results_dir": str(blocker / "results"), "checkpoint_dir": str(tmp_path / "ck")})
     with pytest.raises(ValueError, match="Unknown parameter epochs"):
         pipeline.run("tiny", output_dir=tmp_path / "chapters", parameters={"epochs": 3})
     with pytest.raises(ValueError, match="Parameter override: eval_per_class should be an integer"):
