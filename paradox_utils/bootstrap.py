@@ -1,0 +1,331 @@
+"""Confidence intervals from a paired bootstrap over test images.
+
+Every number the book reports from the evaluation grid (VI, ΔVI of a transplant,
+compatibility, error consistency κ) is a function of the per-image correctness bits
+(:class:`~paradox_utils.correctness.Correctness`). Its sampling uncertainty comes from
+the finite set of I test images, so a resample draws I image indices with
+replacement and applies the SAME draw to every network and every cell: the two
+networks of a pair saw the same images, and every cell of the grid is the same
+images under a different manipulation. Resampling (cell, image) pairs, or each
+network on its own, would throw away those correlations and give intervals of the
+wrong width (tests/test_bootstrap.py shows both failure modes on synthetic data).
+
+Efficient form: a resample is the vector of multiplicities w (I,) of its indices
+(w ~ Multinomial(I, 1/I)), and a cell's resampled hit count is bits · w. All
+networks × cells × resamples is then one matrix product of the unpacked correctness
+(N·C, I) float32 with W (I, R), done in blocks of rows and resamples to bound memory.
+The counts are exact: 0/1 times small integers summed in float32 stays an integer
+below 2**24. :func:`draw_indices` is the one place the indices are drawn, so a literal
+resampler (``x[..., idx].mean()``) reproduces the fast path bit for bit.
+
+Intervals are percentile intervals: the (1 − level)/2 and (1 + level)/2 quantiles of
+the resampled statistic (``np.percentile``, linear interpolation). Chosen because they
+respect the statistic's range (κ ≤ 1, |r| ≤ 1), are invariant to monotone transforms,
+and for statistics that are smooth functions of image means with hundreds of images
+(VI, ΔVI) the bootstrap distribution is close to symmetric, where percentile, basic
+and BCa intervals agree; the coverage test checks the 95 % level on synthetic truth. (A
+percentile interval can miss the point estimate when the resampled values are very
+skewed, e.g. κ from a handful of errors; then read it with the ``resamples`` kept.)
+A resample where the statistic is undefined (a constant accuracy vector for r,
+c_exp = 1 for κ) is dropped; ``resamples`` in the result counts the ones kept.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .correctness import Correctness
+
+__all__ = [
+    "NO_CHANGE", "compatibility_interval", "delta_vi", "difference_interval", "draw_indices", "kappa_interval",
+    "resampled_accuracy", "vi_interval", "vi_weights",
+]
+
+NO_CHANGE = "not distinguishable from no change"
+MAX_BYTES = 256 * 2**20  # working memory of one pass: unpacked rows, weights, indices
+EXACT_COUNTS = 2**24  # float32 holds every integer below this: the hit counts stay exact
+
+
+# --- validation --------------------------------------------------------------------------------------------------
+
+def _check_settings(correctness: Correctness, resamples: int, level: float) -> None:
+    if isinstance(resamples, bool) or not isinstance(resamples, (int, np.integer)) or resamples < 1:
+        raise ValueError(f"resamples must be a whole number ≥ 1, got {resamples!r}.")
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie strictly between 0 and 1 (e.g. 0.95), got {level!r}.")
+    if correctness.n_images < 1:
+        raise ValueError("The correctness holds no images: there is nothing to resample.")
+    if correctness.n_images >= EXACT_COUNTS:
+        raise ValueError(f"{correctness.n_images} images is too many for exact float32 hit counts "
+                         f"(at most {EXACT_COUNTS - 1}).")
+    if not correctness.cells:
+        raise ValueError("The correctness holds no cells: there is nothing to average.")
+
+
+def _row(correctness: Correctness, net: str) -> int:
+    if net not in correctness.ids:
+        shown = ", ".join(map(str, correctness.ids[:5])) + (", …" if len(correctness.ids) > 5 else "")
+        raise ValueError(f"Unknown network {net!r}; the correctness holds {len(correctness.ids)} networks ({shown}).")
+    return correctness.ids.index(net)
+
+
+def _cell_columns(correctness: Correctness, cells: Sequence[tuple[str, float]] | None) -> list[int]:
+    if cells is None:
+        return list(range(len(correctness.cells)))
+    wanted = [(str(name), float(lv)) for name, lv in cells]
+    missing = [c for c in wanted if c not in correctness.cells]
+    if missing:
+        raise ValueError(f"The correctness has no cell {missing[0][0]}={missing[0][1]}; "
+                         f"it holds {len(correctness.cells)} cells.")
+    if not wanted:
+        raise ValueError("cells is empty: choose at least one (manipulation, level) cell.")
+    return [correctness.cells.index(c) for c in wanted]
+
+
+# --- the resampling engine ---------------------------------------------------------------------------------------
+
+def draw_indices(n_images: int, resamples: int, seed: int, block: int | None = None) -> Iterator[np.ndarray]:
+    """The bootstrap's draws: blocks (k, I) int64 of image indices, k ≤ ``block``, R rows in all.
+
+    Resample r is row r of ``rng.integers(0, I, (R, I))`` on ``np.random.default_rng(seed)``
+    (what ``rng.choice(I, (R, I))`` draws). A block is the next k rows of that one stream,
+    so the draws do not depend on ``block`` (tests/test_bootstrap.py checks this for odd sizes).
+    """
+    rng = np.random.default_rng(seed)
+    block = resamples if block is None else max(1, int(block))
+    for start in range(0, resamples, block):
+        yield rng.integers(0, n_images, (min(block, resamples - start), n_images))
+
+
+def _multiplicities(indices: np.ndarray, n_images: int) -> np.ndarray:
+    """(k, I) indices → (k, I) float32 counts: how often each image was drawn in each resample."""
+    k = len(indices)
+    flat = (np.arange(k)[:, None] * n_images + indices).ravel()  # one bincount for the whole block
+    return np.bincount(flat, minlength=k * n_images).reshape(k, n_images).astype(np.float32)
+
+
+def _hit_blocks(rows: np.ndarray, n_images: int, resamples: int, seed: int,
+                max_bytes: int = MAX_BYTES) -> Iterator[np.ndarray]:
+    """Resampled hit counts of packed rows (M, ⌈I/8⌉) uint8: blocks (k, M) float32, k resamples each.
+
+    ``max_bytes`` bounds the working arrays: a row block of unpacked float32 (half the
+    budget) and a resample block of indices int64 + multiplicities float32 (a quarter).
+    """
+    m = len(rows)
+    row_block = max(1, max_bytes // 2 // (4 * n_images))
+    sample_block = max(1, max_bytes // 4 // (12 * n_images))
+
+    def unpacked(lo: int) -> np.ndarray:
+        return np.unpackbits(rows[lo:lo + row_block], axis=1, count=n_images).astype(np.float32)
+
+    whole = unpacked(0) if row_block >= m else None  # fits: unpack once, not once per resample block
+    for indices in draw_indices(n_images, resamples, seed, sample_block):
+        weights = _multiplicities(indices, n_images)  # (k, I); BLAS reads the transposed rows in place
+        if whole is not None:
+            yield weights @ whole.T
+            continue
+        out = np.empty((len(indices), m), dtype=np.float32)
+        for lo in range(0, m, row_block):
+            out[:, lo:lo + row_block] = weights @ unpacked(lo).T
+        yield out
+
+
+def _hits(rows: np.ndarray, n_images: int) -> np.ndarray:
+    """Hit counts of packed rows on the images as drawn: (1, M) float32, the point estimate's input."""
+    return np.unpackbits(rows, axis=1, count=n_images).sum(axis=1, dtype=np.int64)[None].astype(np.float32)
+
+
+def _estimate(rows: np.ndarray, n_images: int, statistic: Callable[[np.ndarray], np.ndarray],
+              resamples: int, seed: int, max_bytes: int) -> tuple[np.ndarray, np.ndarray]:
+    """``statistic`` of hit counts (k, M) → (k, …), on the data (…,) and on every resample (R, …)."""
+    point = statistic(_hits(rows, n_images))[0]
+    boot = np.concatenate([statistic(h) for h in _hit_blocks(rows, n_images, resamples, seed, max_bytes)])
+    return point, boot
+
+
+def resampled_accuracy(correctness: Correctness, resamples: int = 1000, seed: int = 0,
+                       max_bytes: int = MAX_BYTES) -> np.ndarray:
+    """(R, N, C) float64: every network's accuracy in every cell under each resample of the images.
+
+    Resample r uses the same image draw for all networks and cells (:func:`draw_indices`).
+    ``max_bytes`` bounds the working memory; the (R, N, C) result is on top of it.
+    """
+    _check_settings(correctness, resamples, level=0.5)  # no interval here: any valid level will do
+    n, c, width = correctness.bits.shape
+    rows = correctness.bits.reshape(n * c, width)
+    blocks = _hit_blocks(rows, correctness.n_images, resamples, seed, max_bytes)
+    return np.concatenate([h.reshape(-1, n, c).astype(np.float64) / correctness.n_images for h in blocks])
+
+
+# --- statistics ----------------------------------------------------------------------------------------------------
+
+def vi_weights(cells: Sequence[tuple[str, float]]) -> np.ndarray:
+    """(C,) weights with VI = accuracies · weights: 1 / (manipulations × that manipulation's levels).
+
+    The structure of :func:`~paradox_utils.evaluation.visual_intelligence` (mean over the
+    manipulations present of the mean over each one's levels), read from the cells.
+    """
+    names = [name for name, _ in cells]
+    counts = {name: names.count(name) for name in names}
+    return np.array([1.0 / (len(counts) * counts[name]) for name in names])
+
+
+def _interval(boot: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Percentile interval of (R, …) resampled values along axis 0, NaN resamples dropped: low, high, kept."""
+    tail = (1 - level) / 2 * 100
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "All-NaN slice": the NaN it returns is the answer
+        low, high = np.nanpercentile(boot, [tail, 100 - tail], axis=0)
+    return low, high, np.sum(~np.isnan(boot), axis=0)
+
+
+def _attrs(frame, level: float, resamples: int, seed: int):
+    frame.attrs.update({"level": level, "resamples": int(resamples), "seed": int(seed), "interval": "percentile"})
+    return frame
+
+
+def vi_interval(correctness: Correctness, resamples: int = 1000, seed: int = 0, level: float = 0.95,
+                max_bytes: int = MAX_BYTES) -> pd.DataFrame:
+    """VI of every network with a percentile interval over image resamples.
+
+    Returns a DataFrame indexed by net_id: vi (the point estimate, a fraction), low and
+    high (the ``level`` interval), se (the bootstrap standard deviation). ``attrs`` holds
+    level, resamples, seed.
+    """
+    _check_settings(correctness, resamples, level)
+    n, c, width = correctness.bits.shape
+    weights = vi_weights(correctness.cells) / correctness.n_images
+
+    def vi(hits: np.ndarray) -> np.ndarray:  # (k, N·C) → (k, N)
+        return hits.reshape(-1, n, c).astype(np.float64) @ weights
+
+    point, boot = _estimate(correctness.bits.reshape(n * c, width), correctness.n_images, vi, resamples, seed,
+                            max_bytes)
+    low, high, _ = _interval(boot, level)
+    frame = pd.DataFrame({"vi": point, "low": low, "high": high, "se": boot.std(axis=0, ddof=1) if resamples > 1
+                          else np.nan}, index=pd.Index(correctness.ids, name="net_id"))
+    return _attrs(frame, level, resamples, seed)
+
+
+def _verdict(low: float, high: float) -> str:
+    if low > 0:
+        return "increase"
+    if high < 0:
+        return "decrease"
+    return NO_CHANGE  # the interval spans 0 (or touches it)
+
+
+def delta_vi(correctness: Correctness, parent: str, variants: Sequence[str], resamples: int = 1000, seed: int = 0,
+             level: float = 0.95, max_bytes: int = MAX_BYTES) -> pd.DataFrame:
+    """ΔVI = VI(variant) − VI(parent) for each variant, with a paired percentile interval.
+
+    One image draw per resample serves the parent and every variant (the transplant
+    chapter's parent-vs-variants table). Returns a DataFrame indexed by variant: delta,
+    low, high, verdict ("increase", "decrease" or :data:`NO_CHANGE` when the interval
+    contains 0).
+    """
+    _check_settings(correctness, resamples, level)
+    variants = list(variants)
+    if not variants:
+        raise ValueError("delta_vi() got no variants to compare with the parent.")
+    picked = [_row(correctness, parent)] + [_row(correctness, v) for v in variants]
+    bits = correctness.bits[picked]
+    n, c, width = bits.shape
+    weights = vi_weights(correctness.cells) / correctness.n_images
+
+    def delta(hits: np.ndarray) -> np.ndarray:  # (k, n·C) → (k, n − 1)
+        vi = hits.reshape(-1, n, c).astype(np.float64) @ weights
+        return vi[:, 1:] - vi[:, :1]
+
+    point, boot = _estimate(bits.reshape(n * c, width), correctness.n_images, delta, resamples, seed, max_bytes)
+    low, high, _ = _interval(boot, level)
+    frame = pd.DataFrame({"parent": parent, "delta": point, "low": low, "high": high,
+                          "verdict": [_verdict(lo, hi) for lo, hi in zip(low, high, strict=True)]},
+                         index=pd.Index(variants, name="variant"))
+    return _attrs(frame, level, resamples, seed)
+
+
+def difference_interval(correctness: Correctness, a: str, b: str, resamples: int = 1000, seed: int = 0,
+                        level: float = 0.95, max_bytes: int = MAX_BYTES) -> dict:
+    """VI(b) − VI(a) with a paired percentile interval (a = the parent, b = a variant).
+
+    Returns {a, b, delta, low, high, verdict, level, resamples}; verdict is :data:`NO_CHANGE`
+    when the interval contains 0, else "increase" / "decrease".
+    """
+    row = delta_vi(correctness, a, [b], resamples, seed, level, max_bytes).iloc[0]
+    return {"a": a, "b": b, "delta": float(row["delta"]), "low": float(row["low"]), "high": float(row["high"]),
+            "verdict": row["verdict"], "level": level, "resamples": int(resamples)}
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Row-wise Pearson r of (k, C) arrays; NaN where either row is constant (r undefined)."""
+    dx, dy = x - x.mean(axis=1, keepdims=True), y - y.mean(axis=1, keepdims=True)
+    nx, ny = np.sqrt((dx * dx).sum(axis=1)), np.sqrt((dy * dy).sum(axis=1))
+    # constant up to float rounding (paradox.compatibility's rule: std ≤ 1e-9 × the largest |value|)
+    scale = 1e-9 * np.sqrt(x.shape[1])
+    flat = (nx <= scale * np.abs(x).max(axis=1)) | (ny <= scale * np.abs(y).max(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (dx * dy).sum(axis=1) / (nx * ny)
+    return np.where(flat, np.nan, np.clip(r, -1, 1))
+
+
+def compatibility_interval(correctness: Correctness, a: str, b: str, resamples: int = 1000, seed: int = 0,
+                           level: float = 0.95, max_bytes: int = MAX_BYTES) -> dict:
+    """Compatibility (Pearson r of a's and b's accuracy vectors over the cells) with a percentile interval.
+
+    Each resample recomputes both C-long accuracy vectors on the same images. Returns
+    {a, b, r, low, high, level, resamples}; r is NaN when a vector is constant, and
+    resamples counts the resamples where r is defined.
+    """
+    _check_settings(correctness, resamples, level)
+    bits = correctness.bits[[_row(correctness, a), _row(correctness, b)]]
+    c, width = bits.shape[1:]
+
+    def r(hits: np.ndarray) -> np.ndarray:  # (k, 2·C) → (k,)
+        acc = hits.reshape(-1, 2, c).astype(np.float64) / correctness.n_images
+        return _pearson(acc[:, 0], acc[:, 1])
+
+    point, boot = _estimate(bits.reshape(2 * c, width), correctness.n_images, r, resamples, seed, max_bytes)
+    low, high, kept = _interval(boot, level)
+    return {"a": a, "b": b, "r": float(point), "low": float(low), "high": float(high), "level": level,
+            "resamples": int(kept)}
+
+
+def _kappa(hits_a: np.ndarray, hits_b: np.ndarray, agree: np.ndarray, trials: float) -> np.ndarray:
+    """Cohen's κ from pooled counts (k,): a right, b right, both agree, over ``trials``; NaN when c_exp = 1."""
+    p_a, p_b, c_obs = hits_a / trials, hits_b / trials, agree / trials
+    c_exp = p_a * p_b + (1 - p_a) * (1 - p_b)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(c_exp < 1, (c_obs - c_exp) / (1 - c_exp), np.nan)
+
+
+def kappa_interval(correctness: Correctness, a: str, b: str, cells: Sequence[tuple[str, float]] | None = None,
+                   resamples: int = 1000, seed: int = 0, level: float = 0.95, max_bytes: int = MAX_BYTES) -> dict:
+    """Error consistency κ of a and b pooled over the trials of ``cells`` (default all), with a percentile interval.
+
+    Pooled: p_a, p_b and c_obs count all C·I (cell, image) trials together. A resampled
+    image brings its trials in every chosen cell, as often as it was drawn. Returns
+    {a, b, kappa, low, high, level, resamples, cells}; κ is NaN when c_exp = 1 (both
+    networks always right, or always wrong), and resamples counts those where it is defined.
+    """
+    _check_settings(correctness, resamples, level)
+    columns = _cell_columns(correctness, cells)
+    bits_a = correctness.bits[_row(correctness, a)][columns]
+    bits_b = correctness.bits[_row(correctness, b)][columns]
+    agree = ~(bits_a ^ bits_b)  # packed: 1 where both right or both wrong (padding bits are never unpacked)
+    c = len(columns)
+    trials = float(c * correctness.n_images)
+
+    def kappa(hits: np.ndarray) -> np.ndarray:  # (k, 3·C) → (k,)
+        sums = hits.reshape(-1, 3, c).astype(np.float64).sum(axis=2)
+        return _kappa(sums[:, 0], sums[:, 1], sums[:, 2], trials)
+
+    rows = np.concatenate([bits_a, bits_b, agree])
+    point, boot = _estimate(rows, correctness.n_images, kappa, resamples, seed, max_bytes)
+    low, high, kept = _interval(boot, level)
+    return {"a": a, "b": b, "kappa": float(point), "low": float(low), "high": float(high), "level": level,
+            "resamples": int(kept), "cells": c}
