@@ -174,11 +174,13 @@ def chapter_paths(profile: str, checkpoint_dir: str = "", results_dir: str = "")
 
 def run(profile: str = "quick", start: str | None = None, scheduler: str | None = None,
         output_dir: str | os.PathLike | None = None, progress: bool = True,
-        parameters: dict[str, Any] | None = None, retrain: list[str] | None = None) -> list[Path]:
-    """Execute the chapters from ``start`` (default the first) with ``profile``; return the
-    executed notebooks. ``parameters`` override the profile's values (validated alike);
-    ``retrain``: network ids whose finished checkpoints are trained again. Everything
-    :func:`check_run` checks is checked before the first chapter starts. Raises
+        parameters: dict[str, Any] | None = None, retrain: list[str] | None = None,
+        until: str | None = None) -> list[Path]:
+    """Execute the chapters from ``start`` (default the first) through ``until`` (default
+    the last) with ``profile``; return the executed notebooks. ``parameters`` override the
+    profile's values (validated alike); ``retrain``: network ids whose finished checkpoints
+    are trained again. Everything :func:`check_run` checks is checked before the first
+    chapter starts. Raises
     :class:`ChapterFailed` at the first failing chapter."""
     declared = chapter_parameters()
     values = load_profile(profile, declared)
@@ -192,12 +194,11 @@ def run(profile: str = "quick", start: str | None = None, scheduler: str | None 
         values["scheduler"] = scheduler
     if retrain:
         values["retrain"] = list(retrain)
-    if start is not None and start not in CHAPTERS:
-        matches = [c for c in CHAPTERS if c.startswith(start) or c.split("_", 1)[1] == start]
-        if len(matches) != 1:
-            raise ValueError(f"Unknown chapter {start!r}; valid: {', '.join(CHAPTERS)}.")
-        start = matches[0]
-    chapters = CHAPTERS[CHAPTERS.index(start):] if start else CHAPTERS
+    first = CHAPTERS.index(_chapter(start)) if start else 0
+    last = CHAPTERS.index(_chapter(until)) if until else len(CHAPTERS) - 1
+    chapters = CHAPTERS[first:last + 1]
+    if not chapters:
+        raise ValueError(f"No chapter runs from {start} through {until}: the first comes after the last.")
     check_run(values, defaults, chapters)
     out_dir = Path(output_dir) if output_dir else BOOK / "chapters"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -210,6 +211,16 @@ def run(profile: str = "quick", start: str | None = None, scheduler: str | None 
             os.environ.pop("PARADOX_BATCH", None)
         else:
             os.environ["PARADOX_BATCH"] = previous
+
+
+def _chapter(name: str) -> str:
+    """A chapter's full name from itself, its number or its word (``03``, ``evaluate``)."""
+    if name in CHAPTERS:
+        return name
+    matches = [c for c in CHAPTERS if c.startswith(name) or c.split("_", 1)[1] == name]
+    if len(matches) != 1:
+        raise ValueError(f"Unknown chapter {name!r}; valid: {', '.join(CHAPTERS)}.")
+    return matches[0]
 
 
 def _execute(chapter: str, values: dict[str, Any], declared: dict[str, Any], out_dir: Path, progress: bool) -> Path:
@@ -280,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
                             help="tiny, quick, paper, imagenet, or a YAML path (default quick)")
     run_parser.add_argument("--from", dest="start", default=None,
                             help="start at this chapter (e.g. 03_evaluate or evaluate)")
+    run_parser.add_argument("--to", dest="until", default=None,
+                            help="stop after this chapter (e.g. 02_finetune)")
     run_parser.add_argument("--scheduler", default=None,
                             help="serial, local (Dask LocalCluster), slurm, or a Dask scheduler address tcp://host:8786")
     run_parser.add_argument("--retrain", action="append", default=[], metavar="ID",
@@ -299,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             overrides = {name: yaml.safe_load(value) for name, value in args.parameter}
             for path in run(args.profile, args.start, args.scheduler, progress=not args.no_progress,
-                            parameters=overrides, retrain=args.retrain):
+                            parameters=overrides, retrain=args.retrain, until=args.until):
                 print(f"executed {path}")
         elif args.command == "book":
             print(f"built {build_book(args.dir)}")

@@ -164,3 +164,35 @@ def test_imagenet_evaluation_set_and_probes_honour_per_class_and_seed(imagenet_r
     assert a.shape == (4, 3, 224, 224) and torch.equal(a, b) and not torch.equal(a, c)
     first_four = torch.stack([whole[i][0] for i in range(4)]).float() / 255
     assert not torch.equal(a, first_four)  # a seeded draw, not the first images in class order
+
+
+def test_correctness_bits_agree_with_the_accuracy_table_and_resume_alike(nets, small_test, tmp_path):
+    from paradox_utils.correctness import Correctness, correctness_path, pack, unpack
+
+    out = tmp_path / "acc.parquet"
+    table = evaluation.evaluate(nets, small_test, grid=GRID, out=out, progress=False)
+    stored = pd.read_parquet(correctness_path(out))
+    assert len(stored) == len(table) and set(stored["n_images"]) == {len(small_test)}
+    bits = Correctness.from_table(stored)
+    wide = bits.accuracy()
+    for row in table.itertuples():  # exactly the accuracy table, cell by cell
+        assert wide.loc[row.net_id, (row.manipulation, row.level)] == row.accuracy
+    x = small_test.images.float() / 255  # and the literal per-image answers
+    distorted = distortions.apply(x, "gaussian", 0.05, seed=0, index=small_test.index)
+    with torch.no_grad():
+        literal = (nets["n1"](distorted).argmax(1) == small_test.labels).numpy()
+    got = bits.select(ids=["n1"], cells=[("gaussian", 0.05)]).boolean()[0, 0]
+    assert np.array_equal(got, literal) and np.array_equal(unpack(pack(literal), len(literal)), literal)
+    correctness_path(out).unlink()  # bits missing: those cells are evaluated again, nothing else changes
+    counted = {k: Counting(v) for k, v in nets.items()}
+    again = evaluation.evaluate(counted, small_test, grid=GRID, out=out, progress=False, weights=_keys(nets))
+    assert all(c.seen == len(GRID) * len(small_test) for c in counted.values())
+    assert again["accuracy"].tolist() == table["accuracy"].tolist()
+    assert Correctness.from_table(pd.read_parquet(correctness_path(out))).bits.tobytes() == bits.bits.tobytes()
+
+
+def test_correctness_store_is_small_at_the_papers_scale():
+    """329 networks × 37 cells × 10,000 images packed: about 15 MB (≲ 20 MB)."""
+    from paradox_utils.correctness import pack
+
+    assert 329 * 37 * len(pack(np.ones(10_000, dtype=bool))) / 2**20 < 20

@@ -199,7 +199,8 @@ def test_transplant_experiments_returns_the_chapter_tables(pair):
                            [str(i) for i in range(10)])
     out = transplant_experiments(parent, child, images, grid=[("contrast", 1.0), ("gamma", 0.8)],
                                  recalibration_images=torch.rand(16, 3, 32, 32), progress=False)
-    assert set(out) == {"accuracy", "summary", "sweep", "deviated", "profile"}
+    assert set(out) == {"accuracy", "summary", "sweep", "deviated", "profile", "one_layer"}
+    assert out["summary"].index.name == "variant" and out["one_layer"] in out["summary"].index
     deviated = out["deviated"]
     assert deviated == out["profile"].loc[out["profile"]["mean"].idxmin(), "layer"]
     one = f"parent + child's {deviated}"

@@ -120,8 +120,11 @@ def test_all_chapters_run_and_rerun_reuses_artifacts(tiny_book, tmp_path):
     assert all(not pipeline.notebook_errors(p) for p in executed)
     checkpoint = Path(folders["checkpoint_dir"]) / "b000.safetensors"
     stamp = checkpoint.stat().st_mtime_ns
-    pipeline.run("tiny", start="02", output_dir=tmp_path / "chapters", progress=False, parameters=folders)
-    assert checkpoint.stat().st_mtime_ns == stamp  # nothing retrained
+    again = pipeline.run("tiny", start="02", until="finetune", output_dir=tmp_path / "chapters", progress=False,
+                         parameters=folders)
+    assert [p.stem for p in again] == ["02_finetune"] and checkpoint.stat().st_mtime_ns == stamp  # nothing retrained
+    with pytest.raises(ValueError, match="first comes after the last"):
+        pipeline.run("tiny", start="03", until="02", output_dir=tmp_path / "chapters", parameters=folders)
 
 
 @pytest.mark.slow

@@ -77,13 +77,22 @@ def test_mean_std_relation_summary_and_most_moved_layer():
 def test_matrices_and_layer_table_round_trip(tmp_path):
     ids = ["b", "a", "c"]  # not sorted: the stored order is kept
     matrix = pd.DataFrame(np.arange(9.0).reshape(3, 3), index=ids, columns=ids)
-    report.save_matrices(tmp_path / "m.parquet", {"paper": matrix, "cka": matrix * 2})
+    catalog = pd.DataFrame({"net_id": ids, "sha256": ["s-b", "s-a", "s-c"]})
+    report.save_matrices(tmp_path / "m.parquet", {"paper": matrix, "cka": matrix * 2}, report.weight_hashes(catalog))
     assert stat.S_IMODE(os.stat(tmp_path / "m.parquet").st_mode) == 0o666 & ~_umask()
-    loaded = report.load_matrices(tmp_path / "m.parquet")
+    loaded = report.load_matrices(tmp_path / "m.parquet", catalog)
     assert list(loaded) == ["paper", "cka"]
     pd.testing.assert_frame_equal(loaded["cka"], matrix * 2, check_names=False)
     with pytest.raises(files.ResultError, match="run chapter 4"):
-        report.load_matrices(tmp_path / "missing.parquet")
+        report.load_matrices(tmp_path / "missing.parquet", catalog)
+    retrained = catalog.assign(sha256=["s-b", "s-a2", "s-c"])  # a retrained since the matrices were made
+    with pytest.raises(files.ResultError, match="other weights of a than the catalog lists.*run chapter 4"):
+        report.load_matrices(tmp_path / "m.parquet", retrained)
+    grown = pd.concat([catalog, pd.DataFrame({"net_id": ["d"], "sha256": ["s-d"]})])
+    with pytest.raises(files.ResultError, match="has no results for d"):
+        report.load_matrices(tmp_path / "m.parquet", grown)
+    subset = report.load_matrices(tmp_path / "m.parquet", catalog.iloc[:2])  # networks not in the catalog drop
+    assert list(subset["paper"].index) == ["b", "a"]
     layers = np.arange(18.0).reshape(3, 3, 2)
     table = report.layer_table(ids, layers, ["conv1", "conv2"])
     assert list(zip(table["a"], table["b"], table["layer"], strict=True))[:3] == [
