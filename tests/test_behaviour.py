@@ -1,0 +1,210 @@
+"""Trial-by-trial behaviour: error consistency (Cohen's κ, Geirhos et al. 2020) and relative compatibility."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from paradox_utils import paradox
+from paradox_utils.correctness import Correctness
+from paradox_utils.distortions import PAPER_GRID
+
+CELLS = [("contrast", 0.5), ("contrast", 1.0), ("blur", 1.0), ("blur", 2.0), ("gamma", 0.3)]
+
+
+def loop_kappa(a, b) -> float:
+    """The definition, one trial at a time in plain Python."""
+    n = len(a)
+    agree = right_a = right_b = 0
+    for x, y in zip(a, b, strict=True):
+        agree += x == y
+        right_a += x
+        right_b += y
+    c_obs = agree / n
+    p_a, p_b = right_a / n, right_b / n
+    c_exp = p_a * p_b + (1 - p_a) * (1 - p_b)
+    return (c_obs - c_exp) / (1 - c_exp)
+
+
+def correctness(right: np.ndarray, ids=None, cells=CELLS, junk_padding: bool = True) -> Correctness:
+    """(N, C, I) bool → Correctness; with ``junk_padding`` the unused bits of the last byte are set
+    to 1, which nothing may count as a trial."""
+    bits = np.packbits(right, axis=2)
+    if junk_padding and right.shape[2] % 8:
+        bits[..., -1] |= np.uint8((1 << (8 - right.shape[2] % 8)) - 1)
+    ids = ids or [f"n{i}" for i in range(len(right))]
+    return Correctness(list(ids), list(cells), bits, right.shape[2])
+
+
+def random_right(rng, n: int, cells: int, images: int) -> np.ndarray:
+    """(n, cells, images) bool with an accuracy per (network, cell) between 0.1 and 0.95."""
+    accuracy = rng.uniform(0.1, 0.95, size=(n, cells, 1))
+    return rng.random((n, cells, images)) < accuracy
+
+
+def test_error_consistency_matches_a_plain_loop_over_trials():
+    rng = np.random.default_rng(0)
+    for trials, p_a, p_b in [(7, 0.5, 0.5), (100, 0.9, 0.2), (1001, 0.3, 0.35), (50, 1.0, 0.6), (64, 0.0, 0.4)]:
+        a, b = rng.random(trials) < p_a, rng.random(trials) < p_b
+        assert paradox.error_consistency(a, b) == pytest.approx(loop_kappa(a.tolist(), b.tolist()), abs=1e-12)
+        assert paradox.error_consistency(a.astype(int), b.astype(float)) == paradox.error_consistency(a, b)
+    a = rng.random(200) < 0.5
+    assert paradox.error_consistency(a, a) == pytest.approx(1.0)
+    opposite = paradox.error_consistency(a, ~a)
+    assert opposite < 0 and opposite == pytest.approx(loop_kappa(a.tolist(), (~a).tolist()), abs=1e-12)
+    assert paradox.error_consistency(np.ones(10, bool), a[:10]) == pytest.approx(0.0)  # one always right: chance
+
+
+def test_error_consistency_is_nan_with_the_pair_named_and_refuses_bad_input():
+    with pytest.warns(RuntimeWarning, match="for x and y: both are always right"):
+        assert np.isnan(paradox.error_consistency(np.ones(9, bool), np.ones(9, bool), names=("x", "y")))
+    with pytest.warns(RuntimeWarning, match="the two networks: both are always wrong"):
+        assert np.isnan(paradox.error_consistency([0, 0, 0], [0, 0, 0]))
+    with pytest.raises(ValueError, match="same trials"):
+        paradox.error_consistency(np.ones(3, bool), np.ones(4, bool))
+    with pytest.raises(ValueError, match="correct_b holds other values"):
+        paradox.error_consistency([1, 0, 1], [1, 2, 0])
+    with pytest.raises(ValueError, match="no trials"):
+        paradox.error_consistency([], [])
+
+
+@pytest.mark.parametrize("popcount", ["native", "table"])
+@pytest.mark.parametrize("chunk_words", [paradox.KAPPA_CHUNK_WORDS, 1])
+def test_error_consistency_matrix_matches_error_consistency_per_pair(monkeypatch, chunk_words, popcount):
+    """The fast path (popcounts over packed bits, chunked) against the scalar κ per pair, on 203
+    images (not a multiple of 8, padding bits set to junk) with an always-right, a second
+    always-right and an always-wrong network; with NumPy's popcount and the table fallback."""
+    monkeypatch.setattr(paradox, "KAPPA_CHUNK_WORDS", chunk_words)  # 1 word: many chunks, cells split across
+    if popcount == "table":
+        monkeypatch.setattr(paradox, "_popcount", paradox._popcount_table)
+    rng = np.random.default_rng(1)
+    right = random_right(rng, 7, len(CELLS), 203)
+    right[4], right[5], right[6] = True, True, False
+    ids = ["a", "b", "c", "d", "always", "always2", "never"]
+    data = correctness(right, ids)
+    subset = [CELLS[0], CELLS[2], CELLS[3]]
+    with pytest.warns(RuntimeWarning) as caught:
+        pooled = paradox.error_consistency_matrix(data)
+    assert len(caught) == 1
+    assert "always–always, always–always2, always2–always2, never–never." in str(caught[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        chosen = paradox.error_consistency_matrix(data, cells=subset)
+        per = paradox.error_consistency_matrix(data, cells=subset, by_manipulation=True)
+    assert list(per) == ["contrast", "blur"] and list(pooled.index) == ids and pooled.index.name == "net_id"
+    expected_nan = {("always", "always"), ("always", "always2"), ("always2", "always"), ("always2", "always2"),
+                    ("never", "never")}
+    for frame, cells in [(pooled, CELLS), (chosen, subset), (per["contrast"], [CELLS[0]]),
+                         (per["blur"], subset[1:])]:
+        columns = [CELLS.index(c) for c in cells]
+        for i, x in enumerate(ids):
+            for j, y in enumerate(ids):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    want = paradox.error_consistency(right[i, columns], right[j, columns])
+                if (x, y) in expected_nan:
+                    assert np.isnan(want) and np.isnan(frame.loc[x, y]), (x, y)
+                else:
+                    assert frame.loc[x, y] == pytest.approx(want, abs=1e-12), (x, y, cells)
+    assert (np.diag(pooled.loc[["a", "b", "c", "d"], ["a", "b", "c", "d"]]) == 1).all()
+
+
+def test_error_consistency_matrix_warning_is_truncated_and_bad_input_refused():
+    right = np.ones((14, 2, 16), bool)
+    data = correctness(right, cells=CELLS[:2])
+    with pytest.warns(RuntimeWarning, match=r"n0–n0, n0–n1, .* and 95 more\.") as caught:
+        kappa = paradox.error_consistency_matrix(data)
+    assert len(caught) == 1 and kappa.isna().all().all()  # 14·15/2 = 105 pairs, 10 named
+    with pytest.warns(RuntimeWarning, match="contrast: n0–n0"):
+        paradox.error_consistency_matrix(data, by_manipulation=True)
+    with pytest.raises(ValueError, match=r"has no cell \('blur', 1.0\)"):
+        paradox.error_consistency_matrix(data, cells=[("blur", 1)])
+    with pytest.raises(ValueError, match="got no cells"):
+        paradox.error_consistency_matrix(data, cells=[])
+    with pytest.raises(ValueError, match="must be uint8 of shape"):
+        paradox.error_consistency_matrix(Correctness(data.ids, data.cells, data.bits[:, :, :1], 16))
+    with pytest.raises(TypeError, match="needs a Correctness"):
+        paradox.error_consistency_matrix(right)
+
+
+def test_error_consistency_of_a_synthetic_population_has_the_known_answer():
+    """a and b are wrong on a shared 20 % of hard trials plus 10 % each of their own: κ =
+    (0.856 − 0.5968) / (1 − 0.5968) = 0.643. c and d are right with p = 0.75 independently: κ = 0,
+    whose sampling error is 1/√T = 0.007 for T = 5 cells × 4,000 images."""
+    rng = np.random.default_rng(2)
+    shape = (len(CELLS), 4000)
+    hard = rng.random(shape) < 0.2
+    right = np.stack([~(hard | (rng.random(shape) < 0.1)), ~(hard | (rng.random(shape) < 0.1)),
+                      rng.random(shape) < 0.75, rng.random(shape) < 0.75])
+    kappa = paradox.error_consistency_matrix(correctness(right, ["a", "b", "c", "d"]))
+    assert kappa.loc["a", "b"] == pytest.approx(0.6429, abs=0.03)
+    trials = right[0].size
+    for x, y in [("c", "d"), ("a", "c"), ("b", "d")]:
+        assert abs(kappa.loc[x, y]) < 4 / np.sqrt(trials), (x, y)
+    assert np.allclose(kappa.to_numpy(), kappa.to_numpy().T)
+
+
+def accuracy_table(vectors: np.ndarray, ids=None) -> pd.DataFrame:
+    """(N, 37) accuracies → the tidy table over the paper's cells."""
+    cells = [(m, float(lv)) for m, lv in PAPER_GRID]
+    ids = ids or [f"n{i}" for i in range(len(vectors))]
+    return pd.DataFrame([(k, m, lv, x) for k, v in zip(ids, vectors, strict=True)
+                         for (m, lv), x in zip(cells, v, strict=True)],
+                        columns=["net_id", "manipulation", "level", "accuracy"])
+
+
+def difficulty(rng) -> np.ndarray:
+    return np.sort(rng.uniform(0.15, 0.9, len(PAPER_GRID)))[::-1]  # shared task difficulty per cell
+
+
+def test_relative_compatibility_takes_out_shared_difficulty():
+    """40 networks = cell difficulty + independent noise: plain compatibility is high for all,
+    relative compatibility ≈ −1/39 on average and small per pair; n0 and n1 share a deviation
+    from the mean and their relative compatibility is high."""
+    rng = np.random.default_rng(3)
+    base = difficulty(rng)
+    vectors = base + rng.normal(0, 0.02, (40, len(base)))
+    shared = rng.normal(0, 0.05, len(base))
+    vectors[0] += shared
+    vectors[1] += shared
+    acc = accuracy_table(vectors)
+    plain = paradox.compatibility(acc)
+    relative = paradox.compatibility(acc, relative=True)
+    off = ~np.eye(40, dtype=bool)
+    assert plain.to_numpy()[off].min() > 0.9
+    independent = relative.iloc[2:, 2:].to_numpy()[~np.eye(38, dtype=bool)]
+    assert abs(independent.mean() + 1 / 39) < 0.02 and np.abs(independent).max() < 0.6
+    assert abs(relative.loc["n2", "n3"]) < 0.4
+    assert relative.loc["n0", "n1"] > 0.8
+    # literal twin: corrcoef of the vectors minus the population mean, pair by pair
+    wide = paradox.accuracy_vectors(acc)
+    residual = wide.to_numpy() - wide.to_numpy().mean(axis=0)
+    for i, j in [(0, 1), (2, 3), (5, 39), (7, 7)]:
+        want = np.corrcoef(residual[i], residual[j])[0, 1]
+        assert relative.iloc[i, j] == pytest.approx(want, abs=1e-12)
+
+
+def test_relative_compatibility_nan_for_a_constant_relative_vector_and_minus_one_for_two():
+    rng = np.random.default_rng(4)
+    x, y = difficulty(rng) + rng.normal(0, 0.05, (2, len(PAPER_GRID)))
+    flat = np.full(len(PAPER_GRID), 0.1)
+    with pytest.warns(RuntimeWarning, match="constant accuracy vector: flat"):
+        plain = paradox.compatibility(accuracy_table(np.stack([x, y, flat]), ["x", "y", "flat"]))
+    assert plain.loc["flat"].isna().all()
+    # z is the mean of x and y plus 0.05, so z minus the population mean is 0.05 / 1.5 in every cell
+    z = (x + y) / 2 + 0.05
+    with pytest.warns(RuntimeWarning, match=r"constant relative accuracy vector .*: z\.$"):
+        relative = paradox.compatibility(accuracy_table(np.stack([x, y, z]), ["x", "y", "z"]), relative=True)
+    assert relative.loc["z"].isna().all() and relative["z"].isna().all()
+    assert relative.loc["x", "y"] == pytest.approx(-1)  # the other two are exact negatives now
+    # two networks: relative vectors (x − y)/2 and (y − x)/2, so −1 by construction
+    with pytest.warns(RuntimeWarning, match="population of two networks is -1 by construction"):
+        two = paradox.compatibility(accuracy_table(np.stack([x, flat]), ["x", "flat"]), relative=True)
+    assert two.loc["x", "flat"] == pytest.approx(-1) and two.loc["x", "x"] == pytest.approx(1)
+    # … or NaN for both when they differ by a constant (each relative vector is ±half that constant)
+    with pytest.warns(RuntimeWarning) as caught:
+        offset = paradox.compatibility(accuracy_table(np.stack([x, x + 0.1]), ["x", "up"]), relative=True)
+    assert any("constant relative accuracy vector" in str(w.message) and "up, x." in str(w.message)
+               for w in caught)
+    assert offset.isna().all().all()
