@@ -14,6 +14,11 @@
 * pair_table — one row per pair of networks (similarity alone, or with compatibility).
 * What the paper did not do: a Mantel test (Spearman, seeded permutations) between
   the two matrices and bootstrap confidence intervals over networks (statistics_table).
+* Nulls and thresholds: compatibility_null (levels shuffled within each manipulation),
+  kappa_null (networks that err independently within each cell), null_threshold and
+  threshold (a null's 99th percentile, or the paper's fixed 0.5), so that "similar" and
+  "compatible" can mean "above what chance gives" (similarity nulls:
+  ``similarity.null_distribution``).
 """
 
 from __future__ import annotations
@@ -33,6 +38,13 @@ __all__ = [
     "error_consistency_matrix", "first_family", "mantel", "most_paradoxical", "pair_table", "quadrant_counts",
     "quadrant_of", "relation", "statistics_table",
 ]
+
+# the nulls' names and settings apart, so that a merge with other additions above stays clean
+__all__ += ["compatibility_null", "kappa_null", "null_threshold", "null_values_needed", "threshold", "with_behaviour"]
+NULL_QUANTILE = 0.99  # "above chance" = above the null's 99th percentile
+NULL_PERMUTATIONS = 100  # compatibility null: 100 shufflings × every pair (4,500 values for 10 networks)
+KAPPA_NULL_PAIRS = 10_000  # κ null: simulated pairs, drawn with replacement (cheap: three draws per cell)
+FIXED = "fixed"
 
 RELATIONS = ("parent-child", "siblings", "unrelated")
 QUADRANTS = ("similar_yet_different", "different_yet_similar", "agree_similar", "agree_different")
@@ -325,6 +337,9 @@ def quadrant_of(similarity, compatibility, similar: float = 0.5, compatible: flo
     """The paradox rule, per pair: its quadrant (one of ``QUADRANTS``, or "undefined"
     where either value is NaN).
 
+    ``compatibility`` stands for any behavioural agreement (compatibility, relative
+    compatibility, error consistency κ) and ``compatible`` for its threshold; thresholds
+    are the paper's fixed 0.5 or a null's 99th percentile (:func:`threshold`).
     "similar_yet_different": similarity ≥ ``similar`` and compatibility < ``compatible``;
     "different_yet_similar": similarity < ``similar`` and compatibility ≥ ``compatible``;
     "agree_similar" / "agree_different": both at or above / both below their threshold.
@@ -337,12 +352,16 @@ def quadrant_of(similarity, compatibility, similar: float = 0.5, compatible: flo
     return labels
 
 
-def quadrant_counts(pairs: pd.DataFrame, method: str, similar: float = 0.5, compatible: float = 0.5) -> dict:
-    """How many pairs of ``pairs`` (a :func:`pair_table` with compatibility) fall in each
+def quadrant_counts(pairs: pd.DataFrame, method: str, similar: float = 0.5, compatible: float = 0.5,
+                    behaviour: str = "compatibility") -> dict:
+    """How many pairs of ``pairs`` (a :func:`pair_table` with compatibility, or with the
+    column ``behaviour`` added by :func:`with_behaviour`, e.g. "kappa") fall in each
     quadrant of :func:`quadrant_of` for ``method``; pairs with a NaN count as "undefined"."""
-    labels = quadrant_of(pairs[f"similarity_{method}"], pairs["compatibility"], similar, compatible)
-    return {**{q: int((labels == q).sum()) for q in (*QUADRANTS, UNDEFINED)},
-            "pairs": len(pairs), "similar_threshold": similar, "compatible_threshold": compatible}
+    if behaviour not in pairs.columns:
+        raise ValueError(f"The pair table has no column {behaviour!r}; add it with paradox.with_behaviour.")
+    labels = quadrant_of(pairs[f"similarity_{method}"], pairs[behaviour], similar, compatible)
+    return {**{q: int((labels == q).sum()) for q in (*QUADRANTS, UNDEFINED)}, "pairs": len(pairs),
+            "similar_threshold": similar, "compatible_threshold": compatible, "behaviour": behaviour}
 
 
 def _upper(matrix: np.ndarray) -> np.ndarray:
@@ -408,18 +427,257 @@ def most_paradoxical(pairs: pd.DataFrame, method: str, n: int = 5) -> pd.DataFra
     return pairs.loc[order].reset_index(drop=True)
 
 
-def statistics_table(similarities: Mapping[str, pd.DataFrame], compat: pd.DataFrame, pairs: pd.DataFrame,
-                     similar: float, compatible: float, permutations: int, resamples: int,
-                     seed: int = 0) -> pd.DataFrame:
-    """Per similarity method (the index, "method"): Mantel r and p against compatibility,
-    the bootstrap CI, and the two paradox counts of :func:`quadrant_counts`."""
+def statistics_table(similarities: Mapping[str, pd.DataFrame],
+                     compat: pd.DataFrame | Mapping[str, pd.DataFrame], pairs: pd.DataFrame,
+                     similar: float | Mapping[str, float], compatible: float | Mapping[str, float],
+                     permutations: int, resamples: int, seed: int = 0, *,
+                     similarity_nulls: Mapping[str, np.ndarray] | None = None,
+                     behaviour_nulls: Mapping[str, np.ndarray] | None = None,
+                     quantile: float = NULL_QUANTILE) -> pd.DataFrame:
+    """One row per (similarity method × behavioural measure): Mantel r and p of the two
+    matrices, the bootstrap CI, the two paradox counts of :func:`quadrant_counts` and the
+    thresholds they used.
+
+    ``compat``: one (N × N) compatibility matrix — the rows are then indexed by "method"
+    alone, as before — or a mapping behaviour name → (N × N) matrix (e.g.
+    {"compatibility": C, "relative compatibility": R, "kappa": K}), indexed by
+    ("method", "behaviour"). ``pairs``: a :func:`pair_table`; a behaviour it has no column
+    for is added from its matrix (:func:`with_behaviour`).
+
+    Thresholds, per row, by :func:`threshold`: ``similar`` (a number, or method → number)
+    unless ``similarity_nulls`` has that method's null values, then the null's
+    ``quantile``; likewise ``compatible`` and ``behaviour_nulls`` per behaviour. Columns
+    similar_threshold / behaviour_threshold hold the values used and
+    similar_threshold_kind / behaviour_threshold_kind say which ("fixed" or "null p99").
+    """
+    single = isinstance(compat, pd.DataFrame)
+    behaviours = {"compatibility": compat} if single else dict(compat)
+    missing = [b for b in behaviours if b not in pairs.columns]
+    if missing:
+        pairs = with_behaviour(pairs, {b: behaviours[b] for b in missing})
     rows = []
     for method, sim in similarities.items():
-        ids = [i for i in compat.index if i in sim.index]
-        test = mantel(sim.loc[ids, ids], compat.loc[ids, ids], permutations, seed)
-        ci = bootstrap_correlation(sim.loc[ids, ids], compat.loc[ids, ids], resamples, seed)
-        counts = quadrant_counts(pairs, method, similar, compatible)
-        rows.append({"method": method, "mantel_r": test["r"], "mantel_p": test["p"], "ci_low": ci["low"],
-                     "ci_high": ci["high"], "similar_yet_different": counts["similar_yet_different"],
-                     "different_yet_similar": counts["different_yet_similar"], "pairs": counts["pairs"]})
-    return pd.DataFrame(rows).set_index("method")
+        sim_value, sim_kind = threshold(_pick(similar, method, "similar"), (similarity_nulls or {}).get(method),
+                                        quantile)
+        for behaviour, matrix in behaviours.items():
+            value, kind = threshold(_pick(compatible, behaviour, "compatible"),
+                                    (behaviour_nulls or {}).get(behaviour), quantile)
+            ids = [i for i in matrix.index if i in sim.index]
+            test = mantel(sim.loc[ids, ids], matrix.loc[ids, ids], permutations, seed)
+            ci = bootstrap_correlation(sim.loc[ids, ids], matrix.loc[ids, ids], resamples, seed)
+            counts = quadrant_counts(pairs, method, sim_value, value, behaviour)
+            rows.append({"method": method, "behaviour": behaviour, "mantel_r": test["r"], "mantel_p": test["p"],
+                         "ci_low": ci["low"], "ci_high": ci["high"],
+                         "similar_yet_different": counts["similar_yet_different"],
+                         "different_yet_similar": counts["different_yet_similar"], "pairs": counts["pairs"],
+                         "similar_threshold": sim_value, "similar_threshold_kind": sim_kind,
+                         "behaviour_threshold": value, "behaviour_threshold_kind": kind})
+    return pd.DataFrame(rows).set_index("method" if single else ["method", "behaviour"])
+
+
+# ----------------------------------------------------------------------------- nulls and thresholds
+
+def null_values_needed(quantile: float) -> int:
+    """The fewest values whose ``quantile`` is not simply their largest (or smallest):
+    ⌈1 / (1 − q)⌉ for q ≥ 0.5, e.g. 100 for 0.99."""
+    tail = min(quantile, 1 - quantile)
+    return int(np.ceil(1 / tail - 1e-9))  # 1 / 0.01 is 100.000…01 in floats
+
+
+def null_threshold(null_values, quantile: float = NULL_QUANTILE) -> float:
+    """The ``quantile`` (default 0.99) of a null distribution (1-D values; NaNs ignored):
+    a pair above it is more similar, or more compatible, than 99 % of pairs under the null.
+
+    Refused with fewer than :func:`null_values_needed` finite values (100 for 0.99): the
+    99th percentile of fewer values is merely their largest.
+    """
+    if not 0 < quantile < 1:
+        raise ValueError(f"The null quantile must lie strictly between 0 and 1; got {quantile}.")
+    values = np.asarray(null_values, dtype=float).ravel()
+    values = values[np.isfinite(values)]
+    needed = null_values_needed(quantile)
+    if len(values) < needed:
+        raise ValueError(f"A {quantile:g} quantile needs at least {needed} finite null values (with fewer it is "
+                         f"merely the largest); got {len(values)}.")
+    return float(np.quantile(values, quantile))
+
+
+def threshold(fixed: float, null=None, quantile: float = NULL_QUANTILE) -> tuple[float, str]:
+    """The one rule for a quadrant threshold, shared by counts, tables and figures:
+    (:func:`null_threshold` of ``null``, "null p99") where null values are given, else
+    (``fixed``, "fixed") — the paper's reading uses 0.5 for both axes."""
+    if null is None:
+        return float(fixed), FIXED
+    return null_threshold(null, quantile), f"null p{quantile * 100:g}"
+
+
+def _pick(value: float | Mapping[str, float], key: str, what: str) -> float:
+    """A fixed threshold: one number for every row, or the row's entry of a mapping."""
+    if not isinstance(value, Mapping):
+        return float(value)
+    if key not in value:
+        raise KeyError(f"The {what} thresholds have no entry for {key!r} (they have {', '.join(value)}).")
+    return float(value[key])
+
+
+def with_behaviour(pairs: pd.DataFrame, behaviours: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """A copy of a :func:`pair_table` with one column per behavioural matrix (name →
+    (N × N) DataFrame indexed by net_id both ways): the pair's entry [a, b]."""
+    out = pairs.copy()
+    for name, matrix in behaviours.items():
+        unknown = sorted({str(n) for n in (*pairs["a"], *pairs["b"])} - {str(n) for n in matrix.index})
+        if unknown:
+            raise ValueError(f"The {name!r} matrix has no row for networks of the pair table: {', '.join(unknown)}.")
+        values = matrix.to_numpy(dtype=float)
+        out[name] = values[matrix.index.get_indexer(pairs["a"]), matrix.columns.get_indexer(pairs["b"])]
+    return out
+
+
+def _complete_vectors(acc_table: pd.DataFrame, metric: str, what: str) -> pd.DataFrame:
+    """The (N × C) accuracy vectors, refused (one sentence) if a network misses a cell or N < 2."""
+    vectors = accuracy_vectors(acc_table, metric)
+    if len(vectors) < 2:
+        raise ValueError(f"{what} needs at least two networks; the table has {len(vectors)}.")
+    gaps = vectors.index[vectors.isna().any(axis=1)]
+    if len(gaps):
+        raise ValueError(f"{what} needs every network in every cell; missing cells for: "
+                         f"{', '.join(str(i) for i in gaps)}.")
+    return vectors
+
+
+def _minus_population_mean(values: np.ndarray) -> np.ndarray:
+    """(N, C) accuracies minus the population's mean per cell: "relative" accuracies, as
+    ``compatibility(..., relative=True)`` correlates them (every network in the mean)."""
+    return values - values.mean(axis=0, keepdims=True)
+
+
+def _row_correlations(values: np.ndarray) -> np.ndarray:
+    """(N, N) Pearson r of the rows of (N, C) ``values``; NaN for a constant row (std ≤
+    ``CONSTANT_RTOL`` × its largest |value|), as in :func:`compatibility`."""
+    centred = values - values.mean(axis=1, keepdims=True)
+    norms = np.linalg.norm(centred, axis=1)
+    constant = values.std(axis=1) <= CONSTANT_RTOL * np.abs(values).max(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (centred @ centred.T) / np.outer(norms, norms)
+    r[constant[:, None] | constant[None, :]] = np.nan
+    return np.clip(r, -1, 1)
+
+
+def compatibility_null(acc_table: pd.DataFrame, permutations: int = NULL_PERMUTATIONS, seed: int = 0,
+                       relative: bool = False, metric: str = "accuracy") -> np.ndarray:
+    """Null distribution of (relative) compatibility: (permutations · N(N−1)/2,) Pearson r
+    of every pair of networks after each network's accuracies were shuffled across the
+    levels *within each manipulation*, independently per network and per permutation.
+
+    Why this null: compatibility is high for almost any two trained networks because all
+    of them share the manipulations' difficulty (what each manipulation costs on average)
+    and the fall of accuracy with severity. The shuffle keeps each network's mean — and
+    set of accuracies — per manipulation and the grouping of cells into manipulations,
+    and destroys only the level-by-level profile, so a pair above the null's 99th
+    percentile shares the shape of its accuracy curves, not just which manipulations hurt.
+    (Because trained networks all share the monotone fall with severity, most pairs exceed
+    it for raw compatibility; the relative version asks what a pair shares beyond the
+    population.) The values pool pairs and permutations: one threshold for the population,
+    the distribution of a random pair; its spread grows with how alike the networks'
+    manipulation means are.
+
+    ``relative=True``: the null of relative compatibility (r after subtracting the
+    population's mean accuracy per cell): each permutation's shuffled population is
+    re-centred on *its own* per-cell mean, exactly as the observed statistic is on the
+    observed population — re-centring on the observed mean would leave its level profile
+    in every shuffled vector and correlate them. Needs at least three networks (with two
+    the relative vectors are exact negatives, r = −1).
+
+    ``acc_table``: the tidy accuracy table (net_id, manipulation, level, ``metric``), every
+    network in every cell. Constant vectors give NaN r, which is dropped. Seeded
+    (``numpy.random.default_rng(seed)``).
+    """
+    if permutations < 1:
+        raise ValueError(f"compatibility_null needs at least one permutation; permutations={permutations}.")
+    vectors = _complete_vectors(acc_table, metric, "compatibility_null")
+    if relative and len(vectors) < 3:
+        raise ValueError("The relative compatibility null needs at least three networks (with two, the relative "
+                         "vectors are exact negatives).")
+    values = vectors.to_numpy(dtype=float)
+    manipulation = vectors.columns.get_level_values("manipulation")
+    groups = [np.flatnonzero(manipulation == name) for name in dict.fromkeys(manipulation)]
+    groups = [cols for cols in groups if len(cols) > 1]  # a manipulation of one level has nothing to shuffle
+    n = len(values)
+    upper = np.triu_indices(n, 1)
+    rng = np.random.default_rng(seed)
+    out = np.empty((permutations, len(upper[0])))
+    for k in range(permutations):
+        shuffled = values.copy()
+        for cols in groups:  # an independent permutation of this manipulation's levels for every network
+            order = np.argsort(rng.random((n, len(cols))), axis=1)
+            shuffled[:, cols] = np.take_along_axis(values[:, cols], order, axis=1)
+        if relative:
+            shuffled = _minus_population_mean(shuffled)
+        out[k] = _row_correlations(shuffled)[upper]
+    out = out.ravel()
+    return out[np.isfinite(out)]
+
+
+def kappa_null(acc_table: pd.DataFrame, n_images: int | None = None, pairs: int | None = KAPPA_NULL_PAIRS,
+               seed: int = 0) -> np.ndarray:
+    """Sampling distribution of error consistency κ under independence: (pairs,) κ of
+    simulated pairs of networks that err independently of each other.
+
+    Why this null: κ (Cohen's, Geirhos et al. 2020) asks whether two networks err on the
+    same images more often than their accuracies imply. Within one cell, two networks
+    that err independently have κ = 0 in expectation; but κ pooled over cells — every
+    image of every cell one trial, c_exp from the pooled accuracies, as
+    ``error_consistency_matrix`` computes it — is not: both networks are right more often
+    in easy cells and wrong more often in hard ones, which alone gives
+    κ ≈ 2·cov_cells(p_a, p_b) / (1 − c_exp) > 0 (about 0.2 for profiles falling from 0.9
+    to 0.1). The simulation keeps each network's accuracy in each cell and the number of
+    trials, and makes the errors independent within every cell; what remains is the κ
+    that shared cell difficulty and finite images give, so a pair above its 99th
+    percentile shares *which images* it gets wrong. The values pool pairs: one threshold
+    for the population.
+
+    Per simulated pair (a, b) and cell c, with n = ``n_images`` trials and the table's
+    accuracies p_ac, p_bc as the true rates: right answers R_a ~ Binomial(n, p_ac), R_b ~
+    Binomial(n, p_bc) and both right K ~ Hypergeometric (R_b of the n trials drawn, R_a of
+    them a's rights) — exactly the overlap of independent Bernoulli trials given their
+    counts. Pooled over the C cells (T = C·n trials, a = ΣR_a, b = ΣR_b, k = ΣK):
+    c_obs = (T − a − b + 2k) / T, c_exp = p_a p_b + (1 − p_a)(1 − p_b) with p = a / T,
+    b / T, and κ = (c_obs − c_exp) / (1 − c_exp) = 2(T·k − a·b) / (T(a + b) − 2a·b).
+    Its spread shrinks as 1/√(C·n).
+
+    ``n_images``: trials per cell (default: the table's n_images column, which must be
+    one number). ``pairs``: that many pairs of distinct networks drawn uniformly with
+    replacement (each simulated afresh), or None for every pair once. Pairs with
+    c_exp = 1 (both always right or both always wrong) have no κ and are dropped. Seeded.
+    """
+    vectors = _complete_vectors(acc_table, "accuracy", "kappa_null")
+    p = vectors.to_numpy(dtype=float)
+    if ((p < 0) | (p > 1)).any():
+        raise ValueError("kappa_null needs accuracies as fractions in [0, 1].")
+    if n_images is None:
+        if "n_images" not in acc_table.columns or acc_table["n_images"].nunique() != 1:
+            raise ValueError("kappa_null needs n_images: the table has no single n_images value; pass it.")
+        n_images = int(acc_table["n_images"].iloc[0])
+    if int(n_images) != n_images or n_images < 1:
+        raise ValueError(f"kappa_null needs a positive whole number of images per cell; n_images={n_images}.")
+    n_images = int(n_images)
+    n = len(p)
+    rng = np.random.default_rng(seed)
+    if pairs is None:
+        a, b = np.triu_indices(n, 1)
+    else:
+        if pairs < 1:
+            raise ValueError(f"kappa_null needs at least one pair; pairs={pairs}.")
+        a = rng.integers(0, n, pairs)
+        b = rng.integers(0, n - 1, pairs)
+        b = b + (b >= a)  # uniform over the other n − 1 networks
+    right_a = rng.binomial(n_images, p[a])  # (P, C)
+    right_b = rng.binomial(n_images, p[b])
+    # numpy's hypergeometric needs at least one draw: draw one where b has no right answer, then zero it
+    both = np.where(right_b > 0, rng.hypergeometric(right_a, n_images - right_a, np.maximum(right_b, 1)), 0)
+    trials = p.shape[1] * n_images
+    ra, rb, k = right_a.sum(1).astype(float), right_b.sum(1).astype(float), both.sum(1).astype(float)
+    denominator = trials * (ra + rb) - 2 * ra * rb
+    with np.errstate(invalid="ignore", divide="ignore"):
+        kappa = 2 * (trials * k - ra * rb) / denominator
+    return kappa[denominator > 0]

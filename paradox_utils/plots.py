@@ -18,7 +18,7 @@ from plotly.subplots import make_subplots
 
 from .distortions import MANIPULATIONS, PAPER_GRID
 from .evaluation import per_manipulation, visual_intelligence
-from .paradox import QUADRANT_NAMES, quadrant_counts
+from .paradox import NULL_QUANTILE, QUADRANT_NAMES, quadrant_counts, threshold
 
 __all__ = [
     "PARADOX_COLORSCALE", "accuracy_profiles", "heatmap", "layer_profile_figure", "lineage_order",
@@ -115,20 +115,37 @@ def heatmap(matrix: pd.DataFrame, title: str, parents: Mapping[str, str | None] 
     return fig
 
 
-def paradox_scatter(pairs: pd.DataFrame, method: str, similar: float = 0.5, compatible: float = 0.5) -> go.Figure:
-    """Every pair: similarity (x) vs compatibility (y), coloured by relation, with the two
-    paradox quadrants shaded and counted by ``paradox.quadrant_counts`` (the one rule)."""
-    sim, comp = pairs[f"similarity_{method}"], pairs["compatibility"]
+def paradox_scatter(pairs: pd.DataFrame, method: str, similar: float = 0.5, compatible: float = 0.5,
+                    behaviour: str = "compatibility", *, similarity_null=None, behaviour_null=None,
+                    quantile: float = NULL_QUANTILE) -> go.Figure:
+    """Every pair: similarity (x) vs a behavioural agreement (y: ``behaviour``, a column of
+    ``pairs`` — "compatibility", or one added by ``paradox.with_behaviour`` such as
+    "kappa"), coloured by relation, with the two paradox quadrants shaded and counted by
+    ``paradox.quadrant_counts`` (the one rule).
+
+    Thresholds by ``paradox.threshold`` (as ``paradox.statistics_table`` sets them): a
+    null's ``quantile`` where ``similarity_null`` / ``behaviour_null`` values are given,
+    else the fixed ``similar`` / ``compatible``. Both are drawn as dashed lines labelled
+    with what they are (e.g. "similarity null p99 = 0.141",
+    "compatibility threshold (fixed) = 0.500").
+    """
+    similar, similar_kind = threshold(similar, similarity_null, quantile)
+    compatible, compatible_kind = threshold(compatible, behaviour_null, quantile)
+    similar_kind, compatible_kind = (kind if kind != "fixed" else "threshold (fixed)"  # "null p99" reads as is
+                                     for kind in (similar_kind, compatible_kind))
+    counts = quadrant_counts(pairs, method, similar, compatible, behaviour)
+    sim, comp = pairs[f"similarity_{method}"], pairs[behaviour]
     fig = go.Figure()
     for relation, colour in RELATION_COLOURS.items():
         part = pairs[pairs["relation"] == relation]
         if len(part):
-            fig.add_scatter(x=part[f"similarity_{method}"], y=part["compatibility"], mode="markers", name=relation,
+            fig.add_scatter(x=part[f"similarity_{method}"], y=part[behaviour], mode="markers", name=relation,
                             marker={"color": colour, "size": 7, "opacity": 0.75}, text=part["a"] + " vs " + part["b"],
-                            hovertemplate="%{text}<br>similarity %{x:.3f}<br>compatibility %{y:.3f}<extra></extra>")
-    lo_x, hi_x = min(-0.05, float(sim.min()) - 0.05), 1.05
-    lo_y, hi_y = min(-0.05, float(comp.min()) - 0.05), 1.05
-    counts = quadrant_counts(pairs, method, similar, compatible)
+                            hovertemplate=f"%{{text}}<br>similarity %{{x:.3f}}<br>{behaviour} %{{y:.3f}}"
+                                          "<extra></extra>")
+    # the axes reach below the lowest point and the thresholds, so every region and line shows
+    lo_x, hi_x = min(-0.05, float(sim.min()) - 0.05, similar - 0.05), max(1.05, similar + 0.05)
+    lo_y, hi_y = min(-0.05, float(comp.min()) - 0.05, compatible - 0.05), max(1.05, compatible + 0.05)
     # the shaded corners are quadrant_of's regions: x ≥ similar, y < compatible and x < similar, y ≥ compatible
     corners = {"similar_yet_different": ((similar, hi_x, lo_y, compatible), PARADOX_COLORSCALE[0][1], 0.15,
                                          {"x": hi_x, "y": lo_y, "xanchor": "right", "yanchor": "bottom"}),
@@ -139,8 +156,18 @@ def paradox_scatter(pairs: pd.DataFrame, method: str, similar: float = 0.5, comp
                       name=quadrant)
         fig.add_annotation(**place, showarrow=False, name=quadrant,
                            text=f"{QUADRANT_NAMES[quadrant]}: {counts[quadrant]}")
-    fig.update_layout(title=f"Intrinsic similarity ({method}) vs compatibility, all pairs",
-                      xaxis_title=f"similarity ({method})", yaxis_title="compatibility (Pearson r of accuracies)",
+    lines = {"similar_threshold": ({"x0": similar, "x1": similar, "y0": lo_y, "y1": hi_y},
+                                   f"similarity {similar_kind} = {similar:.3f}",
+                                   {"x": similar, "y": (lo_y + hi_y) / 2, "textangle": -90, "xanchor": "right"}),
+             "behaviour_threshold": ({"x0": lo_x, "x1": hi_x, "y0": compatible, "y1": compatible},
+                                     f"{behaviour} {compatible_kind} = {compatible:.3f}",
+                                     {"x": (lo_x + hi_x) / 2, "y": compatible, "yanchor": "bottom"})}
+    for name, (ends, label, place) in lines.items():
+        fig.add_shape(type="line", **ends, line={"color": "#555", "dash": "dash", "width": 1}, name=name)
+        fig.add_annotation(**place, text=label, showarrow=False, name=name, font={"size": 11, "color": "#555"})
+    y_title = "compatibility (Pearson r of accuracies)" if behaviour == "compatibility" else behaviour
+    fig.update_layout(title=f"Intrinsic similarity ({method}) vs {behaviour}, all pairs",
+                      xaxis_title=f"similarity ({method})", yaxis_title=y_title,
                       xaxis_range=[lo_x, hi_x], yaxis_range=[lo_y, hi_y])
     return fig
 

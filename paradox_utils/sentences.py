@@ -48,11 +48,25 @@ def most_moved_layer(profiles: Mapping[str, pd.DataFrame]) -> str:
     return str(merged.idxmin())
 
 
-def verdict(statistics: pd.DataFrame, alpha: float = 0.05, method: str = "paper") -> str:
-    """One sentence on the paper's question, from ``method``'s row of ``paradox.statistics_table``."""
+def _row(statistics: pd.DataFrame, method: str, behaviour: str) -> pd.Series:
+    """``method``'s row of a ``paradox.statistics_table``: indexed by method alone (one
+    behavioural measure) or, for several, by (method, behaviour)."""
+    if isinstance(statistics.index, pd.MultiIndex):
+        if (method, behaviour) not in statistics.index:
+            raise KeyError(f"The statistics table has no row {method!r} × {behaviour!r} (it has "
+                           f"{', '.join(f'{m} × {b}' for m, b in statistics.index)}).")
+        return statistics.loc[(method, behaviour)]
     if method not in statistics.index:
         raise KeyError(f"The statistics table has no row {method!r} (it has {', '.join(statistics.index)}).")
-    row = statistics.loc[method]
+    return statistics.loc[method]
+
+
+def verdict(statistics: pd.DataFrame, alpha: float = 0.05, method: str = "paper",
+            behaviour: str = "compatibility") -> str:
+    """One sentence on the paper's question, from ``method``'s row (and ``behaviour``'s,
+    where the table has several) of ``paradox.statistics_table``."""
+    row = _row(statistics, method, behaviour)
+    behaviour = row.get("behaviour", behaviour)
     syd, dys = int(row["similar_yet_different"]), int(row["different_yet_similar"])
     shows = ("This run shows both paradoxes." if syd and dys else
              "This run shows only one of the two paradoxes." if syd + dys else
@@ -61,27 +75,32 @@ def verdict(statistics: pd.DataFrame, alpha: float = 0.05, method: str = "paper"
         return shows + " The Mantel test is undefined here (too few networks or constant values)."
     if row["mantel_p"] < alpha:
         direction = "positively" if row["mantel_r"] > 0 else "negatively"
-        return shows + f" Even so, similarity and compatibility are {direction} related across pairs (p < {alpha})."
-    return shows + f" Similarity does not significantly predict compatibility across pairs (p ≥ {alpha})."
+        return shows + f" Even so, similarity and {behaviour} are {direction} related across pairs (p < {alpha})."
+    return shows + f" Similarity does not significantly predict {behaviour} across pairs (p ≥ {alpha})."
 
 
 def method_sentences(statistics: pd.DataFrame) -> str:
-    """"method — Mantel r (p), quadrant counts" for every similarity measure."""
-    return "; ".join(f"{m} — Mantel r = {_number(r.mantel_r, '.3f')} (p = {_number(r.mantel_p, '.3g')}), "
+    """"method — Mantel r (p), quadrant counts" for every similarity measure (and
+    "method × behaviour" where the table has several behavioural measures)."""
+    def label(key) -> str:
+        return " × ".join(key) if isinstance(key, tuple) else str(key)
+
+    return "; ".join(f"{label(m)} — Mantel r = {_number(r.mantel_r, '.3f')} (p = {_number(r.mantel_p, '.3g')}), "
                      f"{int(r.similar_yet_different)} similar yet different, "
                      f"{int(r.different_yet_similar)} different yet similar"
                      for m, r in statistics.iterrows()) + "."
 
 
-def paradox_glue(statistics: pd.DataFrame, method: str = "paper", alpha: float = 0.05) -> dict[str, str]:
+def paradox_glue(statistics: pd.DataFrame, method: str = "paper", alpha: float = 0.05,
+                 behaviour: str = "compatibility") -> dict[str, str]:
     """Chapter 5's glued values from ``paradox.statistics_table``: n_pairs, n_syd, n_dys,
-    mantel_r, mantel_p, mantel_ci (for ``method``), verdict and per_method."""
-    row = statistics.loc[method]
+    mantel_r, mantel_p, mantel_ci (for ``method`` and ``behaviour``), verdict and per_method."""
+    row = _row(statistics, method, behaviour)
     return {"n_pairs": str(int(row["pairs"])), "n_syd": str(int(row["similar_yet_different"])),
             "n_dys": str(int(row["different_yet_similar"])), "mantel_r": _number(row["mantel_r"], ".3f"),
             "mantel_p": _number(row["mantel_p"], ".3g"),
             "mantel_ci": f"[{_number(row['ci_low'], '.3f')}, {_number(row['ci_high'], '.3f')}]",
-            "verdict": verdict(statistics, alpha, method), "per_method": method_sentences(statistics)}
+            "verdict": verdict(statistics, alpha, method, behaviour), "per_method": method_sentences(statistics)}
 
 
 def best_sweep_layer(sweep: pd.DataFrame) -> str:
