@@ -17,21 +17,29 @@
 # Each network is tested on the same images under contrast, illuminant, blur,
 # gamma, salt-and-pepper, Gaussian, speckle and Poisson manipulations at the paper's
 # levels: 37 cells (PAPER_SPEC §3). Noise is *shared*: image i in a cell receives
-# the same noise for every network, so differences between networks are not noise.
-# *Visual intelligence* (VI) is the mean over the eight manipulations of the mean
-# accuracy over their levels.
+# the same noise for every network, so two networks never differ by a noise draw —
+# though they still differ by which test images happened to be sampled, which the
+# intervals below measure. *Visual intelligence* (VI) is the mean over the eight
+# manipulations of the mean accuracy over their levels.
+#
+# Beyond the paper, the engine keeps *which* images each network got right in every
+# cell, so behaviour can be compared trial by trial: error consistency (Cohen's κ,
+# Geirhos et al. 2020) asks whether two networks fail on the same images beyond what
+# their accuracies predict.
 #
 # ## Prerequisites
 # - The trained population (`checkpoints/<profile>/catalog.parquet`, chapters 1–2).
-# - Output: `data/results/<profile>/accuracy.parquet`, one row per network × cell.
+# - Output: `data/results/<profile>/accuracy.parquet`, one row per network × cell, and
+#   beside it `accuracy.correct.parquet`, the per-image correctness bits.
 
 # %% [markdown]
 # ## Imports
 
 # %%
+import numpy as np
 from myst_nb import glue
 
-from paradox_utils import evaluation, pipeline, plots, report, runtime, sentences
+from paradox_utils import bootstrap, evaluation, files, paradox, pipeline, plots, report, runtime, sentences
 
 # %% [markdown]
 # ## Parameters
@@ -45,6 +53,8 @@ device = "auto"
 eval_per_class = 100
 eval_batch_size = 500
 noise_seed = 0
+image_resamples = 1000  # paired bootstrap over test images (intervals for VI and κ)
+statistics_seed = 0
 
 # %%
 paths = pipeline.chapter_paths(profile, checkpoint_dir, results_dir)
@@ -79,9 +89,37 @@ plots.show(plots.vi_bars(accuracy))
 # Mean accuracy over each manipulation's levels, with clean accuracy and VI.
 
 # %%
-table = evaluation.per_manipulation(accuracy)
-table = table.assign(clean=evaluation.clean_accuracy(accuracy), vi=evaluation.visual_intelligence(accuracy))
+vi = bootstrap.vi_interval(report.read_correctness(paths["accuracy"], catalog), image_resamples, statistics_seed)
+table = evaluation.per_manipulation(accuracy).assign(clean=evaluation.clean_accuracy(accuracy))
+table = table.join(vi[["vi", "low", "high"]].rename(columns={"low": "vi_low", "high": "vi_high"}))
 table.sort_values("vi", ascending=False).round(3)
+
+# %% [markdown]
+# `vi_low`–`vi_high` is a 95 % interval from resampling the test images (the same
+# draw for every network): how much a network's VI owes to which images were drawn.
+#
+# ## Trial by trial: which images
+# For each cell, the share of images that every network classifies correctly, that
+# every network gets wrong, and the rest — the only images on which two networks can
+# disagree.
+
+# %%
+bits = report.read_correctness(paths["accuracy"], catalog)
+outcomes = bits.shared_outcomes()
+outcomes.groupby("manipulation", sort=False).mean().round(3)
+
+# %% [markdown]
+# ## Error consistency (κ)
+# κ = 1: two networks get exactly the same images right and wrong; κ ≈ 0: their errors
+# overlap no more than two independent observers with their accuracies would (pooled
+# over all 37 cells; chapter 5 compares it with its null). Green is high, as in the
+# paper's similarity figures.
+
+# %%
+kappa = paradox.error_consistency_matrix(bits)
+files.write_table(kappa.reset_index(), paths["kappa"], provenance={"weights": report.weight_hashes(catalog)})
+plots.show(plots.heatmap(kappa, "Error consistency κ (pooled over the 37 cells)", report.parents_of(catalog),
+                         zlabel="κ", kind="similarity"))
 
 # %%
 glue("n_evaluated", len(table), display=False)
@@ -89,7 +127,10 @@ glue("n_images", int(accuracy["n_images"].iloc[0]), display=False)
 glue("clean_accuracy", sentences.mean_std(table["clean"]), display=False)
 glue("vi", sentences.mean_std(table["vi"]), display=False)
 glue("vi_range", f"{table['vi'].min():.3f}–{table['vi'].max():.3f}", display=False)
-glue("hardest", table.drop(columns=["clean", "vi"]).mean().idxmin(), display=False)
+glue("hardest", table.drop(columns=["clean", "vi", "vi_low", "vi_high"]).mean().idxmin(), display=False)
+glue("vi_interval_width", f"{(table['vi_high'] - table['vi_low']).median():.3f}", display=False)
+glue("disagree", f"{outcomes['disagree'].mean():.2f}", display=False)
+glue("kappa", sentences.mean_std(kappa.to_numpy()[np.triu_indices(len(kappa), 1)]), display=False)
 
 # %% [markdown]
 # ## Summary
@@ -97,7 +138,10 @@ glue("hardest", table.drop(columns=["clean", "vi"]).mean().idxmin(), display=Fal
 # of the 37 cells. Clean accuracy is {glue:text}`clean_accuracy`; VI is {glue:text}`vi`,
 # ranging {glue:text}`vi_range` (the paper: clean 0.88–0.92 and VI 0.59–0.85 for fully
 # trained ResNet20). The hardest manipulation for this population is
-# {glue:text}`hardest`.
+# {glue:text}`hardest`. A network's VI is known to within a 95 % interval of median
+# width {glue:text}`vi_interval_width` from these images alone. On average
+# {glue:text}`disagree` of a cell's images split the networks; over pairs, error
+# consistency is κ = {glue:text}`kappa`.
 #
 # ## What's next
 # [Chapter 4](04_similarity.ipynb) asks how alike the same networks are inside.

@@ -42,8 +42,10 @@ from paradox_utils import explorer, files, paradox, pipeline, plots, report, run
 profile = "quick"
 checkpoint_dir = ""
 results_dir = ""
-similar_threshold = 0.5
+similar_threshold = 0.5  # the paper's fixed reading, used when thresholds is "fixed"
 compatible_threshold = 0.5
+thresholds = "null"  # "null": above each measure's null 99th percentile, or "fixed": the two numbers above
+null_permutations = 100  # shuffles per network for the compatibility nulls
 mantel_permutations = 999
 bootstrap_resamples = 500
 statistics_seed = 0
@@ -57,6 +59,8 @@ parents = report.parents_of(catalog)
 accuracy = report.read_result(paths["accuracy"], catalog, "The accuracy table", "chapter 3 (03_evaluate)")
 similarities = report.load_matrices(paths["similarity"], catalog)
 layer_scores = report.read_result(paths["layers"], catalog, "The per-layer similarity", "chapter 4 (04_similarity)")
+bits = report.read_correctness(paths["accuracy"], catalog)
+similarity_nulls = report.load_nulls(paths["nulls"]) if thresholds == "null" else None
 
 # %% [markdown]
 # ## Compatibility (the paper's Figures 6 and 9)
@@ -64,7 +68,7 @@ layer_scores = report.read_result(paths["layers"], catalog, "The per-layer simil
 # %%
 compat = paradox.compatibility(accuracy)
 plots.show(plots.heatmap(compat, "Visual-intelligence compatibility (Pearson r over 37 cells)", parents,
-                         zlabel="compatibility"))
+                         zlabel="compatibility", kind="similarity"))
 
 # %% [markdown]
 # ## The paradox matrix (the paper's Figures 2, 3, 8 and 11)
@@ -87,15 +91,38 @@ if len(family) > 1:
                              parents, zlabel="difference"))
 
 # %% [markdown]
-# ## Every pair, every measure
-# Similarity against compatibility, coloured by relation; the shaded corners are the
-# two paradoxes (thresholds are parameters).
+# ## Behaviour beyond shared difficulty, and against chance
+# Compatibility is high for almost any two networks, because every network finds the
+# same cells hard. Two further behavioural measures take that out: *relative
+# compatibility* correlates what is left of the accuracy vectors after subtracting
+# the population's mean per cell, and *error consistency* κ compares the networks
+# image by image (chapter 3). Each measure has a null: compatibility and relative
+# compatibility that of accuracy profiles shuffled across levels within each
+# manipulation; κ that of two networks erring independently at their per-cell
+# accuracies. The methods appendix says why.
 
 # %%
-pairs = paradox.pair_table(similarities, parents, compat=compat)
+behaviours = {"compatibility": compat, "relative compatibility": paradox.compatibility(accuracy, relative=True),
+              "kappa": paradox.error_consistency_matrix(bits)}
+behaviour_nulls = None if thresholds == "fixed" else {
+    "compatibility": paradox.compatibility_null(accuracy, null_permutations, statistics_seed),
+    "relative compatibility": paradox.compatibility_null(accuracy, null_permutations, statistics_seed, relative=True),
+    "kappa": paradox.kappa_null(accuracy, seed=statistics_seed)}
+report.null_summary(behaviour_nulls).round(3) if behaviour_nulls else "fixed thresholds"
+
+# %% [markdown]
+# ## Every pair, every measure
+# Intrinsic similarity (the paper's alignment) against each behavioural measure,
+# coloured by relation; the shaded corners are the two paradoxes, the dashed lines the
+# thresholds (a null's 99th percentile, or the fixed values).
+
+# %%
+pairs = paradox.with_behaviour(paradox.pair_table(similarities, parents, compat=compat), behaviours)
 files.write_table(pairs, paths["pairs"], provenance={"weights": report.weight_hashes(catalog)})
-for method in similarities:
-    plots.show(plots.paradox_scatter(pairs, method, similar_threshold, compatible_threshold))
+for behaviour in behaviours:
+    plots.show(plots.paradox_scatter(pairs, "paper", similar_threshold, compatible_threshold, behaviour,
+                                     similarity_null=(similarity_nulls or {}).get("paper"),
+                                     behaviour_null=(behaviour_nulls or {}).get(behaviour)))
 
 # %% [markdown]
 # ## Does similarity predict compatibility?
@@ -104,8 +131,9 @@ for method in similarities:
 # replacement. Quadrant counts use the thresholds above.
 
 # %%
-statistics = paradox.statistics_table(similarities, compat, pairs, similar_threshold, compatible_threshold,
-                                      mantel_permutations, bootstrap_resamples, statistics_seed)
+statistics = paradox.statistics_table(similarities, behaviours, pairs, similar_threshold, compatible_threshold,
+                                      mantel_permutations, bootstrap_resamples, statistics_seed,
+                                      similarity_nulls=similarity_nulls, behaviour_nulls=behaviour_nulls)
 files.write_table(statistics.reset_index(), paths["statistics"], provenance={"weights": report.weight_hashes(catalog)})
 statistics.round(4)
 
@@ -132,6 +160,7 @@ explorer.explorer(accuracy, {"compatibility": compat, **similarities,
                              **{f"difference ({m})": d for m, d in differences.items()}}, layer_scores)
 
 # %%
+glue("survival", sentences.survival(statistics), display=False)
 for name, text in sentences.paradox_glue(statistics).items():  # n_pairs, n_syd, n_dys, mantel_*, verdict, per_method
     glue(name, text, display=False)
 
@@ -142,6 +171,9 @@ for name, text in sentences.paradox_glue(statistics).items():  # n_pairs, n_syd,
 # similar" pairs. The Mantel correlation between intrinsic similarity and
 # compatibility is {glue:text}`mantel_r` (p = {glue:text}`mantel_p`, 95 % bootstrap
 # interval {glue:text}`mantel_ci`). {glue:text}`verdict`
+#
+# Measured against chance and beyond shared difficulty (paper's alignment):
+# {glue:text}`survival`
 #
 # By measure: {glue:text}`per_method`
 #

@@ -58,6 +58,7 @@ transplant_eval_per_class = 30
 transplant_sweep = True
 bn_recalibration_images = 500
 noise_seed = 0
+image_resamples = 1000  # paired bootstrap over the evaluation images (ΔVI intervals)
 
 # %%
 paths = pipeline.chapter_paths(profile, checkpoint_dir, results_dir)
@@ -81,7 +82,7 @@ parent_id, child_id
 
 # %%
 results = transplant.transplant_experiments(parent, child, images, sweep=transplant_sweep,
-                                            recalibration_images=clean, seed=noise_seed)
+                                            recalibration_images=clean, seed=noise_seed, resamples=image_resamples)
 made_from = {"weights": report.weight_hashes(catalog.set_index("net_id").loc[[parent_id, child_id]].reset_index()),
              "eval_set": images.fingerprint(), "noise_seed": noise_seed}
 files.write_table(results["summary"].reset_index(), paths["transplant"], provenance=made_from)
@@ -112,9 +113,11 @@ for name, text in sentences.transplant_glue(results, parent_id, child_id).items(
 # %% [markdown]
 # ## Summary
 # Parent {glue:text}`tp_parent` has VI {glue:text}`vi_parent`, its offspring
-# {glue:text}`tp_child` {glue:text}`vi_child`. Transplanting the most-moved layer,
-# {glue:text}`tp_layer`, gives the parent VI {glue:text}`vi_one`; transplanting every
-# conv layer gives {glue:text}`vi_all` (the paper: the child's VI). In the sweep,
-# {glue:text}`sweep_best`
+# {glue:text}`tp_child` {glue:text}`vi_child` (ΔVI {glue:text}`change_child`).
+# Transplanting the most-moved layer, {glue:text}`tp_layer`, gives the parent VI
+# {glue:text}`vi_one` (ΔVI {glue:text}`change_one`); transplanting every conv layer
+# gives {glue:text}`vi_all` (ΔVI {glue:text}`change_all`; the paper: the child's VI).
+# Intervals are 95 % paired bootstrap intervals over the evaluation images. In the
+# sweep, {glue:text}`sweep_best`
 #
 # This closes the book: the [introduction](../intro.md) gathers the answers.

@@ -94,6 +94,16 @@ class Correctness:
         columns = pd.MultiIndex.from_tuples(self.cells, names=["manipulation", "level"])
         return pd.DataFrame(hits / self.n_images, index=pd.Index(self.ids, name="net_id"), columns=columns)
 
+    def shared_outcomes(self) -> pd.DataFrame:
+        """Per cell, the fraction of images every network got right, every network got
+        wrong, and the rest (where networks disagree — the only images that can tell two
+        networks apart trial by trial)."""
+        right = np.unpackbits(self.bits, axis=2, count=self.n_images).astype(bool)  # (N, C, I)
+        all_right, all_wrong = right.all(axis=0).mean(axis=1), (~right).all(axis=0).mean(axis=1)
+        index = pd.MultiIndex.from_tuples(self.cells, names=["manipulation", "level"])
+        return pd.DataFrame({"all_right": all_right, "all_wrong": all_wrong,
+                             "disagree": 1 - all_right - all_wrong}, index=index)
+
     def select(self, ids: Sequence[str] | None = None, cells: Sequence[tuple[str, float]] | None = None,
                manipulation: str | None = None) -> Correctness:
         """A subset: given ids and cells (or the cells of one ``manipulation``)."""

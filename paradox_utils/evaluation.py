@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .checkpoints import state_sha256
+from .correctness import BIT_COLUMNS, Correctness, correctness_path, pack
 from .distortions import MANIPULATIONS, PAPER_GRID, apply, check_level
 from .files import read_cache_table, write_table
 from .models import num_classes
@@ -38,7 +39,8 @@ def _level_key(level: float | Sequence[float]) -> float:
 def evaluate(networks: Mapping[str, nn.Module], dataset, grid: Iterable[tuple[str, float]] = PAPER_GRID,
              seed: int = 0, batch_size: int = 500, device: str | torch.device = "cpu",
              out: str | os.PathLike | None = None, top5: bool | None = None,
-             progress: bool = True, weights: Mapping[str, str] | None = None) -> pd.DataFrame:
+             progress: bool = True, weights: Mapping[str, str] | None = None,
+             return_correctness: bool = False) -> pd.DataFrame | tuple[pd.DataFrame, Correctness]:
     """Accuracy of every network under every cell of ``grid``.
 
     ``networks``: net_id → model (taking [0, 1] images). ``dataset``: anything with
@@ -48,14 +50,17 @@ def evaluate(networks: Mapping[str, nn.Module], dataset, grid: Iterable[tuple[st
     classes. ``weights``: net_id → sha256 of its weights (e.g. the checkpoint's, from
     the catalog); by default the hash of each model's state_dict.
 
-    ``out``: a Parquet table that makes the run resumable. A row is reused only when
+    ``out``: a Parquet table that makes the run resumable; beside it
+    (:func:`~paradox_utils.correctness.correctness_path`) the per-image correctness
+    bits of every (network, cell), with the same keys. A row is reused only when
     it was made from the same weights (sha256), the same evaluation set (its
     fingerprint) and the same noise ``seed``; a network's rows made otherwise are
     recomputed and replaced, never reused.
 
     Returns the tidy table (one row per network × cell): net_id, weights_sha256,
     eval_set, noise_seed, manipulation, level, accuracy (top-1, fraction), top5
-    (fraction or NaN), n_images.
+    (fraction or NaN), n_images; with ``return_correctness`` also the per-image
+    :class:`~paradox_utils.correctness.Correctness` of the networks × grid.
     """
     grid = [(name, level) for name, level in grid]
     for name, level in grid:
@@ -63,15 +68,13 @@ def evaluate(networks: Mapping[str, nn.Module], dataset, grid: Iterable[tuple[st
     if not networks:
         raise ValueError("evaluate() got no networks.")
     out = Path(out) if out is not None else None
+    bits_out = correctness_path(out) if out is not None else None
     keys = {k: (weights or {}).get(k) or state_sha256(m) for k, m in networks.items()}
     eval_set = dataset.fingerprint()[:24]
-    table = read_cache_table(out, COLUMNS, "accuracy table")
-    current = [keys.get(n) == w and e == eval_set and int(s) == seed
-               for n, w, e, s in zip(table["net_id"], table["weights_sha256"], table["eval_set"],
-                                     table["noise_seed"], strict=True)]
-    fresh = [ok or n not in keys for ok, n in zip(current, table["net_id"], strict=True)]
-    table = table.loc[np.array(fresh, dtype=bool)].reset_index(drop=True)  # stale rows go
-    done = set(zip(table["net_id"], table["manipulation"], table["level"].astype(float), strict=True))
+    table = _current(read_cache_table(out, COLUMNS, "accuracy table"), keys, eval_set, seed)
+    bits = _current(read_cache_table(bits_out, BIT_COLUMNS, "correctness table"), keys, eval_set, seed)
+    # a cell is done only when both its accuracy and its per-image bits are stored
+    done = _cells(table) & _cells(bits)
     models = {k: m.to(device, memory_format=torch.channels_last).eval() for k, m in networks.items()}
     if top5 is None:
         top5 = any(num_classes(m) > 10 for m in models.values())
@@ -81,23 +84,53 @@ def evaluate(networks: Mapping[str, nn.Module], dataset, grid: Iterable[tuple[st
         if not todo:
             continue
         bar.set_postfix_str(f"{name}={level} × {len(todo)} nets")
-        rows = _evaluate_cell({k: models[k] for k in todo}, dataset, name, level, seed, batch_size, device, top5)
+        rows, packed = _evaluate_cell({k: models[k] for k in todo}, dataset, name, level, seed, batch_size, device,
+                                      top5)
         rows.insert(1, "weights_sha256", [keys[k] for k in todo])
         rows.insert(2, "eval_set", eval_set)
         rows.insert(3, "noise_seed", seed)
-        table = rows if table.empty else pd.concat([table, rows], ignore_index=True)
+        new_bits = rows[BIT_COLUMNS[:-1]].assign(bits=[packed[k] for k in todo])
+        table, bits = _replace(table, rows), _replace(bits, new_bits)
         if out is not None:
+            write_table(bits, bits_out)
             write_table(table, out)
     keep = {(n, _level_key(lv)) for n, lv in grid}
     mask = [(m, float(lv)) in keep and k in models
             for k, m, lv in zip(table["net_id"], table["manipulation"], table["level"], strict=True)]
-    return table[mask].reset_index(drop=True)
+    table = table[mask].reset_index(drop=True)
+    if not return_correctness:
+        return table
+    cells = list(dict.fromkeys((name, _level_key(level)) for name, level in grid))
+    return table, Correctness.from_table(bits[bits["net_id"].isin(list(models))], list(models), cells)
+
+
+def _current(table: pd.DataFrame, keys: Mapping[str, str], eval_set: str, seed: int) -> pd.DataFrame:
+    """``table`` without the rows of ``keys``' networks made from other weights, another
+    evaluation set or another noise seed (rows of other networks are kept)."""
+    fresh = [n not in keys or (keys[n] == w and e == eval_set and int(s) == seed)
+             for n, w, e, s in zip(table["net_id"], table["weights_sha256"], table["eval_set"], table["noise_seed"],
+                                   strict=True)]
+    return table.loc[np.array(fresh, dtype=bool)].reset_index(drop=True)
+
+
+def _cells(table: pd.DataFrame) -> set[tuple[str, str, float]]:
+    return set(zip(table["net_id"], table["manipulation"], table["level"].astype(float), strict=True))
+
+
+def _replace(table: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with ``rows`` added, replacing any row of the same (network, cell)."""
+    if table.empty:
+        return rows
+    new = _cells(rows)
+    keep = [k not in new for k in zip(table["net_id"], table["manipulation"], table["level"].astype(float),
+                                      strict=True)]
+    return pd.concat([table.loc[np.array(keep, dtype=bool)], rows], ignore_index=True)
 
 
 @torch.inference_mode()
 def _evaluate_cell(models: Mapping[str, nn.Module], dataset, name: str, level, seed: int,
                    batch_size: int, device, top5: bool) -> pd.DataFrame:
-    correct1 = dict.fromkeys(models, 0)
+    hits = {k: [] for k in models}  # per batch, (B,) bool: which images were classified right
     correct5 = dict.fromkeys(models, 0)
     total = 0
     for images, labels, index in dataset.batches(batch_size):
@@ -106,19 +139,21 @@ def _evaluate_cell(models: Mapping[str, nn.Module], dataset, name: str, level, s
         labels = labels.to(device)
         for key, model in models.items():
             logits = model(x)
-            correct1[key] += int((logits.argmax(1) == labels).sum())
+            hits[key].append((logits.argmax(1) == labels).cpu())
             if top5:
                 best = logits.topk(min(5, logits.shape[1]), dim=1).indices
                 correct5[key] += int((best == labels[:, None]).any(1).sum())
         total += len(labels)
     if total == 0:
         raise ValueError("The evaluation dataset is empty.")
-    return pd.DataFrame({
+    correct = {k: torch.cat(v).numpy() for k, v in hits.items()}
+    rows = pd.DataFrame({
         "net_id": list(models), "manipulation": name, "level": _level_key(level),
-        "accuracy": [correct1[k] / total for k in models],
+        "accuracy": [int(correct[k].sum()) / total for k in models],
         "top5": [correct5[k] / total if top5 else float("nan") for k in models],
         "n_images": total,
     })
+    return rows, {k: pack(v) for k, v in correct.items()}
 
 
 def per_manipulation(table: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:

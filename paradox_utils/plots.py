@@ -21,11 +21,15 @@ from .evaluation import per_manipulation, visual_intelligence
 from .paradox import NULL_QUANTILE, QUADRANT_NAMES, quadrant_counts, threshold
 
 __all__ = [
-    "PARADOX_COLORSCALE", "accuracy_profiles", "heatmap", "layer_profile_figure", "lineage_order",
+    "PARADOX_COLORSCALE", "SIMILARITY_COLORSCALE", "accuracy_profiles", "heatmap", "layer_profile_figure",
+    "lineage_order",
     "paradox_scatter", "set_theme", "show", "training_curves", "transplant_sweep_figure", "vi_bars",
 ]
 
 PARADOX_COLORSCALE = [[0.0, "#f2d600"], [0.5, "#1a9850"], [1.0, "#d73027"]]  # −1 yellow, 0 green, +1 red
+# The paper's similarity and compatibility figures (its Figures 6, 7, 9, 10): red = no
+# correlation, green = high.
+SIMILARITY_COLORSCALE = [[0.0, "#d73027"], [0.5, "#fee08b"], [1.0, "#1a9850"]]
 MANIPULATION_COLOURS = dict(zip(MANIPULATIONS, ["#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756",
                                                 "#72b7b2", "#eeca3b", "#9d755d"], strict=True))
 RELATION_COLOURS = {"parent-child": "#d62728", "siblings": "#ff7f0e", "unrelated": "#1f77b4"}
@@ -94,9 +98,16 @@ def cluster_order(matrix: pd.DataFrame) -> list[str]:
 
 
 def heatmap(matrix: pd.DataFrame, title: str, parents: Mapping[str, str | None] | None = None,
-            order: str | Sequence[str] = "lineage", zlabel: str = "value") -> go.Figure:
-    """An N × N matrix in the paper's colours (−1 yellow, 0 green, +1 red), hover with
-    ids, lineage and value. ``order``: "lineage", "cluster" or an explicit id list."""
+            order: str | Sequence[str] = "lineage", zlabel: str = "value", kind: str = "paradox",
+            zmin: float = 0.0) -> go.Figure:
+    """An N × N matrix in the paper's colours, hover with ids, lineage and value.
+
+    ``kind="paradox"``: a difference on [−1, 1] (−1 yellow, 0 green, +1 red);
+    ``kind="similarity"``: a similarity-like measure on [``zmin``, 1] (red = ``zmin``, e.g.
+    0 or the measure's chance level; green = 1), as the paper draws similarity and
+    compatibility. ``order``: "lineage", "cluster" or an explicit id list."""
+    if kind not in ("paradox", "similarity"):
+        raise ValueError(f"Unknown heat-map kind {kind!r}; valid: paradox, similarity.")
     parents = parents or {}
     ids = list(matrix.index)
     if order == "lineage":
@@ -107,8 +118,10 @@ def heatmap(matrix: pd.DataFrame, title: str, parents: Mapping[str, str | None] 
         ids = list(order)
     values = matrix.loc[ids, ids]
     lineage = [[f"{parents.get(a) or 'base'} → {parents.get(b) or 'base'}" for b in ids] for a in ids]
-    fig = go.Figure(go.Heatmap(z=values.to_numpy(dtype=float), x=ids, y=ids, zmin=-1, zmax=1,
-                               colorscale=PARADOX_COLORSCALE, customdata=lineage, colorbar_title=zlabel,
+    low = -1.0 if kind == "paradox" else zmin
+    fig = go.Figure(go.Heatmap(z=values.to_numpy(dtype=float), x=ids, y=ids, zmin=low, zmax=1,
+                               colorscale=PARADOX_COLORSCALE if kind == "paradox" else SIMILARITY_COLORSCALE,
+                               customdata=lineage, colorbar_title=zlabel,
                                hovertemplate="%{y} vs %{x}<br>parents: %{customdata}<br>"
                                              f"{zlabel}: %{{z:.3f}}<extra></extra>"))
     fig.update_layout(title=title, yaxis_autorange="reversed", width=None, height=max(420, 18 * len(ids) + 160))

@@ -18,12 +18,14 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import checkpoints, data, files
+from . import checkpoints, data, distortions, files
+from .correctness import Correctness, correctness_path
 from .population import NetworkSpec, read_catalog
 
 __all__ = [
     "done_networks", "evaluation_set", "histories", "layer_table", "load_matrices", "load_networks", "parents_of",
-    "population_table", "probe_images", "read_result", "save_matrices", "transplant_pair", "weight_hashes",
+    "load_nulls", "null_summary", "population_table", "probe_images", "read_correctness", "read_result",
+    "save_matrices", "save_nulls", "transplant_pair", "weight_hashes",
 ]
 
 
@@ -118,6 +120,36 @@ def read_result(path: Path, catalog: pd.DataFrame, what: str, chapter: str) -> p
             raise files.ResultError(f"{what} {path} was made from other weights of {net_id} than the catalog "
                                     f"lists (it was retrained since): run {chapter} again.")
     return table
+
+
+def read_correctness(accuracy_path: Path, catalog: pd.DataFrame) -> Correctness:
+    """The per-image correctness chapter 3 stored beside ``accuracy_path``, for the
+    catalog's networks (in catalog order) and the cells evaluated (in the paper's order);
+    refused when made from other weights (:func:`read_result`)."""
+    table = read_result(correctness_path(accuracy_path), catalog, "The per-image correctness",
+                        "chapter 3 (03_evaluate)")
+    present = set(zip(table["manipulation"], table["level"].astype(float), strict=True))
+    cells = [c for c in distortions.PAPER_GRID if c in present] + sorted(present - set(distortions.PAPER_GRID))
+    return Correctness.from_table(table, list(catalog["net_id"]), cells)
+
+
+def save_nulls(path: Path, nulls: Mapping[str, np.ndarray]) -> None:
+    """Store null distributions (measure → 1-D values) as one long table (method, value)."""
+    files.write_table(pd.concat([pd.DataFrame({"method": m, "value": np.asarray(v, dtype=float)})
+                                 for m, v in nulls.items()], ignore_index=True), path)
+
+
+def load_nulls(path: Path) -> dict[str, np.ndarray]:
+    """The null distributions of :func:`save_nulls`, measure → values."""
+    table = files.read_table(path, "The similarity nulls", "run chapter 4 (04_similarity) first")
+    return {m: part["value"].to_numpy() for m, part in table.groupby("method", sort=False)}
+
+
+def null_summary(nulls: Mapping[str, np.ndarray], quantile: float = 0.99) -> pd.DataFrame:
+    """Per measure: mean, std, the ``quantile`` (the threshold for "above chance") and the pairs."""
+    return pd.DataFrame([{"method": m, "mean": float(np.mean(v)), "std": float(np.std(v)),
+                          f"p{round(quantile * 100)}": float(np.quantile(v, quantile)), "pairs": len(v)}
+                         for m, v in nulls.items()]).set_index("method")
 
 
 def load_matrices(path: Path, catalog: pd.DataFrame) -> dict[str, pd.DataFrame]:

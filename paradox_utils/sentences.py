@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "best_sweep_layer", "mean_std", "method_sentences", "most_moved_layer", "paradox_glue", "relation_summary",
-    "transplant_glue", "verdict",
+    "best_sweep_layer", "change_text", "mean_std", "method_sentences", "most_moved_layer", "paradox_glue",
+    "relation_summary", "share_above", "survival", "transplant_glue", "verdict",
 ]
 
 
@@ -103,6 +103,35 @@ def paradox_glue(statistics: pd.DataFrame, method: str = "paper", alpha: float =
             "verdict": verdict(statistics, alpha, method, behaviour), "per_method": method_sentences(statistics)}
 
 
+def share_above(pairs: pd.DataFrame, column: str, threshold: float, relation: str | None = None) -> str:
+    """"k of n unrelated pairs (x %) lie above 0.141" — how many pairs (of one ``relation``)
+    exceed a threshold such as a null's 99th percentile."""
+    part = pairs if relation is None else pairs[pairs["relation"] == relation]
+    values = part[column].to_numpy(dtype=float)
+    values = values[np.isfinite(values)]
+    label = f"{relation} pairs" if relation else "pairs"
+    if len(values) == 0:
+        return f"there are no {label} to compare with {threshold:.3f}"
+    above = int((values > threshold).sum())
+    return f"{above} of {len(values)} {label} ({above / len(values):.0%}) lie above {threshold:.3f}"
+
+
+def survival(statistics: pd.DataFrame, method: str = "paper") -> str:
+    """Do the paradoxes survive behaviour measured against chance? One sentence per
+    behavioural measure of ``method``'s rows of a multi-behaviour ``statistics_table``:
+    the two counts and the thresholds they used (fixed, or a null's 99th percentile)."""
+    if not isinstance(statistics.index, pd.MultiIndex):
+        return "Only the paper's compatibility was measured."
+    parts = []
+    for behaviour, row in statistics.loc[method].iterrows():
+        parts.append(f"with {behaviour} ({row['behaviour_threshold_kind']} threshold "
+                     f"{row['behaviour_threshold']:.3f}; similarity {row['similar_threshold_kind']} "
+                     f"{row['similar_threshold']:.3f}): {int(row['similar_yet_different'])} similar yet different, "
+                     f"{int(row['different_yet_similar'])} different yet similar")
+    text = "; ".join(parts)
+    return text[:1].upper() + text[1:] + "."
+
+
 def best_sweep_layer(sweep: pd.DataFrame) -> str:
     """A sentence on the single-layer transplants (columns layer, layer_correlation,
     delta_vi): which raises the parent's VI most — or that none does — and whether the
@@ -113,7 +142,7 @@ def best_sweep_layer(sweep: pd.DataFrame) -> str:
     best = finite.loc[finite["delta_vi"].idxmax()]
     worst = finite.loc[finite["delta_vi"].idxmin()]
     if best["delta_vi"] > 0:
-        text = f"{best['layer']} raises the parent's VI most ({best['delta_vi']:+.3f})"
+        text = f"{best['layer']} raises the parent's VI most ({change_text(best)})"
         if -worst["delta_vi"] > best["delta_vi"]:
             text += f", but the largest change is a decrease: {worst['layer']} ({worst['delta_vi']:+.3f})"
     elif worst["delta_vi"] == 0:
@@ -130,12 +159,26 @@ def best_sweep_layer(sweep: pd.DataFrame) -> str:
             f"is {rho:.2f}.")
 
 
+def change_text(row: Mapping) -> str:
+    """"+0.012, 95 % interval −0.004 to +0.027: not distinguishable from no change" (a ΔVI) from
+    a row with delta_vi and, when a bootstrap was run, delta_low, delta_high and verdict."""
+    text = f"{row['delta_vi']:+.3f}"
+    if "delta_low" not in row or not np.isfinite(row["delta_low"]):
+        return text
+    verdict = "" if row["verdict"] in ("increase", "decrease") else f": {row['verdict']}"
+    return text + f", 95 % interval {row['delta_low']:+.3f} to {row['delta_high']:+.3f}{verdict}"
+
+
 def transplant_glue(results: Mapping, parent_id: str, child_id: str) -> dict[str, str]:
     """Chapter 6's glued values from ``transplant.transplant_experiments``: tp_parent, tp_child,
     tp_layer (the most-moved layer), vi_parent, vi_child, vi_one (the parent with that one
-    child layer), vi_all (with every child conv) and sweep_best."""
-    vi = results["summary"]["vi"]
+    child layer), vi_all (with every child conv), change_one / change_all / change_child
+    (their ΔVI with its interval, :func:`change_text`) and sweep_best."""
+    summary = results["summary"]
+    vi = summary["vi"]
+    one, every = results["one_layer"], "parent + all child convs"
     return {"tp_parent": parent_id, "tp_child": child_id, "tp_layer": str(results["deviated"]),
-            "vi_parent": f"{vi['parent']:.3f}", "vi_child": f"{vi['child']:.3f}",
-            "vi_one": f"{vi[results['one_layer']]:.3f}",
-            "vi_all": f"{vi['parent + all child convs']:.3f}", "sweep_best": best_sweep_layer(results["sweep"])}
+            "vi_parent": f"{vi['parent']:.3f}", "vi_child": f"{vi['child']:.3f}", "vi_one": f"{vi[one]:.3f}",
+            "vi_all": f"{vi[every]:.3f}", "change_one": change_text(summary.loc[one]),
+            "change_all": change_text(summary.loc[every]), "change_child": change_text(summary.loc["child"]),
+            "sweep_best": best_sweep_layer(results["sweep"])}

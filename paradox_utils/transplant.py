@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import distortions, evaluation, similarity
+from . import bootstrap, distortions, evaluation, similarity
 from .models import conv_layers
 from .permutations import permutation_graph
 
@@ -82,15 +82,18 @@ def recalibrate_batchnorm(model: nn.Module, images: torch.Tensor, batch_size: in
 
 def transplant_experiments(parent: nn.Module, child: nn.Module, images, grid=distortions.PAPER_GRID,
                            sweep: bool = True, recalibration_images: torch.Tensor | None = None,
-                           seed: int = 0, progress: bool = True) -> dict[str, pd.DataFrame | str]:
+                           seed: int = 0, progress: bool = True,
+                           resamples: int = 1000) -> dict[str, pd.DataFrame | str]:
     """The four experiments of the transplant chapter, evaluated in one engine pass.
 
     ``images``: the evaluation set (anything ``evaluation.evaluate`` takes);
     ``recalibration_images``: float (n, 3, H, W) in [0, 1] — when given, each
     transplanted variant is also evaluated with its BatchNorm statistics re-estimated.
     Returns "accuracy" (the tidy table of every variant), "summary" (per variant —
-    its index, named "variant" — the mean accuracy per manipulation, VI and ΔVI),
-    "sweep" (per layer: parent–child correlation and ΔVI), "profile" (the pair's
+    its index, named "variant" — the mean accuracy per manipulation, VI, ΔVI and its
+    paired bootstrap interval over the evaluation images: delta_low, delta_high, and a
+    verdict, "not distinguishable from no change" when the interval spans 0; ``resamples``
+    draws), "sweep" (per layer: parent–child correlation, ΔVI with its interval and verdict), "profile" (the pair's
     per-layer correlations), "deviated" (the name of the most-moved layer) and
     "one_layer" (the summary's name of the parent with that one child layer).
     """
@@ -105,13 +108,19 @@ def transplant_experiments(parent: nn.Module, child: nn.Module, images, grid=dis
     if sweep:
         for layer in profile["layer"]:
             variants[f"sweep:{layer}"] = transplant(parent, child, layer)
-    table = evaluation.evaluate(variants, images, grid=grid, seed=seed, progress=progress)
+    table, correct = evaluation.evaluate(variants, images, grid=grid, seed=seed, progress=progress,
+                                         return_correctness=True)
     vi = evaluation.visual_intelligence(table)
+    changes = bootstrap.delta_vi(correct, "parent", [v for v in variants if v != "parent"], resamples, seed)
+    changes.loc["parent"] = {"parent": "parent", "delta": 0.0, "low": 0.0, "high": 0.0, "verdict": "—"}
     summary = evaluation.per_manipulation(table).assign(vi=vi).loc[[v for v in variants if not v.startswith("sweep:")]]
     summary["delta_vi"] = summary["vi"] - vi["parent"]
+    summary = summary.join(changes[["low", "high", "verdict"]].rename(columns={"low": "delta_low",
+                                                                                "high": "delta_high"}))
     summary.index.name = "variant"
     rows = [{"layer": layer, "layer_correlation": r, "vi": vi[f"sweep:{layer}"],
-             "delta_vi": vi[f"sweep:{layer}"] - vi["parent"]}
+             "delta_vi": vi[f"sweep:{layer}"] - vi["parent"], "delta_low": changes.loc[f"sweep:{layer}", "low"],
+             "delta_high": changes.loc[f"sweep:{layer}", "high"], "verdict": changes.loc[f"sweep:{layer}", "verdict"]}
             for layer, r in zip(profile["layer"], profile["mean"], strict=True) if f"sweep:{layer}" in vi]
     return {"accuracy": table, "summary": summary, "sweep": pd.DataFrame(rows), "deviated": deviated,
             "profile": profile, "one_layer": one_layer}

@@ -121,14 +121,66 @@ def test_explorer_helpers_find_a_pair_in_either_order(monkeypatch):
 
 
 def test_transplant_glue_names_the_one_layer_variant():
-    summary = pd.DataFrame({"vi": [0.5, 0.6, 0.7, 0.65, 0.55]},
+    summary = pd.DataFrame({"vi": [0.5, 0.6, 0.7, 0.65, 0.55], "delta_vi": [0.0, 0.1, 0.2, 0.15, 0.05],
+                            "delta_low": [0.0, 0.05, 0.1, -0.01, 0.0], "delta_high": [0.0, 0.15, 0.3, 0.3, 0.1],
+                            "verdict": ["—", "increase", "increase", "not distinguishable from no change",
+                                        "increase"]},
                            index=["parent", "child", "parent + all child convs", "parent + child's layer3.0.conv1",
                                   "parent + child's layer3.0.conv1 (BN re-estimated)"])
     results = {"summary": summary, "deviated": "layer3.0.conv1", "one_layer": "parent + child's layer3.0.conv1",
                "sweep": sweep([0.1, -0.2, 0.0])}
     glued = sentences.transplant_glue(results, "n1", "n1-ft-all")
     assert glued["vi_one"] == "0.650" and glued["vi_all"] == "0.700"  # by name, not by row position
+    assert glued["change_one"].endswith("-0.010 to +0.300: not distinguishable from no change")
+    assert glued["change_all"] == "+0.200, 95 % interval +0.100 to +0.300"
     assert {k: glued[k] for k in ("tp_parent", "tp_child", "tp_layer", "vi_parent", "vi_child")} == {
         "tp_parent": "n1", "tp_child": "n1-ft-all", "tp_layer": "layer3.0.conv1", "vi_parent": "0.500",
         "vi_child": "0.600"}
     assert glued["sweep_best"] == sentences.best_sweep_layer(results["sweep"])
+
+
+def test_change_text_quotes_the_interval_and_says_when_it_spans_zero():
+    spans = {"delta_vi": 0.004, "delta_low": -0.01, "delta_high": 0.02, "verdict": "not distinguishable from no change"}
+    assert sentences.change_text(spans) == ("+0.004, 95 % interval -0.010 to +0.020: not distinguishable from "
+                                            "no change")
+    rises = {"delta_vi": 0.05, "delta_low": 0.03, "delta_high": 0.07, "verdict": "increase"}
+    assert sentences.change_text(rises) == "+0.050, 95 % interval +0.030 to +0.070"
+    assert sentences.change_text({"delta_vi": -0.2}) == "-0.200"
+
+
+def test_share_above_and_null_round_trip(tmp_path):
+    pairs = pd.DataFrame({"relation": ["unrelated", "unrelated", "siblings"], "similarity_paper": [0.1, 0.3, 0.9]})
+    assert sentences.share_above(pairs, "similarity_paper", 0.2, "unrelated") == (
+        "1 of 2 unrelated pairs (50%) lie above 0.200")
+    assert "no parent-child pairs" in sentences.share_above(pairs, "similarity_paper", 0.2, "parent-child")
+    nulls = {"paper": np.linspace(0, 1, 101), "cka": np.full(120, 0.5)}
+    report.save_nulls(tmp_path / "n.parquet", nulls)
+    loaded = report.load_nulls(tmp_path / "n.parquet")
+    assert list(loaded) == ["paper", "cka"] and np.array_equal(loaded["paper"], nulls["paper"])
+    summary = report.null_summary(loaded)
+    assert summary.loc["paper", "p99"] == pytest.approx(0.99) and summary.loc["cka", "pairs"] == 120
+
+
+def test_heatmap_colour_scales_follow_the_papers_figures():
+    from paradox_utils import plots
+
+    matrix = pd.DataFrame(np.eye(3), index=list("abc"), columns=list("abc"))
+    paradox_map = plots.heatmap(matrix, "d", kind="paradox").data[0]
+    similarity_map = plots.heatmap(matrix, "s", kind="similarity", zmin=0.2).data[0]
+    assert (paradox_map.zmin, paradox_map.zmax) == (-1, 1) and (similarity_map.zmin, similarity_map.zmax) == (0.2, 1)
+    assert similarity_map.colorscale[-1][1] == "#1a9850" and similarity_map.colorscale[0][1] == "#d73027"  # green high
+    assert paradox_map.colorscale[0][1] == "#f2d600" and paradox_map.colorscale[-1][1] == "#d73027"  # −1 yellow, +1 red
+    with pytest.raises(ValueError, match="Unknown heat-map kind"):
+        plots.heatmap(matrix, "x", kind="rainbow")
+
+
+def test_survival_sentence_reads_every_behaviour_row():
+    index = pd.MultiIndex.from_tuples([("paper", "compatibility"), ("paper", "kappa")], names=["method", "behaviour"])
+    statistics = pd.DataFrame({"similar_yet_different": [3, 0], "different_yet_similar": [5, 1],
+                               "similar_threshold": [0.14, 0.14], "similar_threshold_kind": ["null p99"] * 2,
+                               "behaviour_threshold": [0.97, 0.31], "behaviour_threshold_kind": ["null p99"] * 2},
+                              index=index)
+    text = sentences.survival(statistics)
+    assert text.startswith("With compatibility (null p99 threshold 0.970; similarity null p99 0.140): 3 similar yet "
+                           "different, 5 different yet similar; with kappa")
+    assert text.endswith("0 similar yet different, 1 different yet similar.")
