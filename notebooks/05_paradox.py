@@ -99,7 +99,7 @@ if len(family) > 1:
 # image by image (chapter 3). Each measure has a null: compatibility and relative
 # compatibility that of accuracy profiles shuffled across levels within each
 # manipulation; κ that of two networks erring independently at their per-cell
-# accuracies. The methods appendix says why.
+# accuracies. The [methods appendix](../methods.md) says why.
 
 # %%
 behaviours = {"compatibility": compat, "relative compatibility": paradox.compatibility(accuracy, relative=True),
