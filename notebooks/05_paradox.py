@@ -33,7 +33,7 @@
 # %%
 from myst_nb import glue
 
-from paradox_utils import explorer, files, paradox, pipeline, plots, report, runtime, sentences
+from paradox_utils import bootstrap, explorer, files, paradox, pipeline, plots, report, runtime, sentences
 
 # %% [markdown]
 # ## Parameters
@@ -150,6 +150,16 @@ top[["a", "b", "relation", "compatibility", "similarity_paper", "difference_pape
 plots.show(plots.accuracy_profiles(accuracy, [top.loc[0, "a"], top.loc[0, "b"]]))
 
 # %% [markdown]
+# How well the test images pin down this pair's behavioural agreement (paired
+# bootstrap over images, the same draw for both networks):
+
+# %%
+top_pair = sentences.pair_intervals(bootstrap.compatibility_interval(bits, top.loc[0, "a"], top.loc[0, "b"]),
+                                    bootstrap.kappa_interval(bits, top.loc[0, "a"], top.loc[0, "b"]))
+glue("top_pair", top_pair, display=False)
+top_pair
+
+# %% [markdown]
 # ## Explore two networks (JupyterLab)
 # Pick two networks to see their accuracy profiles, their per-layer similarity and
 # their cell in each matrix. It needs a live kernel: in the static book the most
@@ -171,6 +181,8 @@ for name, text in sentences.paradox_glue(statistics).items():  # n_pairs, n_syd,
 # similar" pairs. The Mantel correlation between intrinsic similarity and
 # compatibility is {glue:text}`mantel_r` (p = {glue:text}`mantel_p`, 95 % bootstrap
 # interval {glue:text}`mantel_ci`). {glue:text}`verdict`
+#
+# The most paradoxical pair, {glue:text}`top_pair`.
 #
 # Measured against chance and beyond shared difficulty (paper's alignment):
 # {glue:text}`survival`

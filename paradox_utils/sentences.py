@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "best_sweep_layer", "change_text", "mean_std", "method_sentences", "most_moved_layer", "paradox_glue",
-    "relation_summary", "share_above", "survival", "transplant_glue", "verdict",
+    "best_sweep_layer", "change_text", "mean_std", "method_sentences", "most_moved_layer", "pair_intervals",
+    "paradox_glue", "relation_summary", "share_above", "survival", "transplant_glue", "verdict",
 ]
 
 
@@ -130,6 +130,21 @@ def survival(statistics: pd.DataFrame, method: str = "paper") -> str:
                      f"{int(row['different_yet_similar'])} different yet similar")
     text = "; ".join(parts)
     return text[:1].upper() + text[1:] + "."
+
+
+def pair_intervals(compatibility: Mapping, kappa: Mapping) -> str:
+    """"a and b: compatibility 0.91 (95 % interval 0.85 to 0.95), κ 0.12 (0.05 to 0.19)" from
+    :func:`~paradox_utils.bootstrap.compatibility_interval` and ``kappa_interval`` results,
+    saying when an interval is too wide to tell the value from 0."""
+    def part(value: float, low: float, high: float) -> str:
+        if not np.isfinite(value):
+            return "undefined"
+        zero = " — not distinguishable from 0" if low <= 0 <= high else ""
+        return f"{value:.3f} (95 % interval {low:.3f} to {high:.3f}{zero})"
+
+    return (f"{compatibility['a']} and {compatibility['b']}: compatibility "
+            f"{part(compatibility['r'], compatibility['low'], compatibility['high'])}, error consistency κ "
+            f"{part(kappa['kappa'], kappa['low'], kappa['high'])}")
 
 
 def best_sweep_layer(sweep: pd.DataFrame) -> str:

@@ -184,3 +184,12 @@ def test_survival_sentence_reads_every_behaviour_row():
     assert text.startswith("With compatibility (null p99 threshold 0.970; similarity null p99 0.140): 3 similar yet "
                            "different, 5 different yet similar; with kappa")
     assert text.endswith("0 similar yet different, 1 different yet similar.")
+
+
+def test_pair_intervals_say_when_zero_is_inside():
+    compat = {"a": "b000", "b": "b001", "r": 0.9, "low": 0.8, "high": 0.95}
+    kappa = {"kappa": 0.02, "low": -0.01, "high": 0.05}
+    assert sentences.pair_intervals(compat, kappa) == (
+        "b000 and b001: compatibility 0.900 (95 % interval 0.800 to 0.950), error consistency κ 0.020 "
+        "(95 % interval -0.010 to 0.050 — not distinguishable from 0)")
+    assert "κ undefined" in sentences.pair_intervals(compat, {**kappa, "kappa": float("nan")})
