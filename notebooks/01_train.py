@@ -83,7 +83,8 @@ report.population_table(specs)
 
 # %%
 catalog = cluster.run_population(specs, paths["checkpoints"], scheduler=scheduler, workers=workers or None,
-                                 device=str(runtime.pick_device(device)), group_size=group_size, retrain=retrain)
+                                 device=str(runtime.pick_device(device)), group_size=group_size,
+                                 retrain=population.retrain_for(specs, retrain, "base"))
 catalog[["net_id", "status", "epochs_done", "val_accuracy", "train_seconds", "error"]]
 
 # %% [markdown]

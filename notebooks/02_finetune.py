@@ -73,7 +73,8 @@ report.population_table([s for s in specs if s.kind == "finetune"])
 
 # %%
 catalog = cluster.run_population(specs, paths["checkpoints"], scheduler=scheduler, workers=workers or None,
-                                 device=str(runtime.pick_device(device)), group_size=group_size, retrain=retrain)
+                                 device=str(runtime.pick_device(device)), group_size=group_size,
+                                 retrain=population.retrain_for(specs, retrain, "finetune"))
 offspring = catalog[catalog["kind"] == "finetune"]
 offspring[["net_id", "parent", "status", "val_accuracy", "train_seconds", "error"]]
 

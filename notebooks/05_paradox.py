@@ -104,10 +104,8 @@ if len(family) > 1:
 # %%
 behaviours = {"compatibility": compat, "relative compatibility": paradox.compatibility(accuracy, relative=True),
               "kappa": paradox.error_consistency_matrix(bits)}
-behaviour_nulls = None if thresholds == "fixed" else {
-    "compatibility": paradox.compatibility_null(accuracy, null_permutations, statistics_seed),
-    "relative compatibility": paradox.compatibility_null(accuracy, null_permutations, statistics_seed, relative=True),
-    "kappa": paradox.kappa_null(accuracy, seed=statistics_seed)}
+behaviour_nulls = None if thresholds == "fixed" else paradox.behaviour_nulls(accuracy, null_permutations,
+                                                                            statistics_seed)
 report.null_summary(behaviour_nulls).round(3) if behaviour_nulls else "fixed thresholds"
 
 # %% [markdown]

@@ -82,7 +82,8 @@ parent_id, child_id
 
 # %%
 results = transplant.transplant_experiments(parent, child, images, sweep=transplant_sweep,
-                                            recalibration_images=clean, seed=noise_seed, resamples=image_resamples)
+                                            recalibration_images=clean, seed=noise_seed, resamples=image_resamples,
+                                            device=target)
 made_from = {"weights": report.weight_hashes(catalog.set_index("net_id").loc[[parent_id, child_id]].reset_index()),
              "eval_set": images.fingerprint(), "noise_seed": noise_seed}
 files.write_table(results["summary"].reset_index(), paths["transplant"], provenance=made_from)

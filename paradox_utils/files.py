@@ -46,6 +46,10 @@ def _umask() -> int:
     return mask
 
 
+# Read once: os.umask can only be read by setting it, which would race with other threads.
+_FILE_MODE = 0o666 & ~_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success give it ordinary permissions
@@ -56,7 +60,9 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
+        with open(tmp, "rb+") as handle:  # on disk before the rename, so a crash never leaves an empty file
+            os.fsync(handle.fileno())
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

@@ -34,13 +34,13 @@ from .correctness import Correctness
 from .evaluation import accuracy_vectors
 
 __all__ = [
-    "QUADRANTS", "QUADRANT_NAMES", "bootstrap_correlation", "compatibility", "difference", "error_consistency",
-    "error_consistency_matrix", "first_family", "mantel", "most_paradoxical", "pair_table", "quadrant_counts",
-    "quadrant_of", "relation", "statistics_table",
+    "QUADRANTS", "QUADRANT_NAMES", "behaviour_nulls", "bootstrap_correlation", "compatibility", "compatibility_null",
+    "difference", "error_consistency", "error_consistency_matrix", "first_family", "kappa_null", "mantel",
+    "most_paradoxical", "null_threshold", "null_values_needed", "pair_table", "quadrant_counts", "quadrant_of",
+    "relation", "statistics_table", "threshold", "with_behaviour",
 ]
 
 # the nulls' names and settings apart, so that a merge with other additions above stays clean
-__all__ += ["compatibility_null", "kappa_null", "null_threshold", "null_values_needed", "threshold", "with_behaviour"]
 NULL_QUANTILE = 0.99  # "above chance" = above the null's 99th percentile
 NULL_PERMUTATIONS = 100  # compatibility null: 100 shufflings × every pair (4,500 values for 10 networks)
 KAPPA_NULL_PAIRS = 10_000  # κ null: simulated pairs, drawn with replacement (cheap: three draws per cell)
@@ -425,6 +425,23 @@ def most_paradoxical(pairs: pd.DataFrame, method: str, n: int = 5) -> pd.DataFra
     column = f"difference_{method}"
     order = pairs[column].abs().sort_values(ascending=False).index[:n]
     return pairs.loc[order].reset_index(drop=True)
+
+
+def behaviour_nulls(acc_table: pd.DataFrame, permutations: int = 100, seed: int = 0) -> dict[str, np.ndarray]:
+    """The null of each behavioural measure the population allows: compatibility (≥ 2
+    networks), relative compatibility (≥ 3: it needs a population mean to subtract) and κ.
+    A measure left out is read against the fixed threshold, with a warning saying so."""
+    n = acc_table["net_id"].nunique()
+    nulls = {}
+    if n >= 2:
+        nulls["compatibility"] = compatibility_null(acc_table, permutations, seed)
+        nulls["kappa"] = kappa_null(acc_table, seed=seed)
+    if n >= 3:
+        nulls["relative compatibility"] = compatibility_null(acc_table, permutations, seed, relative=True)
+    if missing := [m for m in ("compatibility", "relative compatibility", "kappa") if m not in nulls]:
+        warnings.warn(f"With {n} networks there is no null for {', '.join(missing)}: the fixed threshold is used.",
+                      RuntimeWarning, stacklevel=2)
+    return nulls
 
 
 def statistics_table(similarities: Mapping[str, pd.DataFrame],

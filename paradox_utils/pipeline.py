@@ -134,6 +134,13 @@ def check_run(values: dict[str, Any], defaults: dict[str, Any], chapters: tuple[
 
     merged = {**defaults, **values}
     check_scheduler(merged.get("scheduler"))
+    if merged.get("thresholds", "null") not in ("null", "fixed"):
+        raise ValueError(f"thresholds must be null or fixed, got {merged['thresholds']!r}.")
+    if "paper" not in merged.get("similarity_methods", ["paper"]):
+        raise ValueError("similarity_methods must include paper: chapters 4 and 5 read the paper's measure first.")
+    env = "PARADOX_IMAGENET" if merged.get("dataset") == "imagenet" else "PARADOX_CIFAR10"
+    if merged.get("dataset") == "imagenet" and not os.environ.get(env):
+        raise ValueError("The imagenet dataset needs PARADOX_IMAGENET: a folder holding train/ and val/ class folders.")
     specs = []
     if "01_train" in chapters or "02_finetune" in chapters:
         bases = base_specs(common=merged["base_common"], grid=merged["base_grid"], sample=merged["base_sample"],

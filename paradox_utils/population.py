@@ -28,8 +28,10 @@ from . import checkpoints
 from .files import write_table
 from .training import TrainConfig, config_differences
 
-__all__ = ["STATUSES", "NetworkSpec", "base_specs", "build_population", "catalog_path", "descendants",
-           "finetune_specs", "offspring_specs", "read_catalog", "scan_catalog", "specs_from_catalog", "write_catalog"]
+__all__ = [
+    "NetworkSpec", "STATUSES", "base_specs", "build_population", "catalog_path", "descendants", "finetune_specs",
+    "offspring_specs", "read_catalog", "retrain_for", "scan_catalog", "specs_from_catalog", "write_catalog",
+]
 
 
 @dataclass
@@ -161,6 +163,14 @@ def descendants(specs: list[NetworkSpec], ids: list[str]) -> list[str]:
         if spec.parent in chosen:
             chosen.add(spec.net_id)
     return [s.net_id for s in specs if s.net_id in chosen]
+
+
+def retrain_for(specs: list[NetworkSpec], retrain: list[str], kind: str) -> list[str]:
+    """The networks of ``kind`` among ``specs`` to train again when ``retrain`` names some
+    networks of the population: those named and every offspring of a named one. Chapter 1
+    retrains named bases; chapter 2 their offspring and named offspring — never a base again."""
+    kinds = {s.net_id: s.kind for s in specs}
+    return [n for n in descendants(specs, list(retrain)) if kinds.get(n) == kind]
 
 
 def catalog_path(checkpoint_dir: str | os.PathLike) -> Path:

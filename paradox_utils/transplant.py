@@ -83,7 +83,7 @@ def recalibrate_batchnorm(model: nn.Module, images: torch.Tensor, batch_size: in
 def transplant_experiments(parent: nn.Module, child: nn.Module, images, grid=distortions.PAPER_GRID,
                            sweep: bool = True, recalibration_images: torch.Tensor | None = None,
                            seed: int = 0, progress: bool = True,
-                           resamples: int = 1000) -> dict[str, pd.DataFrame | str]:
+                           resamples: int = 1000, device: str | torch.device = "cpu") -> dict[str, pd.DataFrame | str]:
     """The four experiments of the transplant chapter, evaluated in one engine pass.
 
     ``images``: the evaluation set (anything ``evaluation.evaluate`` takes);
@@ -108,7 +108,7 @@ def transplant_experiments(parent: nn.Module, child: nn.Module, images, grid=dis
     if sweep:
         for layer in profile["layer"]:
             variants[f"sweep:{layer}"] = transplant(parent, child, layer)
-    table, correct = evaluation.evaluate(variants, images, grid=grid, seed=seed, progress=progress,
+    table, correct = evaluation.evaluate(variants, images, grid=grid, seed=seed, progress=progress, device=device,
                                          return_correctness=True)
     vi = evaluation.visual_intelligence(table)
     changes = bootstrap.delta_vi(correct, "parent", [v for v in variants if v != "parent"], resamples, seed)

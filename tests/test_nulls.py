@@ -282,3 +282,12 @@ def test_statistics_table_rows_per_method_and_behaviour(hand_pairs):
     legacy = paradox.statistics_table({"paper": matrices["paper"]}, compat, pairs, 0.5, 0.5, permutations=9,
                                       resamples=5)  # one matrix: indexed by method alone, as before
     assert list(legacy.index) == ["paper"] and legacy.loc["paper", "behaviour"] == "compatibility"
+
+
+def test_behaviour_nulls_leave_out_what_a_small_population_cannot_give():
+    rng = np.random.default_rng(0)
+    rows = [{"net_id": f"n{i}", "manipulation": n, "level": lv, "accuracy": float(rng.uniform(0.1, 0.9)),
+             "n_images": 100} for i in range(2) for n, lv in PAPER_GRID]
+    with pytest.warns(RuntimeWarning, match="no null for relative compatibility"):
+        nulls = paradox.behaviour_nulls(pd.DataFrame(rows), permutations=60, seed=0)
+    assert set(nulls) == {"compatibility", "kappa"} and all(len(v) >= 60 for v in nulls.values())

@@ -53,6 +53,8 @@ def test_bad_profiles_fail_before_running(tmp_path, text, message):
     ("eval_per_class: 100.0", "eval_per_class should be an integer, got 100.0"),
     ("scheduler: tcp://somewhere", "Unknown scheduler 'tcp://somewhere'"),
     ("scheduler: slurn", "Unknown scheduler 'slurn'"),
+    ("thresholds: nul", "thresholds must be null or fixed, got 'nul'"),
+    ("similarity_methods: [hungarian]", "similarity_methods must include paper"),
 ])
 def test_nested_and_typed_values_fail_before_running(tmp_path, text, message):
     path = tmp_path / "bad.yaml"

@@ -210,3 +210,14 @@ def test_bad_scheduler_is_one_sentence(tmp_path):
             run_population(_tiny(), tmp_path, scheduler=bad, progress=False)
     assert check_scheduler("tcp://127.0.0.1:8786") == "tcp://127.0.0.1:8786" and check_scheduler("auto") is None
     assert not any(tmp_path.iterdir())
+
+
+def test_retrain_for_splits_the_named_networks_between_the_chapters():
+    from paradox_utils.population import retrain_for
+
+    specs = build_population({"base": {"common": COMMON, "grid": {"lr": [1e-3, 2e-3]}},
+                              "finetune": {"parents": 2, "manipulations": ["all", None]}})
+    assert retrain_for(specs, ["b000"], "base") == ["b000"]
+    assert retrain_for(specs, ["b000"], "finetune") == ["b000-ft-all", "b000-ft-none"]  # the base is not trained twice
+    assert retrain_for(specs, ["b001-ft-none"], "base") == []  # chapter 1 has nothing to retrain
+    assert retrain_for(specs, ["b001-ft-none"], "finetune") == ["b001-ft-none"]
