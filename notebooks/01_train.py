@@ -17,7 +17,7 @@
 # The paper's question needs many networks of one architecture that differ only in
 # how they were trained. This chapter trains the *base* networks of the population:
 # the same ResNet with different learning rates, batch sizes, initialisations,
-# augmentations and seeds (PAPER_SPEC §5: Adam, Keras time decay, the piecewise
+# augmentations and seeds (as in the paper: Adam, Keras time decay, the piecewise
 # schedule, flips, zooms, shifts, optionally image-manipulation augmentation).
 #
 # ## Prerequisites

@@ -16,7 +16,7 @@
 # ## Overview
 # Each network is tested on the same images under contrast, illuminant, blur,
 # gamma, salt-and-pepper, Gaussian, speckle and Poisson manipulations at the paper's
-# levels: 37 cells (PAPER_SPEC §3). Noise is *shared*: image i in a cell receives
+# levels: 37 cells (as in the paper). Noise is *shared*: image i in a cell receives
 # the same noise for every network, so two networks never differ by a noise draw —
 # though they still differ by which test images happened to be sampled, which the
 # intervals below measure. *Visual intelligence* (VI) is the mean over the eight

@@ -17,7 +17,7 @@
 # *Intrinsic similarity* compares two networks' conv kernels: in every conv layer,
 # kernels of network A are paired one-to-one with kernels of network B, the paired
 # Pearson correlations are averaged, and the layer scores are averaged
-# (PAPER_SPEC §4). How the kernels are paired matters, so three alignments are
+# (as in the paper). How the kernels are paired matters, so three alignments are
 # compared: the paper's sequential greedy (`paper`), the optimal assignment
 # (`hungarian`), and permutations consistent through the whole network (`coupled`).
 # Beside them, linear CKA compares *representations* on a fixed probe batch — the

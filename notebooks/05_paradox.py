@@ -16,7 +16,7 @@
 # ## Overview
 # *Compatibility* of two networks is the Pearson correlation of their accuracies over
 # the 37 manipulation cells; the *paradox matrix* is compatibility − similarity
-# (PAPER_SPEC §1). Near −1 a pair is "similar yet different" (near-identical kernels,
+# (as in the paper). Near −1 a pair is "similar yet different" (near-identical kernels,
 # different behaviour), near +1 "different yet similar". The paper showed such pairs;
 # this chapter also tests its implied conclusion — does intrinsic similarity predict
 # behavioural compatibility? — with a Mantel test and bootstrap intervals, for every

@@ -18,7 +18,7 @@
 # where does the difference live? The paper transplanted the layer that moved most
 # in fine-tuning from the child into the parent (with the BatchNorms on either side,
 # as the authors did) and saw the parent's VI rise; transplanting all conv layers gave
-# the child's VI (PAPER_SPEC §6). This chapter repeats both, sweeps every conv layer
+# the child's VI (as in the paper). This chapter repeats both, sweeps every conv layer
 # one at a time, and checks whether re-estimating BatchNorm statistics after a
 # transplant changes the answer.
 #

@@ -1,9 +1,9 @@
-"""The paper's eight image manipulations, batched in torch (PAPER_SPEC §3).
+"""The paper's eight image manipulations, batched in torch (as in the paper).
 
 Images are float (N, 3, H, W) in [0, 1] on any device; every function returns a
 new tensor of the same shape, dtype and device, still in [0, 1].
 
-Shared noise (project choice, PAPER_SPEC §3): under :func:`apply`, image ``i``
+Shared noise (a project choice; the book's methods appendix): under :func:`apply`, image ``i``
 receives noise from a generator seeded by (seed, manipulation, level, i) alone, so
 the same image gets the same noise for every network, run, batch size, batch
 composition and device. The noise is drawn on the CPU (one small generator per

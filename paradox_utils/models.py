@@ -12,7 +12,7 @@ resnet50   25,636,712 (v1)   25,557,032             25,610,152            53
 Keras counts BatchNorm's moving mean and variance as (non-trainable) parameters;
 PyTorch keeps them as buffers, so "parameters + running statistics" is the number
 that matches Keras for ResNet20. ResNet50 is torchvision's (no conv biases, stride
-in the 3x3 conv), the project's default (PAPER_SPEC §2), so users can load
+in the 3x3 conv), the project's default, so users can load
 torchvision's pretrained weights into it by name.
 
 Both models take RGB images in [0, 1], shape (N, 3, H, W), and normalise inside

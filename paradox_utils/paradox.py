@@ -1,13 +1,13 @@
 """Behavioural compatibility, the paradox matrix, and whether similarity predicts behaviour.
 
 * compatibility(a, b) — Pearson r of two networks' accuracy vectors over the
-  manipulation cells (PAPER_SPEC §3); NaN (with a warning) where a vector is constant.
+  manipulation cells (as in the paper); NaN (with a warning) where a vector is constant.
   ``relative=True`` correlates what is left after the population's mean accuracy per
   cell is subtracted (the shared task difficulty taken out).
 * error_consistency / error_consistency_matrix — trial by trial: Cohen's κ between two
   networks' right/wrong answers on the same images (Geirhos et al. 2020), from the
   correctness bits (:class:`~paradox_utils.correctness.Correctness`).
-* difference = compatibility − similarity (PAPER_SPEC §1.5): ≈ −1 "similar yet
+* difference = compatibility − similarity (as in the paper): ≈ −1 "similar yet
   different", ≈ +1 "different yet similar", ≈ 0 agreement.
 * quadrant_of — the one rule that sorts a pair into a paradox quadrant by the
   similarity and compatibility thresholds (counts and figures both use it).

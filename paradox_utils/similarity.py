@@ -1,4 +1,4 @@
-"""Intrinsic similarity of networks by their conv kernels (PAPER_SPEC §4), and linear CKA.
+"""Intrinsic similarity of networks by their conv kernels (as in the paper), and linear CKA.
 
 A kernel is one output channel of a Conv2d, flattened over (in_channels, kh, kw).
 After centring and scaling each kernel to unit norm ("standardising"), the Pearson

@@ -1,4 +1,4 @@
-"""Training and fine-tuning one network, deterministic and resumable (PAPER_SPEC §5).
+"""Training and fine-tuning one network, deterministic and resumable (as in the paper).
 
 A :class:`TrainConfig` says everything about a run. :func:`train` writes an atomic
 checkpoint after every epoch (weights, optimiser state, iteration count, history);

@@ -1,5 +1,5 @@
 """Weight transplant: copy conv layers (and the BatchNorms around them) from a donor
-into a recipient of the same architecture (PAPER_SPEC §6), BN re-estimation, and the
+into a recipient of the same architecture (as in the paper), BN re-estimation, and the
 transplant chapter's experiments (``transplant_experiments``).
 """
 
