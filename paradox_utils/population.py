@@ -63,11 +63,9 @@ def build_population(population: dict[str, Any], arch: str = "resnet20", dataset
     base = population.get("base") or {}
     if unknown := set(base) - {"common", "grid", "sample", "sample_seed"}:
         raise ValueError(f"Unknown population.base keys {sorted(unknown)}; valid: common, grid, sample, sample_seed.")
-    specs = base_specs(arch=arch, dataset=dataset, **base)
+    bases = base_specs(arch=arch, dataset=dataset, **base)
     finetune = population.get("finetune") or []
-    for group in [finetune] if isinstance(finetune, dict) else finetune:
-        specs += finetune_specs(specs, **_checked_group(group))
-    return specs
+    return bases + offspring_specs(bases, groups=[finetune] if isinstance(finetune, dict) else finetune)
 
 
 def base_specs(common: dict[str, Any] | None = None, grid: dict[str, list] | None = None, sample: int | None = None,
