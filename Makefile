@@ -9,7 +9,7 @@ PROFILE ?= quick
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: help setup book test test-fast test-unit lint bench lab browser clean
+.PHONY: help setup book population test test-fast test-unit lint bench lab browser clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ book: setup  ## run the six chapters for PROFILE (default quick) and build the J
 	$(PY) -m paradox_utils run --profile $(PROFILE) $(ARGS)
 	$(PY) -m paradox_utils book
 	@echo "The book: book/_build/html/index.html"
+
+population: setup  ## list PROFILE's networks and what they cost, training nothing (ARGS='--csv FILE')
+	$(PY) -m paradox_utils population --profile $(PROFILE) $(ARGS)
 
 browser:  ## install Debian's chromium for the browser test when missing (root + apt; under CI=true a failure stops)
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision import transforms
 
-from paradox_utils import data, models, pipeline, population, report, runtime
+from paradox_utils import data, models, pipeline, population, runtime
 from paradox_utils.training import TrainConfig, train_group
 
 
@@ -96,15 +96,8 @@ def ours(per_class: int, batch_size: int, device: str, group: int = 1, **changes
 
 def training_images(profile: str) -> tuple[int, int]:
     """(networks, images seen in training) of a profile's whole population (CIFAR-10)."""
-    declared = pipeline.chapter_parameters()
-    values = {**declared["02_finetune"], **pipeline.load_profile(profile, declared)}  # 02 declares the population
-    spec = report.population_spec(values["base_common"], values["base_grid"], values["base_sample"],
-                                  values["finetune_parents"], values["finetune_manipulations"],
-                                  values["finetune_common"], values["finetune_groups"])
-    specs = population.build_population(spec, values["arch"], values["dataset"])
-    per_network = [50_000 if s.config.train_per_class is None else 10 * min(s.config.train_per_class, 5_000)
-                   for s in specs]
-    return len(specs), sum(s.config.epochs * n for s, n in zip(specs, per_network, strict=True))
+    specs = population.from_parameters(pipeline.profile_values(profile))
+    return len(specs), sum(s.config.epochs * population.training_images(s.config) for s in specs)
 
 
 def _baseline_process(args) -> float:

@@ -52,6 +52,7 @@ retrain = []  # ids whose finished checkpoints are trained again (with their off
 base_common = {"epochs": 4, "train_per_class": 2000, "val_per_class": 50, "batch_size": 128}
 base_grid = {"lr": [0.001, 0.0033], "init": ["he_normal", "glorot_uniform"]}
 base_sample = None
+base_overrides = {}  # net id -> settings for that one base network, e.g. {"b001": {"manipulation": "all"}}
 
 # %% [markdown]
 # Derived values (papermill does not recompute them, so they live here).
@@ -60,7 +61,8 @@ base_sample = None
 paths = pipeline.chapter_paths(profile, checkpoint_dir, results_dir)
 settings = runtime.configure()
 plots.set_theme()
-specs = population.base_specs(common=base_common, grid=base_grid, sample=base_sample, arch=arch, dataset=dataset)
+specs = population.base_specs(common=base_common, grid=base_grid, sample=base_sample, arch=arch, dataset=dataset,
+                              overrides=base_overrides)
 settings
 
 # %% [markdown]

@@ -44,8 +44,11 @@ workers = 0
 device = "auto"
 group_size = 1  # networks trained at once, stacked (for GPUs; 1 is fastest on a CPU)
 retrain = []  # ids whose finished checkpoints are trained again (with their offspring)
-finetune_parents = 2
+finetune_parents = 2  # the first n base networks, or a list of ids
 finetune_manipulations = [None, "all", "contrast", "gaussian"]
+finetune_per_parent = 0  # 0: each parent gets every augmentation; k: k of them each, drawn at random (seeded)
+finetune_total = 0  # with finetune_per_parent: offspring in all (the extra ones go one each to random parents)
+finetune_seed = 0
 finetune_common = {"epochs": 1, "lr": 0.0001, "schedule": "constant"}
 finetune_groups = []
 
@@ -55,7 +58,8 @@ runtime.configure()
 plots.set_theme()
 bases = population.specs_from_catalog(population.read_catalog(paths["checkpoints"]), kind="base")
 specs = bases + population.offspring_specs(bases, parents=finetune_parents, manipulations=finetune_manipulations,
-                                           common=finetune_common, groups=finetune_groups)
+                                           common=finetune_common, groups=finetune_groups,
+                                           per_parent=finetune_per_parent, total=finetune_total, seed=finetune_seed)
 
 # %% [markdown]
 # ## The offspring

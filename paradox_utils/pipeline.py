@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 __all__ = ["CHAPTERS", "ChapterFailed", "build_book", "chapter_paths", "check_run", "check_values", "load_profile",
-           "main", "run"]
+           "main", "profile_values", "run"]
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -117,6 +117,20 @@ def load_profile(profile: str, declared: dict[str, dict[str, Any]] | None = None
     return values
 
 
+def profile_values(profile: str, parameters: dict[str, Any] | None = None,
+                   declared: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Every chapter parameter for ``profile``: the chapters' defaults, then the profile's
+    values, then ``parameters`` (overrides), each validated against its default's type."""
+    declared = declared or chapter_parameters()
+    defaults = {k: v for params in declared.values() for k, v in params.items()}
+    values = load_profile(profile, declared)
+    overrides = dict(parameters or {})
+    if unknown := sorted(set(overrides) - set(defaults)):
+        raise ValueError(f"Unknown parameter {', '.join(unknown)}; the chapters take: {', '.join(sorted(defaults))}.")
+    check_values(overrides, defaults, "Parameter override")
+    return {**defaults, **values, **overrides}
+
+
 def check_values(values: dict[str, Any], defaults: dict[str, Any], source: str) -> None:
     """One sentence for a value whose type is not its parameter's (``source`` names where it came from)."""
     for key, value in values.items():
@@ -130,7 +144,7 @@ def check_run(values: dict[str, Any], defaults: dict[str, Any], chapters: tuple[
     every network's training config (nested settings through ``TrainConfig``'s own
     validation), the ``retrain`` ids, and that the output folders are writable."""
     from .cluster import check_scheduler
-    from .population import base_specs, offspring_specs
+    from .population import from_parameters
 
     merged = {**defaults, **values}
     check_scheduler(merged.get("scheduler"))
@@ -143,11 +157,7 @@ def check_run(values: dict[str, Any], defaults: dict[str, Any], chapters: tuple[
         raise ValueError("The imagenet dataset needs PARADOX_IMAGENET: a folder holding train/ and val/ class folders.")
     specs = []
     if "01_train" in chapters or "02_finetune" in chapters:
-        bases = base_specs(common=merged["base_common"], grid=merged["base_grid"], sample=merged["base_sample"],
-                           arch=merged["arch"], dataset=merged["dataset"])
-        specs = bases + offspring_specs(bases, parents=merged["finetune_parents"],
-                                        manipulations=merged["finetune_manipulations"],
-                                        common=merged["finetune_common"], groups=merged["finetune_groups"])
+        specs = from_parameters(merged)
         ids = {s.net_id for s in specs}
         if unknown := [r for r in merged.get("retrain", []) if r not in ids]:
             raise ValueError(f"--retrain names {', '.join(unknown)}, not in this profile's population.")
@@ -191,13 +201,8 @@ def run(profile: str = "quick", start: str | None = None, scheduler: str | None 
     chapter starts. Raises
     :class:`ChapterFailed` at the first failing chapter."""
     declared = chapter_parameters()
-    values = load_profile(profile, declared)
     defaults = {k: v for params in declared.values() for k, v in params.items()}
-    overrides = dict(parameters or {})
-    if unknown := sorted(set(overrides) - set(defaults)):
-        raise ValueError(f"Unknown parameter {', '.join(unknown)}; the chapters take: {', '.join(sorted(defaults))}.")
-    check_values(overrides, defaults, "Parameter override")
-    values.update(overrides)
+    values = profile_values(profile, parameters, declared)
     if scheduler:
         values["scheduler"] = scheduler
     if retrain:
@@ -219,6 +224,28 @@ def run(profile: str = "quick", start: str | None = None, scheduler: str | None 
             os.environ.pop("PARADOX_BATCH", None)
         else:
             os.environ["PARADOX_BATCH"] = previous
+
+
+def describe_population(profile: str, parameters: dict[str, Any] | None = None, csv: str | None = None) -> str:
+    """The text ``python -m paradox_utils population`` prints (and the ``csv`` it writes):
+    the varying settings per network, the shared ones, and :func:`population.summary`."""
+    import pandas as pd
+
+    from .population import from_parameters, listing, summary
+
+    specs = from_parameters(profile_values(profile, parameters))
+    table = listing(specs)
+    if csv:
+        table.to_csv(csv, index=False)
+    settings = [c for c in table.columns if c not in ("net_id", "parent", "kind")]
+    varying = [c for c in settings if table[c].astype(str).nunique() > 1]
+    shared = ", ".join(f"{c}={table[c].iloc[0]}" for c in settings if c not in varying)
+    with pd.option_context("display.max_rows", None, "display.width", 200):
+        text = table[["net_id", "parent", "kind", *varying]].to_string(index=False)
+    lines = [text, f"Shared by every network: {shared}.", summary(specs)]
+    if csv:
+        lines.append(f"Every field of every network: {csv}")
+    return "\n".join(lines)
 
 
 def _chapter(name: str) -> str:
@@ -315,6 +342,16 @@ def main(argv: list[str] | None = None) -> int:
                                                   "(offline, warnings as errors).")
     book_parser.add_argument("--dir", default=str(BOOK), help="the book folder (default book/)")
     commands.add_parser("profiles", help="list the profiles and their parameters")
+    population_parser = commands.add_parser(
+        "population", help="list a profile's networks without training anything (a dry run)",
+        description="One row per network of the profile's population: id, parent, kind and the settings that "
+                    "vary; then the settings every network shares and a one-line summary (networks, epochs, "
+                    "training images). Nothing is trained or written, except the --csv file.")
+    population_parser.add_argument("--profile", default="quick",
+                                   help="tiny, quick, paper, imagenet, or a YAML path (default quick)")
+    population_parser.add_argument("--csv", metavar="FILE", help="write every network's every TrainConfig field here")
+    population_parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                                   metavar=("NAME", "VALUE"), help="override one chapter parameter (as for run)")
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
@@ -324,6 +361,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"executed {path}")
         elif args.command == "book":
             print(f"built {build_book(args.dir)}")
+        elif args.command == "population":
+            overrides = {name: yaml.safe_load(value) for name, value in args.parameter}
+            print(describe_population(args.profile, overrides, args.csv))
         else:
             for path in sorted((NOTEBOOKS / "profiles").glob("*.yaml")):
                 print(f"{path.stem}:\n  " + "\n  ".join(path.read_text().strip().splitlines()))

@@ -29,8 +29,9 @@ from .files import write_table
 from .training import TrainConfig, config_differences
 
 __all__ = [
-    "NetworkSpec", "STATUSES", "base_specs", "build_population", "catalog_path", "descendants", "finetune_specs",
-    "offspring_specs", "read_catalog", "retrain_for", "scan_catalog", "specs_from_catalog", "write_catalog",
+    "GROUP_KEYS", "NetworkSpec", "STATUSES", "assign_augmentations", "base_specs", "build_population", "catalog_path",
+    "descendants", "finetune_specs", "from_parameters", "listing", "offspring_specs", "read_catalog", "retrain_for",
+    "scan_catalog", "specs_from_catalog", "summary", "training_images", "write_catalog",
 ]
 
 
@@ -61,17 +62,21 @@ def build_population(population: dict[str, Any], arch: str = "resnet20", dataset
     if unknown:
         raise ValueError(f"Unknown population keys {sorted(unknown)}; valid: base, finetune.")
     base = population.get("base") or {}
-    if unknown := set(base) - {"common", "grid", "sample", "sample_seed"}:
-        raise ValueError(f"Unknown population.base keys {sorted(unknown)}; valid: common, grid, sample, sample_seed.")
+    if unknown := set(base) - {"common", "grid", "sample", "sample_seed", "overrides"}:
+        raise ValueError(f"Unknown population.base keys {sorted(unknown)}; "
+                         "valid: common, grid, sample, sample_seed, overrides.")
     bases = base_specs(arch=arch, dataset=dataset, **base)
     finetune = population.get("finetune") or []
     return bases + offspring_specs(bases, groups=[finetune] if isinstance(finetune, dict) else finetune)
 
 
 def base_specs(common: dict[str, Any] | None = None, grid: dict[str, list] | None = None, sample: int | None = None,
-               sample_seed: int = 0, arch: str = "resnet20", dataset: str = "cifar10") -> list[NetworkSpec]:
+               sample_seed: int = 0, arch: str = "resnet20", dataset: str = "cifar10",
+               overrides: dict[str, dict[str, Any]] | None = None) -> list[NetworkSpec]:
     """Base networks ``b000`` …: the cartesian product of ``grid`` (optionally a seeded
-    ``sample`` of it), each with ``common`` settings. Every config is validated here."""
+    ``sample`` of it), each with ``common`` settings, then ``overrides`` (net id → settings
+    for that one network, e.g. the paper's N2 ``{"b001": {"manipulation": "all"}}``).
+    Every config is validated here."""
     grid = grid or {}
     if not isinstance(grid, dict) or any(not isinstance(v, list) or not v for v in grid.values()):
         raise ValueError("The base grid must map each setting to a non-empty list of values.")
@@ -81,8 +86,13 @@ def base_specs(common: dict[str, Any] | None = None, grid: dict[str, list] | Non
         if sample > len(combos):
             raise ValueError(f"population.base.sample={sample} exceeds the grid's {len(combos)} combinations.")
         combos = random.Random(sample_seed).sample(combos, sample)
+    overrides = overrides or {}
+    if unknown := sorted(set(overrides) - {f"b{i:03d}" for i in range(len(combos))}):
+        raise ValueError(f"base_overrides names {', '.join(unknown)}, not a base network of this grid "
+                         f"(b000 … b{len(combos) - 1:03d}).")
     specs = []
     for i, combo in enumerate(combos):
+        combo = {**combo, **overrides.get(f"b{i:03d}", {})}
         values = {"arch": arch, "dataset": dataset, "seed": i, **(common or {}), **combo}
         try:
             config = TrainConfig.from_dict(values).validate()
@@ -94,29 +104,64 @@ def base_specs(common: dict[str, Any] | None = None, grid: dict[str, list] | Non
     return specs
 
 
+GROUP_KEYS = ("parents", "manipulations", "common", "suffix", "per_parent", "total", "seed")
+
+
 def _checked_group(group: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(group) - {"parents", "manipulations", "common", "suffix"}
-    if unknown:
-        raise ValueError(f"Unknown fine-tune keys {sorted(unknown)}; valid: parents, manipulations, common, suffix.")
+    if unknown := set(group) - set(GROUP_KEYS):
+        raise ValueError(f"Unknown fine-tune keys {sorted(unknown)}; valid: {', '.join(GROUP_KEYS)}.")
     return group
 
 
+def assign_augmentations(parents: list[str], manipulations: list, per_parent: int = 0, total: int = 0,
+                         seed: int = 0) -> dict[str, list]:
+    """Which augmentations each parent's offspring get: parent id → its list, in
+    ``manipulations``' order.
+
+    ``per_parent=0``: every parent gets every one. ``per_parent=k``: each parent gets k
+    different ones, drawn at random without replacement; ``total`` (0: k per parent)
+    offspring in all, the ``total − k·parents`` extra going one each to parents drawn at
+    random — all from one ``random.Random(seed)``, parents in order, so the population is
+    the same on every machine and run.
+    """
+    if not per_parent:
+        return {p: list(manipulations) for p in parents}
+    extra = (total or per_parent * len(parents)) - per_parent * len(parents)
+    most = per_parent + (extra > 0)
+    if per_parent < 0 or most > len(manipulations) or not 0 <= extra <= len(parents):
+        raise ValueError(f"Fine-tunes: {total} offspring of {len(parents)} parents with {per_parent} each cannot be "
+                         f"drawn from {len(manipulations)} augmentations (at most one extra per parent, "
+                         f"no augmentation twice for a parent).")
+    rng = random.Random(seed)
+    lucky = set(rng.sample(parents, extra))
+    chosen = {p: set(map(_label, rng.sample(manipulations, per_parent + (p in lucky)))) for p in parents}
+    return {p: [m for m in manipulations if _label(m) in chosen[p]] for p in parents}
+
+
 def finetune_specs(specs: list[NetworkSpec], parents: int | list[str] = 0, manipulations: list | None = None,
-                   common: dict[str, Any] | None = None, suffix: str = "") -> list[NetworkSpec]:
-    """One fine-tune group: parents × manipulations, ids ``<parent>-ft-<manipulation><suffix>``.
+                   common: dict[str, Any] | None = None, suffix: str = "", per_parent: int = 0, total: int = 0,
+                   seed: int = 0) -> list[NetworkSpec]:
+    """One fine-tune group: parents × augmentations, ids ``<parent>-ft-<manipulation><suffix>``.
 
     ``specs``: the networks already in the population (the parents are taken from
-    them: the first ``parents`` bases, or the listed ids). Each offspring starts
-    from its parent's config with ``common`` and its manipulation applied.
+    them: the first ``parents`` bases, or the listed ids). ``per_parent``, ``total``,
+    ``seed``: which augmentations each parent gets (:func:`assign_augmentations`; by
+    default all). Each offspring starts from its parent's config — optimiser, lr, batch
+    size, schedule, time decay — with ``common`` (e.g. its epochs) and its augmentation
+    applied, and its own seed (the parent's + 10,000).
     """
     bases = [s for s in specs if s.kind == "base"]
     parent_ids = [s.net_id for s in bases[:parents]] if isinstance(parents, int) else list(parents)
     by_id = {s.net_id: s for s in specs}
     if missing := [p for p in parent_ids if p not in by_id]:
         raise ValueError(f"population.finetune.parents names unknown networks {missing}.")
+    if isinstance(parents, int) and parents > len(bases):
+        raise ValueError(f"finetune_parents={parents} exceeds the {len(bases)} base networks.")
+    augmentations = assign_augmentations(parent_ids, manipulations if manipulations is not None else [None],
+                                         per_parent, total, seed)
     out = []
     for parent in parent_ids:
-        for manipulation in manipulations if manipulations is not None else [None]:
+        for manipulation in augmentations[parent]:
             values = {**by_id[parent].config.to_dict(), **(common or {}),
                       "manipulation": manipulation, "seed": by_id[parent].config.seed + 10_000}
             values.pop("extra", None)
@@ -133,16 +178,64 @@ def finetune_specs(specs: list[NetworkSpec], parents: int | list[str] = 0, manip
 
 
 def offspring_specs(bases: list[NetworkSpec], parents: int | list[str] = 0, manipulations: list | None = None,
-                    common: dict[str, Any] | None = None, groups: list[dict[str, Any]] = ()) -> list[NetworkSpec]:
+                    common: dict[str, Any] | None = None, groups: list[dict[str, Any]] = (), per_parent: int = 0,
+                    total: int = 0, seed: int = 0) -> list[NetworkSpec]:
     """Every offspring of ``bases``: the group (``parents`` × ``manipulations`` with
-    ``common``) when both are given, then each further group of ``groups`` (dicts of
-    :func:`finetune_specs`' keywords, each with a distinct ``suffix``)."""
+    ``common``, assigned by ``per_parent``, ``total``, ``seed``) when both are given, then
+    each further group of ``groups`` (dicts of :func:`finetune_specs`' keywords, each with
+    a distinct ``suffix``)."""
     out: list[NetworkSpec] = []
     if parents and manipulations:
-        out += finetune_specs(bases, parents=parents, manipulations=manipulations, common=common)
+        out += finetune_specs(bases, parents=parents, manipulations=manipulations, common=common,
+                              per_parent=per_parent, total=total, seed=seed)
     for group in groups:
         out += finetune_specs(bases + out, **_checked_group(group))
     return out
+
+
+def from_parameters(values: dict[str, Any]) -> list[NetworkSpec]:
+    """The population the chapters' parameters describe (chapter 1's ``base_*`` and chapter
+    2's ``finetune_*``, with ``arch`` and ``dataset``): the one place a profile becomes its
+    networks, for the pre-run checks, ``python -m paradox_utils population`` and benchmarks."""
+    bases = base_specs(common=values["base_common"], grid=values["base_grid"], sample=values["base_sample"],
+                       arch=values["arch"], dataset=values["dataset"], overrides=values["base_overrides"])
+    return bases + offspring_specs(bases, parents=values["finetune_parents"],
+                                   manipulations=values["finetune_manipulations"], common=values["finetune_common"],
+                                   groups=values["finetune_groups"], per_parent=values["finetune_per_parent"],
+                                   total=values["finetune_total"], seed=values["finetune_seed"])
+
+
+def listing(specs: list[NetworkSpec]) -> pd.DataFrame:
+    """One row per network: ``net_id``, ``parent`` ("" for a base), ``kind`` and every
+    :class:`TrainConfig` field as a column (``manipulation`` "" for none; ``extra`` as JSON)."""
+    rows = []
+    for spec in specs:
+        config = spec.config.to_dict()
+        config["manipulation"] = config["manipulation"] or ""
+        config["extra"] = json.dumps(config.get("extra") or {}, sort_keys=True)
+        rows.append({"net_id": spec.net_id, "parent": spec.parent or "", "kind": spec.kind, **config})
+    return pd.DataFrame(rows)
+
+
+def training_images(config: TrainConfig) -> int | None:
+    """Images one epoch of ``config`` trains on (CIFAR-10: 5,000 a class at most; None for
+    ImageNet, whose size depends on the folder)."""
+    if config.dataset != "cifar10":
+        return None
+    return 10 * min(config.train_per_class or 5_000, 5_000)
+
+
+def summary(specs: list[NetworkSpec]) -> str:
+    """One line: how many networks of each kind, their epochs, and the training images
+    they take (what a run costs before it starts)."""
+    bases = sum(s.kind == "base" for s in specs)
+    epochs = sum(s.config.epochs for s in specs)
+    line = f"{len(specs)} networks ({bases} base, {len(specs) - bases} fine-tuned); {epochs:,} network-epochs"
+    sizes = [training_images(s.config) for s in specs]
+    if all(n is not None for n in sizes):
+        images = sum(s.config.epochs * n for s, n in zip(specs, sizes, strict=True))
+        line += f", {images:,} training images"
+    return line + "."
 
 
 def specs_from_catalog(catalog: pd.DataFrame, kind: str | None = None) -> list[NetworkSpec]:

@@ -81,6 +81,8 @@ class TrainConfig:
     lr: float = 1e-3
     momentum: float = 0.9  # SGD only
     time_decay: float = 1e-6  # Keras Adam "decay": lr / (1 + decay · iteration)
+    # "paper": Keras's piecewise steps (PAPER_STEPS); "constant": the base lr, so with time_decay
+    # > 0 the time decay alone; "cosine": half a cosine to 0 over the run. time_decay acts on all.
     schedule: str = "paper"
     init: str = "he_normal"
     l2: float = 1e-4  # Keras kernel_regularizer on conv kernels: loss += l2 · Σ w²

@@ -8,10 +8,8 @@ import pytest
 from paradox_utils import checkpoints
 from paradox_utils.cluster import check_scheduler, group_jobs, make_client, run_population
 from paradox_utils.population import (
-    base_specs,
     build_population,
     catalog_path,
-    offspring_specs,
     read_catalog,
     scan_catalog,
 )
@@ -103,21 +101,7 @@ def test_local_cluster_survives_a_killed_worker_and_a_failing_job(tmp_path):
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]  # resumed, not restarted from scratch
 
 
-def test_fine_tune_groups_and_the_imagenet_profile():
-    import yaml
-
-    from paradox_utils import pipeline
-
-    profile = yaml.safe_load((pipeline.NOTEBOOKS / "profiles" / "imagenet.yaml").read_text())
-    bases = base_specs(common=profile["base_common"], grid=profile["base_grid"], arch="resnet50", dataset="imagenet")
-    specs = bases + offspring_specs(bases, parents=profile["finetune_parents"],
-                                    manipulations=profile["finetune_manipulations"],
-                                    common=profile["finetune_common"], groups=profile["finetune_groups"])
-    offspring = [s for s in specs if s.kind == "finetune"]
-    assert len([s for s in specs if s.kind == "base"]) == 10 and len(offspring) == 10
-    assert {s.parent for s in offspring} == {"b000"}
-    assert {s.config.epochs for s in offspring if s.config.manipulation == "all"} == {5, 10}
-    assert all(s.config.batch_size == 32 and s.config.arch == "resnet50" for s in specs)
+def test_fine_tune_groups_need_distinct_suffixes():
     with pytest.raises(ValueError, match="distinct 'suffix'"):
         build_population({"base": {"grid": {"lr": [1e-3]}},
                           "finetune": [{"parents": 1, "manipulations": ["all"]},

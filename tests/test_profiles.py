@@ -1,0 +1,122 @@
+"""The profiles' populations as the paper describes them, built without training anything."""
+
+import hashlib
+import json
+
+import pandas as pd
+import pytest
+
+from paradox_utils import pipeline
+from paradox_utils.distortions import MANIPULATIONS
+from paradox_utils.population import assign_augmentations, from_parameters, listing, summary
+
+# Settings an offspring may take from its group rather than its parent (everything else is the parent's).
+OWN = {"manipulation", "epochs", "seed"}
+# The paper profile's population (ids, lineage, identity configs) when this test was written:
+# change it only with a new profile name, since it keys every checkpoint of that population.
+FINGERPRINT = "8b2ef3ce5a5caa794d536ce3a94dcb4035c361370d291f8ab9ee58af8a2c58c1"
+
+
+@pytest.fixture(scope="module")
+def declared():
+    return pipeline.chapter_parameters()
+
+
+def _population(profile, declared, **overrides):
+    return from_parameters(pipeline.profile_values(profile, overrides, declared))
+
+
+def _fingerprint(specs) -> str:
+    """sha256 of every network's id, lineage and config: what "the same population" means."""
+    rows = [(s.net_id, s.parent, s.kind, json.dumps(s.config.identity(), sort_keys=True)) for s in specs]
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+
+
+def test_paper_population_is_the_papers(declared):
+    """104 bases + 225 offspring; every base a parent of 2 or 3; an offspring is its parent
+    but for its augmentation, epochs and seed; every augmentation, "none" and "all" occur."""
+    specs = _population("paper", declared)
+    bases = [s for s in specs if s.kind == "base"]
+    offspring = [s for s in specs if s.kind == "finetune"]
+    assert (len(bases), len(offspring), len(specs)) == (104, 225, 329)
+    children = pd.Series([s.parent for s in offspring]).value_counts()
+    assert set(children.index) == {b.net_id for b in bases} and children.min() >= 2 and children.max() == 3
+    by_id = {s.net_id: s for s in specs}
+    for child in offspring:
+        mine, parents = child.config.identity(), by_id[child.parent].config.identity()
+        assert {k for k in mine if mine[k] != parents[k]} <= OWN, child.net_id
+        assert child.config.epochs == 10 and child.config.seed == by_id[child.parent].config.seed + 10_000
+    seen = {s.config.manipulation for s in offspring}
+    assert seen == {None, "all", *MANIPULATIONS}
+    assert len({s.net_id for s in specs}) == 329
+    # the base grid varies what the paper varies: lr, batch size, init, decay schedule, augmentation
+    varied = {k for k in ("lr", "batch_size", "init", "schedule", "manipulation")
+              if len({getattr(b.config, k) for b in bases}) > 1}
+    assert varied == {"lr", "batch_size", "init", "schedule", "manipulation"}
+    assert {b.config.schedule for b in bases} == {"paper", "constant", "cosine"}
+
+
+def test_paper_population_is_stable_across_runs(declared):
+    """Ids, lineage and configs are a pure function of the profile: the same on every machine and
+    every run (a changed draw would silently make every checkpoint of a population stale)."""
+    first, second = _population("paper", declared), _population("paper", declared)
+    assert _fingerprint(first) == _fingerprint(second)
+    assert [(s.net_id, s.parent) for s in first[104:110]] == [
+        ("b000-ft-all", "b000"), ("b000-ft-contrast", "b000"), ("b001-ft-blur", "b001"),
+        ("b001-ft-poisson", "b001"), ("b002-ft-contrast", "b002"), ("b002-ft-speckle", "b002")]
+    assert _fingerprint(first) == FINGERPRINT
+
+
+def test_imagenet_population_is_the_papers(declared, monkeypatch, tmp_path):
+    """Ten ResNet50 (N2 = b001 with the eight manipulations), ten offspring of N1 = b000: one per
+    manipulation and all eight for 5 epochs, all eight for 10 — each with N1's own settings."""
+    monkeypatch.setenv("PARADOX_IMAGENET", str(tmp_path))
+    specs = _population("imagenet", declared)
+    bases = [s for s in specs if s.kind == "base"]
+    offspring = [s for s in specs if s.kind == "finetune"]
+    assert len(bases) == 10 and len(offspring) == 10 and {s.parent for s in offspring} == {"b000"}
+    assert [b.config.manipulation for b in bases] == [None, "all"] + [None] * 8
+    assert sorted((s.config.manipulation, s.config.epochs) for s in offspring) == sorted(
+        [(m, 5) for m in MANIPULATIONS] + [("all", 5), ("all", 10)])
+    n1 = bases[0].config.identity()
+    for child in offspring:
+        mine = child.config.identity()
+        assert {k for k in mine if mine[k] != n1[k]} <= OWN
+    assert all(s.config.arch == "resnet50" and s.config.batch_size == 32 for s in specs)
+
+
+def test_assigning_augmentations():
+    parents = [f"b{i:03d}" for i in range(10)]
+    every = assign_augmentations(parents, [None, "all"])
+    assert every == {p: [None, "all"] for p in parents}
+    drawn = assign_augmentations(parents, [None, "all", "blur", "gamma"], per_parent=2, total=23, seed=3)
+    assert sorted(len(v) for v in drawn.values()) == [2] * 7 + [3] * 3
+    assert all(len(set(map(str, v))) == len(v) for v in drawn.values())  # never twice for one parent
+    assert drawn == assign_augmentations(parents, [None, "all", "blur", "gamma"], per_parent=2, total=23, seed=3)
+    assert drawn != assign_augmentations(parents, [None, "all", "blur", "gamma"], per_parent=2, total=23, seed=4)
+    with pytest.raises(ValueError, match="cannot be drawn"):
+        assign_augmentations(parents, [None, "all"], per_parent=2, total=25)
+
+
+def test_base_overrides_name_existing_networks(declared):
+    specs = _population("tiny", declared, base_overrides={"b001": {"manipulation": "blur"}})
+    assert [s.config.manipulation for s in specs if s.kind == "base"] == [None, "blur"]
+    with pytest.raises(ValueError, match="b007, not a base network"):
+        _population("tiny", declared, base_overrides={"b007": {"lr": 0.1}})
+
+
+def test_population_command_lists_without_training(declared, tmp_path, capsys):
+    """`python -m paradox_utils population` prints the varying settings and a summary, and
+    writes every TrainConfig field with --csv; nothing is trained."""
+    csv = tmp_path / "tiny.csv"
+    assert pipeline.main(["population", "--profile", "tiny", "--csv", str(csv)]) == 0
+    out = capsys.readouterr().out
+    assert "b000-ft-all" in out and "Shared by every network: arch=resnet20" in out
+    assert "3 networks (2 base, 1 fine-tuned); 3 network-epochs, 600 training images." in out
+    table = pd.read_csv(csv, keep_default_na=False)
+    assert list(table.columns[:3]) == ["net_id", "parent", "kind"] and {"lr", "schedule", "seed"} <= set(table)
+    assert table["manipulation"].tolist() == ["", "", "all"] and table["parent"].tolist() == ["", "", "b000"]
+    specs = _population("tiny", declared)
+    assert listing(specs)["net_id"].tolist() == table["net_id"].tolist()
+    assert summary(specs).startswith("3 networks")
+    assert not list(tmp_path.glob("*.safetensors"))
