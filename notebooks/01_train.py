@@ -18,7 +18,8 @@
 # how they were trained. This chapter trains the *base* networks of the population:
 # the same ResNet with different learning rates, batch sizes, initialisations,
 # augmentations and seeds (as in the paper: Adam, Keras time decay, the piecewise
-# schedule, flips, zooms, shifts, optionally image-manipulation augmentation).
+# schedule, flips, zooms, shifts, optionally image-manipulation augmentation). The
+# [methods appendix](../methods.md) states the recipes, the schedules and the populations.
 #
 # ## Prerequisites
 # - CIFAR-10 (or ImageNet for the `imagenet` profile), found through `PARADOX_CIFAR10`

@@ -16,8 +16,10 @@
 # ## Overview
 # The paper's sharpest pairs are a parent and its *offspring*: a copy trained a few
 # more epochs with different augmentation only (one manipulation, all eight, or
-# none). Their kernels barely move, yet their behaviour under distortion can change.
-# This chapter trains those offspring and records their lineage.
+# none). The paper reports that their kernels barely move while their behaviour under
+# distortion can change; chapters 4 and 5 measure whether that holds here. This chapter
+# trains those offspring and records their lineage. The [methods appendix](../methods.md)
+# states the fine-tuning recipe and how each parent's augmentations are drawn.
 #
 # ## Prerequisites
 # - The base networks of [chapter 1](01_train.ipynb) in `checkpoints/<profile>/`.
