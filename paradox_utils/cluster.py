@@ -146,7 +146,7 @@ def run_population(specs: list[NetworkSpec], checkpoint_dir: str | os.PathLike, 
         scheduler = "local" if len(groups) > 1 else "serial"
     errors: dict[str, str] = {}
     if groups and scheduler == "serial" and client is None:
-        bar = tqdm(total=len(todo), desc="networks", disable=not progress)
+        bar = tqdm(total=len(todo), desc="networks", disable=not progress, mininterval=0)
         for group in groups:
             if failed := [s.parent for s in group if s.parent in errors]:
                 errors.update({s.net_id: f"parent {failed[0]} failed" for s in group})
@@ -157,8 +157,7 @@ def run_population(specs: list[NetworkSpec], checkpoint_dir: str | os.PathLike, 
                     raise  # a full disk or a read-only folder is not one network's failure
                 except Exception as error:  # recorded in the catalog; the rest go on
                     errors.update({s.net_id: f"{type(error).__name__}: {error}" for s in group})
-            write_catalog(scan_catalog(specs, checkpoint_dir, errors), checkpoint_dir)
-            bar.update(len(group))
+            _finished(bar, write_catalog_of(specs, checkpoint_dir, errors), group)
         bar.close()
     elif groups:
         errors = _run_dask(groups, specs, checkpoint_dir, scheduler, workers, device, client, cluster_options,
@@ -166,6 +165,27 @@ def run_population(specs: list[NetworkSpec], checkpoint_dir: str | os.PathLike, 
     catalog = scan_catalog(specs, checkpoint_dir, errors)
     write_catalog(catalog, checkpoint_dir)
     return catalog
+
+
+def write_catalog_of(specs: list[NetworkSpec], checkpoint_dir: Path, errors: dict[str, str]) -> pd.DataFrame:
+    """The catalog as the checkpoints say it is now, written (after every finished job)."""
+    catalog = scan_catalog(specs, checkpoint_dir, errors)
+    write_catalog(catalog, checkpoint_dir)
+    return catalog
+
+
+def _finished(bar, catalog: pd.DataFrame, group: list[NetworkSpec]) -> None:
+    """One bar update per network of a finished job, showing what it reached: in a batch
+    run each becomes a line "networks: 3/12 [elapsed<ETA, b002: 4 epochs, val acc 0.512, 145 s]"."""
+    rows = catalog.set_index("net_id")
+    for spec in group:
+        row = rows.loc[spec.net_id]
+        if row.status == "done":
+            bar.set_postfix_str(f"{spec.net_id}: {row.epochs_done} epochs, val acc {row.val_accuracy:.3f}, "
+                                f"{row.train_seconds:.0f} s", refresh=False)
+        else:
+            bar.set_postfix_str(f"{spec.net_id}: {row.status} {row.error}"[:80], refresh=False)
+        bar.update(1)
 
 
 def _prepare(specs: list[NetworkSpec], checkpoint_dir: Path, retrain: list[str]) -> pd.DataFrame:
@@ -210,7 +230,7 @@ def _run_dask(groups, specs, checkpoint_dir, scheduler, workers, device, client,
             future_of.update({s.net_id: future for s in group})
         errors = {}
         members = {f.key: g for f, g in futures}
-        bar = tqdm(total=sum(len(g) for g in groups), desc="networks", disable=not progress)
+        bar = tqdm(total=sum(len(g) for g in groups), desc="networks", disable=not progress, mininterval=0)
         for future in as_completed([f for f, _ in futures]):
             if future.status == "error":
                 error = future.exception()
@@ -218,8 +238,7 @@ def _run_dask(groups, specs, checkpoint_dir, scheduler, workers, device, client,
                     raise error  # not one network's failure: stop (the finally closes the cluster)
                 errors.update({s.net_id: f"{type(error).__name__}: {error}" for s in members[future.key]})
             # the catalog follows the jobs, so a killed driver loses no record of finished networks
-            write_catalog(scan_catalog(specs, checkpoint_dir, errors), checkpoint_dir)
-            bar.update(len(members[future.key]))
+            _finished(bar, write_catalog_of(specs, checkpoint_dir, errors), members[future.key])
         bar.close()
         return errors
     finally:

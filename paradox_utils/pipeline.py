@@ -18,10 +18,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from .progress import Follower, clock, elapsed
 
 __all__ = ["CHAPTERS", "ChapterFailed", "build_book", "chapter_paths", "check_run", "check_values", "load_profile",
            "main", "profile_values", "run"]
@@ -215,15 +219,20 @@ def run(profile: str = "quick", start: str | None = None, scheduler: str | None 
     check_run(values, defaults, chapters)
     out_dir = Path(output_dir) if output_dir else BOOK / "chapters"
     out_dir.mkdir(parents=True, exist_ok=True)
-    previous = os.environ.get("PARADOX_BATCH")
-    os.environ["PARADOX_BATCH"] = "1"  # the kernels inherit it: no widgets, no progress bars
-    try:
-        return [_execute(chapter, values, declared[chapter], out_dir, progress) for chapter in chapters]
-    finally:
-        if previous is None:
-            os.environ.pop("PARADOX_BATCH", None)
-        else:
-            os.environ["PARADOX_BATCH"] = previous
+    saved = {k: os.environ.get(k) for k in ("PARADOX_BATCH", "PARADOX_PROGRESS")}
+    with tempfile.TemporaryDirectory() as scratch:
+        log = Path(scratch) / "progress.log"
+        # the kernels inherit both: no widgets; their bars write lines to the log, printed here
+        os.environ.update(PARADOX_BATCH="1", PARADOX_PROGRESS=str(log))
+        try:
+            with Follower(log, lambda line: print(f"   {line}", flush=True)) if progress else nullcontext():
+                return [_execute(chapter, values, declared[chapter], out_dir) for chapter in chapters]
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 def describe_population(profile: str, parameters: dict[str, Any] | None = None, csv: str | None = None) -> str:
@@ -258,8 +267,9 @@ def _chapter(name: str) -> str:
     return matches[0]
 
 
-def _execute(chapter: str, values: dict[str, Any], declared: dict[str, Any], out_dir: Path, progress: bool) -> Path:
-    """Run one chapter with papermill into ``out_dir``; raise ChapterFailed on error."""
+def _execute(chapter: str, values: dict[str, Any], declared: dict[str, Any], out_dir: Path) -> Path:
+    """Run one chapter with papermill into ``out_dir``; raise ChapterFailed on error.
+    Prints a line when it starts and one when it ends, with its wall time."""
     import jupytext
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -270,15 +280,18 @@ def _execute(chapter: str, values: dict[str, Any], declared: dict[str, Any], out
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     jupytext.write(notebook, source)
     parameters = {k: v for k, v in values.items() if k in declared}
-    print(f"== {chapter} ({values['profile']} profile)", flush=True)
+    print(f"== {chapter} ({values['profile']} profile) started {clock()}", flush=True)
+    started = time.perf_counter()
     try:
         papermill.execute_notebook(str(source), str(target), parameters=parameters, cwd=str(NOTEBOOKS),
-                                   kernel_name="python3", progress_bar=progress, log_output=False)
+                                   kernel_name="python3", progress_bar=False, log_output=False)
     except PapermillExecutionError as error:
+        print(f"== {chapter} failed after {elapsed(time.perf_counter() - started)}", flush=True)
         raise ChapterFailed(f"Chapter {chapter} failed in cell {error.exec_count}: {error.ename}: "
                             f"{error.evalue} (partial notebook kept at {target}).") from None
     finally:
         source.unlink(missing_ok=True)
+    print(f"== {chapter} done in {elapsed(time.perf_counter() - started)}", flush=True)
     return target
 
 
@@ -336,7 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     run_parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                             help="override one chapter parameter (VALUE is YAML: 3, 0.1, [a, b], {epochs: 2}); "
                                  "repeatable, validated like a profile")
-    run_parser.add_argument("--no-progress", action="store_true", help="no papermill progress bar")
+    run_parser.add_argument("--no-progress", action="store_true",
+                            help="print no progress lines (only each chapter's start and end)")
     book_parser = commands.add_parser("book", help="build the Jupyter Book from the executed chapters",
                                       description="Render book/chapters into book/_build/html "
                                                   "(offline, warnings as errors).")

@@ -1,17 +1,30 @@
-"""Progress bars: tqdm's, switched off in batch runs of the chapters.
+"""Progress you can see: tqdm bars in JupyterLab, plain lines in batch runs.
 
-``pipeline.run`` sets ``PARADOX_BATCH=1`` for the kernels papermill starts. There,
-notebook progress widgets would only add comm traffic (nbclient can block on widget
-messages: jupyter/nbclient#312) and stderr noise in the book, so bars are disabled.
+``pipeline.run`` sets ``PARADOX_BATCH=1`` for the kernels papermill starts, and
+``PARADOX_PROGRESS`` to a file it follows and prints from. There, notebook widgets
+would only add comm traffic (nbclient can block on widget messages: jupyter/nbclient#312)
+and noise in the book, so a bar instead writes plain text lines to that file — never to
+the notebook — at most one every ``BATCH_INTERVAL`` seconds unless its caller asks for
+every update (``mininterval=0``: the training bar, one line per finished network).
 """
 
 from __future__ import annotations
 
 import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
 
+from tqdm import tqdm as _plain_tqdm
 from tqdm.auto import tqdm as _tqdm
 
-__all__ = ["batch_mode", "tqdm"]
+__all__ = ["BATCH_FORMAT", "BATCH_INTERVAL", "Follower", "batch_mode", "clock", "elapsed", "tqdm"]
+
+BATCH_INTERVAL = 30.0  # seconds between two lines of one bar in a batch run
+# "networks: 3/12 (25 %) [05:01<15:03, b002: 4 epochs, val acc 0.512, 145 s]": elapsed<remaining
+BATCH_FORMAT = "{desc}: {n_fmt}/{total_fmt} ({percentage:.0f} %) [{elapsed}<{remaining}{postfix}]"
 
 
 def batch_mode() -> bool:
@@ -20,7 +33,80 @@ def batch_mode() -> bool:
 
 
 def tqdm(*args, **kwargs):
-    """``tqdm.auto.tqdm``, disabled in batch mode."""
-    if batch_mode():
+    """``tqdm.auto.tqdm``; in batch mode a plain bar writing lines to ``PARADOX_PROGRESS``
+    (disabled when that is unset, or when the caller disables it)."""
+    if not batch_mode():
+        return _tqdm(*args, **kwargs)
+    target = os.environ.get("PARADOX_PROGRESS")
+    if kwargs.get("disable") or not target:
         kwargs["disable"] = True
-    return _tqdm(*args, **kwargs)
+        return _tqdm(*args, **kwargs)
+    kwargs.setdefault("mininterval", BATCH_INTERVAL)
+    kwargs.pop("leave", None)  # every line stays: it is a log
+    kwargs.setdefault("bar_format", BATCH_FORMAT)
+    return _plain_tqdm(*args, file=_stream(target), leave=True, **kwargs)
+
+
+_STREAMS: dict[str, object] = {}
+
+
+def _stream(path: str):
+    """One line-buffered append handle per progress file, for the kernel's lifetime."""
+    if path not in _STREAMS:
+        _STREAMS[path] = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 (kept open on purpose)
+    return _STREAMS[path]
+
+
+class Follower:
+    """Follow a progress file from another thread and hand each new line to ``emit``.
+
+    tqdm ends its updates with carriage returns, not newlines: both end a line here.
+    Used as a context manager around the chapters' execution (the last lines are read
+    on exit).
+    """
+
+    def __init__(self, path: str | os.PathLike, emit: Callable[[str], None], interval: float = 1.0):
+        self.path, self.emit, self.interval = Path(path), emit, interval
+        self._offset, self._rest, self._last, self._stop = 0, "", "", threading.Event()
+        self._thread = threading.Thread(target=self._follow, daemon=True)
+
+    def __enter__(self) -> Follower:
+        self.path.touch()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._read()
+        if self._rest.strip() and self._rest.strip() != self._last:
+            self.emit(self._rest.strip())
+
+    def _follow(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._read()
+
+    def _read(self) -> None:
+        with open(self.path, encoding="utf-8", errors="replace") as stream:
+            stream.seek(self._offset)
+            text = stream.read()
+            self._offset = stream.tell()
+        *lines, self._rest = re.split(r"[\r\n]+", self._rest + text)
+        for line in map(str.strip, lines):
+            if line and line != self._last:  # a bar's close repeats its last state
+                self._last = line
+                self.emit(line)
+
+
+def elapsed(seconds: float) -> str:
+    """``seconds`` as people read a wall time: "48 s", "12 min 3 s", "2 h 05 min"."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def clock() -> str:
+    return time.strftime("%H:%M:%S")

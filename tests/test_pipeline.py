@@ -1,9 +1,12 @@
 """The whole chain: all six chapters on the tiny profile through papermill, the book
 built from them, and every page opened in headless Chromium."""
 
+import contextlib
 import functools
 import http.server
+import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -21,7 +24,7 @@ ROOT = pipeline.ROOT
 
 
 def test_cli_help():
-    for args in ([], ["run"], ["book"]):
+    for args in ([], ["run"], ["book"], ["population"]):
         result = subprocess.run([sys.executable, "-m", "paradox_utils", *args, "--help"],
                                 capture_output=True, text=True)
         assert result.returncode == 0 and "usage:" in result.stdout
@@ -109,15 +112,17 @@ def tiny_book(tmp_path_factory):
     book = root / "book"
     shutil.copytree(ROOT / "book", book, ignore=shutil.ignore_patterns("_build", "chapters"))
     folders = {"checkpoint_dir": str(root / "checkpoints"), "results_dir": str(root / "results")}
-    executed = pipeline.run("tiny", output_dir=book / "chapters", progress=False, parameters=folders)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):  # what a batch run shows in the terminal
+        executed = pipeline.run("tiny", output_dir=book / "chapters", parameters=folders)
     index = pipeline.build_book(book)
     assert _tree_state(*USER_WORK) == before  # the user's book, checkpoints and results untouched
-    return executed, index, folders
+    return executed, index, folders, printed.getvalue()
 
 
 @pytest.mark.slow
 def test_all_chapters_run_and_rerun_reuses_artifacts(tiny_book, tmp_path):
-    executed, _, folders = tiny_book
+    executed, _, folders, _ = tiny_book
     assert [p.stem for p in executed] == list(pipeline.CHAPTERS)
     assert all(not pipeline.notebook_errors(p) for p in executed)
     checkpoint = Path(folders["checkpoint_dir"]) / "b000.safetensors"
@@ -127,6 +132,21 @@ def test_all_chapters_run_and_rerun_reuses_artifacts(tiny_book, tmp_path):
     assert [p.stem for p in again] == ["02_finetune"] and checkpoint.stat().st_mtime_ns == stamp  # nothing retrained
     with pytest.raises(ValueError, match="first comes after the last"):
         pipeline.run("tiny", start="03", until="02", output_dir=tmp_path / "chapters", parameters=folders)
+
+
+@pytest.mark.slow
+def test_batch_run_shows_progress_lines(tiny_book):
+    """A batch run is never silent for long: a line per chapter start and end (with its wall
+    time), one per finished network (k of N, epochs, validation accuracy, seconds), and the
+    evaluation's and similarity's bars as lines — none of it in the notebooks."""
+    executed, _, _, printed = tiny_book
+    for chapter in pipeline.CHAPTERS:
+        assert re.search(rf"^== {chapter} \(tiny profile\) started \d\d:\d\d:\d\d$", printed, re.M), chapter
+        assert re.search(rf"^== {chapter} done in \d+ (s|min)", printed, re.M), chapter
+    assert re.search(r"networks: 2/2 \(100 %\) \[.*b00[01]: 1 epochs, val acc 0\.\d{3}, \d+ s\]", printed)
+    assert re.search(r"networks: 1/1 \(100 %\) \[.*b000-ft-all: 1 epochs, val acc", printed)
+    assert re.search(r"cells: 37/37 \(100 %\)", printed)
+    assert not any("networks:" in json.dumps(json.loads(p.read_text())["cells"]) for p in executed)
 
 
 @pytest.mark.slow
@@ -144,7 +164,7 @@ def test_failing_chapter_is_named_and_kept(tiny_book, tmp_path):
 
 @pytest.mark.slow
 def test_book_pages_load_and_plotly_draws(chromium_executable, tiny_book):
-    _, index, _ = tiny_book
+    _, index, _, _ = tiny_book
     site = index.parent
     handler = functools.partial(QuietHandler, directory=str(site))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
