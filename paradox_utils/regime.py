@@ -1,0 +1,85 @@
+"""Where a run stands against the paper: one computed sentence, shown as an admonition.
+
+The paper's networks were fully trained (ResNet20 on CIFAR-10: clean accuracy
+0.88–0.92; ResNet50 on ImageNet: top-1 0.69–0.73), and independently trained ResNet20
+pairs had intrinsic similarity ≈ 0.15–0.31, above the ≈ 0.135 of untrained networks.
+A run on a laptop budget is usually far from that, and every statistic it reports
+describes networks early in training. The chapters open with :func:`regime` so that no
+reader mistakes one for the other.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["PAPER_ACCURACY", "REGIME_ACCURACY", "Regime", "regime"]
+
+# The clean accuracy the paper reports per architecture (low, high), and the mean clean
+# accuracy from which a run counts as in the paper's regime (a little below the paper's
+# lowest network: a population's mean sits inside its range, not at its top).
+PAPER_ACCURACY = {"resnet20": (0.88, 0.92), "resnet50": (0.69, 0.73), "resnet50_keras": (0.69, 0.73)}
+REGIME_ACCURACY = {"resnet20": 0.85, "resnet50": 0.65, "resnet50_keras": 0.65}
+
+
+@dataclass(frozen=True)
+class Regime:
+    """The verdict (``inside``: in the paper's regime) and the sentence that says why.
+    Displays as a Jupyter Book admonition: "note" inside the regime, "warning" outside."""
+
+    inside: bool
+    text: str
+
+    @property
+    def kind(self) -> str:
+        return "note" if self.inside else "warning"
+
+    def _repr_html_(self) -> str:
+        # The classes of a Sphinx admonition: the book's theme styles it as its own;
+        # JupyterLab shows a plain box with the same words.
+        title = "In the paper's regime" if self.inside else "Outside the paper's regime"
+        return (f'<div class="admonition {self.kind}"><p class="admonition-title">{title}</p>'
+                f"<p>{html.escape(self.text)}</p></div>")
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def regime(arch: str, clean_accuracy: pd.Series | np.ndarray, unrelated: pd.Series | np.ndarray | None = None,
+           chance: float | None = None, chance_p99: float | None = None) -> Regime:
+    """Place a run against the paper.
+
+    ``clean_accuracy``: the base networks' clean accuracy (fractions); ``unrelated``:
+    the intrinsic similarity (paper's measure) of the unrelated pairs; ``chance`` and
+    ``chance_p99``: the mean and 99th percentile of that measure over untrained pairs.
+    """
+    if arch not in PAPER_ACCURACY:
+        raise ValueError(f"No reference accuracy for {arch!r}; known: {', '.join(PAPER_ACCURACY)}.")
+    accuracy = np.asarray(clean_accuracy, dtype=float)
+    accuracy = accuracy[np.isfinite(accuracy)]
+    if accuracy.size == 0:
+        raise ValueError("regime needs the clean accuracy of at least one network.")
+    low, high = PAPER_ACCURACY[arch]
+    inside = bool(accuracy.mean() >= REGIME_ACCURACY[arch])
+    spread = f" ({accuracy.min():.3f}–{accuracy.max():.3f})" if accuracy.size > 1 else ""
+    sentences = [f"The {accuracy.size} base network{'s' if accuracy.size > 1 else ''} of this run reach a clean "
+                 f"accuracy of {accuracy.mean():.3f} on average{spread}; the paper's {arch} reached "
+                 f"{low:.2f}–{high:.2f}."]
+    similar = None if unrelated is None else np.asarray(unrelated, dtype=float)
+    if similar is not None and similar.size and chance is not None:
+        level = f"{chance:.3f}" + (f", 99th percentile {chance_p99:.3f}" if chance_p99 is not None else "")
+        at_chance = chance_p99 is not None and float(np.nanmean(similar)) <= chance_p99
+        sentences.append(f"Unrelated networks have intrinsic similarity {np.nanmean(similar):.3f} on average, "
+                         f"against {level} for untrained networks"
+                         + (": their kernels are still no more alike than random ones." if at_chance else "."))
+    if inside:
+        sentences.append(f"The run is in the paper's regime (mean clean accuracy ≥ {REGIME_ACCURACY[arch]:.2f}): "
+                         "the statistics below describe trained networks, as the paper's did.")
+    else:
+        sentences.append(f"The run is outside the paper's regime (mean clean accuracy below "
+                         f"{REGIME_ACCURACY[arch]:.2f}): these networks are under-trained, and the statistics below "
+                         "describe networks early in training, not the paper's.")
+    return Regime(inside, " ".join(sentences))
