@@ -17,10 +17,13 @@
 # Each network is tested on the same images under contrast, illuminant, blur,
 # gamma, salt-and-pepper, Gaussian, speckle and Poisson manipulations at the paper's
 # levels: 37 cells (as in the paper). Noise is *shared*: image i in a cell receives
-# the same noise for every network, so two networks never differ by a noise draw —
-# though they still differ by which test images happened to be sampled, which the
-# intervals below measure. *Visual intelligence* (VI) is the mean over the eight
-# manipulations of the mean accuracy over their levels.
+# the same noise for every network, so a difference between two networks never comes
+# from different noise draws. That removes the noise draw's variance, not the
+# sampling error of the test images themselves: every accuracy is measured on a finite
+# sample of images, so a network's VI — and a difference between two — would move with
+# another sample. The intervals below measure how much for each network's VI.
+# *Visual intelligence* (VI) is the mean over the eight manipulations of the mean
+# accuracy over their levels.
 #
 # Beyond the paper, the engine keeps *which* images each network got right in every
 # cell, so behaviour can be compared trial by trial: error consistency (Cohen's κ,
@@ -55,6 +58,7 @@ eval_batch_size = 500
 noise_seed = 0
 image_resamples = 1000  # paired bootstrap over test images (intervals for VI and κ)
 statistics_seed = 0
+subset = 20  # networks drawn in the overview figures (whole families, seeded; 0: all); statistics use all
 
 # %%
 paths = pipeline.chapter_paths(profile, checkpoint_dir, results_dir)
@@ -64,6 +68,7 @@ target = runtime.pick_device(device)
 catalog = report.done_networks(paths["checkpoints"])
 networks = report.load_networks(catalog, device=target)
 images = report.evaluation_set(dataset, eval_per_class)
+shown = plots.representative_subset(report.parents_of(catalog), subset)  # the same networks in chapters 3–5
 len(networks), len(images)
 
 # %% [markdown]
@@ -79,10 +84,13 @@ accuracy.head()
 # %% [markdown]
 # ## Visual intelligence (the paper's Figures 1 and 4)
 # One bar per network, one segment per manipulation (its mean accuracy divided by
-# eight, so the bar's height is the VI), sorted by VI. Hover for the numbers.
+# eight, so the bar's height is the VI), sorted by VI. Hover for the numbers. Like the
+# paper's Figure 1, a larger population is drawn as a representative subset (the
+# `subset` parameter: whole families — a parent with its offspring — picked at random
+# with a fixed seed); the tables and statistics below use every network.
 
 # %%
-plots.show(plots.vi_bars(accuracy))
+plots.show(plots.vi_bars(accuracy, networks=shown))
 
 # %% [markdown]
 # ## Per manipulation
@@ -112,14 +120,15 @@ outcomes.groupby("manipulation", sort=False).mean().round(3)
 # ## Error consistency (κ)
 # κ = 1: two networks get exactly the same images right and wrong; κ ≈ 0: their errors
 # overlap no more than two independent observers with their accuracies would (pooled
-# over all 37 cells; chapter 5 compares it with its null). Green is high, as in the
-# paper's similarity figures.
+# over all 37 cells; chapter 5 compares it with its null). In the paper's colours for
+# similarity, red is 0 — agreement no better than chance, marked on the colour bar —
+# and green is 1.
 
 # %%
 kappa = paradox.error_consistency_matrix(bits)
 files.write_table(kappa.reset_index(), paths["kappa"], provenance={"weights": report.weight_hashes(catalog)})
 plots.show(plots.heatmap(kappa, "Error consistency κ (pooled over the 37 cells)", report.parents_of(catalog),
-                         zlabel="κ", kind="similarity"))
+                         kind="kappa", chance=0.0, networks=shown))  # κ = 0: agreement expected by chance
 
 # %%
 glue("n_evaluated", len(table), display=False)

@@ -49,6 +49,7 @@ null_permutations = 100  # shuffles per network for the compatibility nulls
 mantel_permutations = 999
 bootstrap_resamples = 500
 statistics_seed = 0
+subset = 20  # networks drawn in the overview figures (whole families, seeded; 0: all); statistics use all
 
 # %%
 paths = pipeline.chapter_paths(profile, checkpoint_dir, results_dir)
@@ -60,15 +61,22 @@ accuracy = report.read_result(paths["accuracy"], catalog, "The accuracy table", 
 similarities = report.load_matrices(paths["similarity"], catalog)
 layer_scores = report.read_result(paths["layers"], catalog, "The per-layer similarity", "chapter 4 (04_similarity)")
 bits = report.read_correctness(paths["accuracy"], catalog)
-similarity_nulls = report.load_nulls(paths["nulls"]) if thresholds == "null" else None
+nulls = report.load_nulls(paths["nulls"])  # chapter 4's: the chance levels, and the thresholds when "null"
+similarity_chance = report.null_summary(nulls)["mean"]
+similarity_nulls = nulls if thresholds == "null" else None
+shown = plots.representative_subset(parents, subset)  # the same networks in chapters 3–5
 
 # %% [markdown]
 # ## Compatibility (the paper's Figures 6 and 9)
+# In the paper's colours for similarity and compatibility, red is 0 (no correlation)
+# and green is 1. A larger population is drawn as a representative subset of whole
+# families (the `subset` parameter, the same networks as chapters 3 and 4); every
+# statistic below uses all pairs.
 
 # %%
 compat = paradox.compatibility(accuracy)
 plots.show(plots.heatmap(compat, "Visual-intelligence compatibility (Pearson r over 37 cells)", parents,
-                         zlabel="compatibility", kind="similarity"))
+                         kind="compatibility", networks=shown))
 
 # %% [markdown]
 # ## The paradox matrix (the paper's Figures 2, 3, 8 and 11)
@@ -78,7 +86,7 @@ plots.show(plots.heatmap(compat, "Visual-intelligence compatibility (Pearson r o
 # %%
 differences = {m: paradox.difference(compat, s) for m, s in similarities.items()}
 plots.show(plots.heatmap(differences["paper"], "Paradox matrix: compatibility − similarity (paper)", parents,
-                         zlabel="difference"))
+                         zlabel="difference", kind="paradox", networks=shown))
 
 # %% [markdown]
 # The same matrix for one family only — a parent and its offspring — as in the
@@ -88,12 +96,13 @@ plots.show(plots.heatmap(differences["paper"], "Paradox matrix: compatibility �
 family = paradox.first_family(parents)
 if len(family) > 1:
     plots.show(plots.heatmap(differences["paper"].loc[family, family], "Paradox matrix within one family",
-                             parents, zlabel="difference"))
+                             parents, zlabel="difference", kind="paradox"))
 
 # %% [markdown]
 # ## Behaviour beyond shared difficulty, and against chance
-# Compatibility is high for almost any two networks, because every network finds the
-# same cells hard. Two further behavioural measures take that out: *relative
+# Compatibility can be high for any two networks merely because every network finds
+# the same cells hard (shared difficulty, not a shared way of failing). Two further
+# behavioural measures take that out: *relative
 # compatibility* correlates what is left of the accuracy vectors after subtracting
 # the population's mean per cell, and *error consistency* κ compares the networks
 # image by image (chapter 3). Each measure has a null: compatibility and relative
@@ -112,7 +121,8 @@ report.null_summary(behaviour_nulls).round(3) if behaviour_nulls else "fixed thr
 # ## Every pair, every measure
 # Intrinsic similarity (the paper's alignment) against each behavioural measure,
 # coloured by relation; the shaded corners are the two paradoxes, the dashed lines the
-# thresholds (a null's 99th percentile, or the fixed values).
+# thresholds (a null's 99th percentile, or the fixed values), the dotted line the
+# similarity's chance level (its mean over pairs of untrained networks).
 
 # %%
 pairs = paradox.with_behaviour(paradox.pair_table(similarities, parents, compat=compat), behaviours)
@@ -120,7 +130,8 @@ files.write_table(pairs, paths["pairs"], provenance={"weights": report.weight_ha
 for behaviour in behaviours:
     plots.show(plots.paradox_scatter(pairs, "paper", similar_threshold, compatible_threshold, behaviour,
                                      similarity_null=(similarity_nulls or {}).get("paper"),
-                                     behaviour_null=(behaviour_nulls or {}).get(behaviour)))
+                                     behaviour_null=(behaviour_nulls or {}).get(behaviour),
+                                     chance=similarity_chance["paper"]))
 
 # %% [markdown]
 # ## Does similarity predict compatibility?
@@ -169,6 +180,7 @@ explorer.explorer(accuracy, {"compatibility": compat, **similarities,
 
 # %%
 glue("survival", sentences.survival(statistics), display=False)
+glue("behaviour_chance", sentences.behaviour_against_chance(pairs, behaviour_nulls), display=False)
 for name, text in sentences.paradox_glue(statistics).items():  # n_pairs, n_syd, n_dys, mantel_*, verdict, per_method
     glue(name, text, display=False)
 
@@ -181,6 +193,8 @@ for name, text in sentences.paradox_glue(statistics).items():  # n_pairs, n_syd,
 # interval {glue:text}`mantel_ci`). {glue:text}`verdict`
 #
 # The most paradoxical pair, {glue:text}`top_pair`.
+#
+# {glue:text}`behaviour_chance`
 #
 # Measured against chance and beyond shared difficulty (paper's alignment):
 # {glue:text}`survival`

@@ -23,7 +23,9 @@
 # transplant changes the answer.
 #
 # ## Prerequisites
-# - The population (chapters 1–2); the evaluation settings of chapter 3.
+# - The population (chapters 1–2); the evaluation settings of chapter 3; the
+#   similarity nulls of chapter 4 (`similarity_nulls.parquet`: the chance level the
+#   figures mark).
 # - Output: `transplant.parquet` (VI of every variant) and `transplant_sweep.parquet`.
 
 # %% [markdown]
@@ -71,6 +73,7 @@ parent, _ = checkpoints.load(catalog.set_index("net_id").loc[parent_id, "checkpo
 child, _ = checkpoints.load(catalog.set_index("net_id").loc[child_id, "checkpoint"], device=target)
 images = report.evaluation_set(dataset, transplant_eval_per_class)
 clean = report.probe_images(dataset, bn_recalibration_images, seed=2).to(target) if bn_recalibration_images else None
+chance_paper = report.null_summary(report.load_nulls(paths["nulls"])).loc["paper", "mean"]  # untrained pairs
 parent_id, child_id
 
 # %% [markdown]
@@ -93,9 +96,11 @@ results["summary"].round(4)
 # %% [markdown]
 # ## The layer that moved most
 # Parent–child kernel correlation per layer for this pair; the lowest is transplanted.
+# The chance level (the paper's measure between untrained networks, chapter 4) is
+# marked — at the axis' edge where it lies far below the profile.
 
 # %%
-plots.show(plots.layer_profile_figure({child_id: results["profile"]}))
+plots.show(plots.layer_profile_figure({child_id: results["profile"]}, chance=chance_paper))
 
 # %% [markdown]
 # ## Every layer alone
@@ -105,7 +110,7 @@ plots.show(plots.layer_profile_figure({child_id: results["profile"]}))
 
 # %%
 if len(results["sweep"]):
-    plots.show(plots.transplant_sweep_figure(results["sweep"]))
+    plots.show(plots.transplant_sweep_figure(results["sweep"], chance=chance_paper))
 
 # %%
 for name, text in sentences.transplant_glue(results, parent_id, child_id).items():  # tp_*, vi_*, sweep_best

@@ -1,7 +1,14 @@
 """plotly figures for the book, and ``show`` that renders them offline everywhere.
 
-Colour semantics follow the paper: in every matrix, 0 is green (agreement), −1
-yellow ("similar yet different") and +1 red ("different yet similar").
+Colours follow the paper, by what a matrix holds (``MATRIX_KINDS``, the one place
+they are chosen): similarity-like matrices — kernel similarity, CKA, compatibility,
+error consistency κ (its Figures 6, 7, 9, 10) — run from red (0, no correlation) to
+green (1); paradox matrices, compatibility − similarity (its Figures 2, 3, 8, 11), from
+yellow (−1, "similar yet different") through green (0, agreement) to red (+1,
+"different yet similar"). Figures of similarity-like measures mark the measure's chance
+level where they are given it (a colour-bar tick, or a line on a similarity axis).
+Overview figures may draw a representative subset of whole families
+(:func:`representative_subset`), as the paper's Figures 1 and 2 draw 20 of 329 networks.
 ``show(fig)`` emits both plotly's own mime bundle (interactive in JupyterLab) and an
 HTML div that expects plotly.js from the page (the book ships it in ``_static``),
 so nothing is fetched from a CDN.
@@ -10,6 +17,7 @@ so nothing is fetched from a CDN.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -21,15 +29,37 @@ from .evaluation import per_manipulation, visual_intelligence
 from .paradox import NULL_QUANTILE, QUADRANT_NAMES, quadrant_counts, threshold
 
 __all__ = [
-    "PARADOX_COLORSCALE", "SIMILARITY_COLORSCALE", "accuracy_profiles", "heatmap", "layer_profile_figure",
-    "lineage_order",
-    "paradox_scatter", "set_theme", "show", "training_curves", "transplant_sweep_figure", "vi_bars",
+    "MATRIX_KINDS", "PARADOX_COLORSCALE", "SIMILARITY_COLORSCALE", "MatrixKind", "accuracy_profiles", "families",
+    "heatmap", "layer_profile_figure", "lineage_order", "paradox_scatter", "representative_subset", "set_theme", "show",
+    "training_curves", "transplant_sweep_figure", "vi_bars",
 ]
 
 PARADOX_COLORSCALE = [[0.0, "#f2d600"], [0.5, "#1a9850"], [1.0, "#d73027"]]  # −1 yellow, 0 green, +1 red
 # The paper's similarity and compatibility figures (its Figures 6, 7, 9, 10): red = no
 # correlation, green = high.
 SIMILARITY_COLORSCALE = [[0.0, "#d73027"], [0.5, "#fee08b"], [1.0, "#1a9850"]]
+
+
+class MatrixKind(NamedTuple):
+    """How a kind of N × N matrix is drawn: its colour scale over [zmin, zmax] (values
+    outside take the end colours) and the colour bar's default label."""
+
+    colorscale: list
+    zmin: float
+    zmax: float
+    label: str
+
+
+# What a matrix holds → how it is drawn. Similarity-like measures share the paper's
+# similarity colours on [0, 1]: red is "no correlation" (0; a negative value draws red
+# too, the hover gives it), green 1. κ reads alike: 0 is agreement expected by chance.
+MATRIX_KINDS = {
+    "paradox": MatrixKind(PARADOX_COLORSCALE, -1.0, 1.0, "compatibility − similarity"),
+    "similarity": MatrixKind(SIMILARITY_COLORSCALE, 0.0, 1.0, "similarity"),
+    "compatibility": MatrixKind(SIMILARITY_COLORSCALE, 0.0, 1.0, "compatibility"),
+    "kappa": MatrixKind(SIMILARITY_COLORSCALE, 0.0, 1.0, "κ"),
+}
+CHANCE_LINE = {"color": "#555", "dash": "dot", "width": 1.5}
 MANIPULATION_COLOURS = dict(zip(MANIPULATIONS, ["#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756",
                                                 "#72b7b2", "#eeca3b", "#9d755d"], strict=True))
 RELATION_COLOURS = {"parent-child": "#d62728", "siblings": "#ff7f0e", "unrelated": "#1f77b4"}
@@ -50,11 +80,16 @@ def show(fig: go.Figure) -> None:
     display({"application/vnd.plotly.v1+json": fig.to_plotly_json(), "text/html": html}, raw=True)
 
 
-def vi_bars(acc_table: pd.DataFrame, metric: str = "accuracy", title: str | None = None) -> go.Figure:
+def vi_bars(acc_table: pd.DataFrame, metric: str = "accuracy", title: str | None = None,
+            networks: Sequence[str] | None = None) -> go.Figure:
     """The paper's Figures 1/4: one stacked bar per network, one segment per manipulation
-    (its mean accuracy / 8, so the bar's height is the VI), sorted by VI."""
+    (its mean accuracy / 8, so the bar's height is the VI), sorted by VI.
+
+    ``networks``: the ids to draw (default all, e.g. :func:`representative_subset`); when
+    fewer than the table holds, the title says "k of N networks"."""
     means = per_manipulation(acc_table, metric)
-    vi = visual_intelligence(acc_table, metric).sort_values()
+    shown = _shown(list(means.index), networks)
+    vi = visual_intelligence(acc_table, metric).loc[shown].sort_values()
     fig = go.Figure()
     for name in means.columns:
         column = means.loc[vi.index, name]
@@ -62,10 +97,26 @@ def vi_bars(acc_table: pd.DataFrame, metric: str = "accuracy", title: str | None
                     marker_color=MANIPULATION_COLOURS.get(name), customdata=np.stack([column, vi], axis=1),
                     hovertemplate=f"%{{x}}<br>{name}: %{{customdata[0]:.3f}}<br>"
                                   "VI: %{customdata[1]:.3f}<extra></extra>")
-    fig.update_layout(barmode="stack", title=title or "Visual intelligence per network (sorted)",
-                      xaxis_title="network", yaxis_title="VI (stacked: manipulation mean / 8)",
-                      legend_title="manipulation")
+    title = _of(title or "Visual intelligence per network (sorted)", shown, means.index)
+    fig.update_layout(barmode="stack", title=title, xaxis_title="network",
+                      yaxis_title="VI (stacked: manipulation mean / 8)", legend_title="manipulation")
     return fig
+
+
+def _shown(ids: Sequence[str], networks: Sequence[str] | None) -> list[str]:
+    """The ``ids`` that are in ``networks`` (all when None), in the order of ``ids`` — so a
+    subset is ordered as the whole figure would be; a name that is not an id is refused."""
+    if networks is None:
+        return list(ids)
+    known, wanted = set(ids), set(networks)
+    if unknown := [n for n in networks if n not in known]:
+        raise ValueError(f"The figure has no network {', '.join(map(str, unknown))} to draw.")
+    return [n for n in ids if n in wanted]
+
+
+def _of(title: str, shown: Sequence[str], ids: Sequence[str]) -> str:
+    """``title``, followed by "(k of N networks)" when only k of the N are drawn."""
+    return title if len(shown) == len(ids) else f"{title} ({len(shown)} of {len(ids)} networks)"
 
 
 def lineage_order(ids: Sequence[str], parents: Mapping[str, str | None]) -> list[str]:
@@ -85,6 +136,48 @@ def lineage_order(ids: Sequence[str], parents: Mapping[str, str | None]) -> list
     return order + [n for n in ids if n not in order]
 
 
+def families(parents: Mapping[str, str | None]) -> list[list[str]]:
+    """The population split into families: each base network (no parent among ``parents``'
+    keys) with all its descendants, in :func:`lineage_order`; families in that order too."""
+    groups: list[list[str]] = []
+    for net in lineage_order(list(parents), parents):
+        if not groups or parents.get(net) not in parents:
+            groups.append([])
+        groups[-1].append(net)
+    return groups
+
+
+def representative_subset(parents: Mapping[str, str | None], n: int, seed: int = 0) -> list[str]:
+    """``n`` of the networks of ``parents`` (net_id → parent or None, every network a key),
+    families kept together, in lineage order: the overview figures' "representative subset
+    of 20 of 329 networks", as the paper draws its Figures 1 and 2.
+
+    Whole families (:func:`families`) are taken in a seeded random order, each that still
+    fits in what is left of ``n``; if none fits exactly, the first family that did not fit is
+    cut to the remainder — its parent first, then its offspring in lineage order — so the
+    answer has exactly ``n`` networks and a drawn offspring always comes with its parent.
+    ``n`` ≤ 0 or ≥ the population: every network. The same ``parents`` and ``seed`` give the
+    same networks, so chapters drawing the same population draw the same subset."""
+    everyone = lineage_order(list(parents), parents)
+    if n <= 0 or n >= len(everyone):
+        return everyone
+    groups = families(parents)
+    chosen: list[str] = []
+    left, too_big = n, None
+    for k in np.random.default_rng(seed).permutation(len(groups)):
+        if len(groups[k]) <= left:
+            chosen += groups[k]
+            left -= len(groups[k])
+        elif too_big is None:
+            too_big = groups[k]
+        if left == 0:
+            break
+    if left:  # some family did not fit (else all N < n would have been taken)
+        chosen += too_big[:left]
+    keep = set(chosen)
+    return [net for net in everyone if net in keep]
+
+
 def cluster_order(matrix: pd.DataFrame) -> list[str]:
     """Leaves of average-linkage clustering on 1 − matrix."""
     from scipy.cluster.hierarchy import leaves_list, linkage
@@ -98,39 +191,110 @@ def cluster_order(matrix: pd.DataFrame) -> list[str]:
 
 
 def heatmap(matrix: pd.DataFrame, title: str, parents: Mapping[str, str | None] | None = None,
-            order: str | Sequence[str] = "lineage", zlabel: str = "value", kind: str = "paradox",
-            zmin: float = 0.0) -> go.Figure:
-    """An N × N matrix in the paper's colours, hover with ids, lineage and value.
+            order: str | Sequence[str] = "lineage", zlabel: str | None = None, *, kind: str,
+            zmin: float | None = None, chance: float | None = None,
+            networks: Sequence[str] | None = None) -> go.Figure:
+    """An N × N matrix (a DataFrame indexed by net_id both ways) in the paper's colours for
+    what it holds, hover with ids, lineage and value.
 
-    ``kind="paradox"``: a difference on [−1, 1] (−1 yellow, 0 green, +1 red);
-    ``kind="similarity"``: a similarity-like measure on [``zmin``, 1] (red = ``zmin``, e.g.
-    0 or the measure's chance level; green = 1), as the paper draws similarity and
-    compatibility. ``order``: "lineage", "cluster" or an explicit id list."""
-    if kind not in ("paradox", "similarity"):
-        raise ValueError(f"Unknown heat-map kind {kind!r}; valid: paradox, similarity.")
+    ``kind`` (:data:`MATRIX_KINDS`): "paradox" — a difference, compatibility − similarity, on
+    [−1, 1] (−1 yellow, 0 green, +1 red); "similarity" (kernel similarity, CKA),
+    "compatibility" or "kappa" — a similarity-like measure on [0, 1] (red = 0, no correlation;
+    green = 1). ``zmin``: another lower end for the scale (e.g. the measure's chance level);
+    ``zlabel``: the colour bar's label (default the kind's).
+
+    ``chance``: the measure's chance level (e.g. the mean over pairs of untrained networks,
+    or 0 for κ), marked as a tick "chance 0.136" on the colour bar — or named in its title
+    where it lies off the scale. Refused for a paradox matrix: a difference has no chance
+    level of its own.
+
+    ``order``: "lineage", "cluster" or an explicit id list. ``networks``: the ids to draw
+    (default all, e.g. :func:`representative_subset`); when fewer than the matrix holds,
+    the title says "k of N networks"."""
+    if kind not in MATRIX_KINDS:
+        raise ValueError(f"Unknown heat-map kind {kind!r}; valid: {', '.join(MATRIX_KINDS)}.")
+    if chance is not None and kind == "paradox":
+        raise ValueError("A paradox matrix (compatibility − similarity) has no chance level to mark; "
+                         "mark chance on the similarity and compatibility figures.")
+    style = MATRIX_KINDS[kind]
+    low, high = style.zmin if zmin is None else zmin, style.zmax
+    zlabel = zlabel or style.label
     parents = parents or {}
-    ids = list(matrix.index)
+    shown = _shown(list(matrix.index), networks)
+    part = matrix.loc[shown, shown]
+    ids = shown
     if order == "lineage":
         ids = lineage_order(ids, parents)
     elif order == "cluster" and len(ids) > 2:
-        ids = cluster_order(matrix)
+        ids = cluster_order(part)
     elif not isinstance(order, str):
         ids = list(order)
-    values = matrix.loc[ids, ids]
+    values = part.loc[ids, ids]
     lineage = [[f"{parents.get(a) or 'base'} → {parents.get(b) or 'base'}" for b in ids] for a in ids]
-    low = -1.0 if kind == "paradox" else zmin
-    fig = go.Figure(go.Heatmap(z=values.to_numpy(dtype=float), x=ids, y=ids, zmin=low, zmax=1,
-                               colorscale=PARADOX_COLORSCALE if kind == "paradox" else SIMILARITY_COLORSCALE,
-                               customdata=lineage, colorbar_title=zlabel,
+    colorbar = {"title": {"text": zlabel}}
+    if chance is not None:
+        colorbar = _chance_colorbar(zlabel, low, high, chance)
+    fig = go.Figure(go.Heatmap(z=values.to_numpy(dtype=float), x=ids, y=ids, zmin=low, zmax=high,
+                               colorscale=style.colorscale, customdata=lineage, colorbar=colorbar,
                                hovertemplate="%{y} vs %{x}<br>parents: %{customdata}<br>"
                                              f"{zlabel}: %{{z:.3f}}<extra></extra>"))
-    fig.update_layout(title=title, yaxis_autorange="reversed", width=None, height=max(420, 18 * len(ids) + 160))
+    fig.update_layout(title=_of(title, shown, matrix.index), yaxis_autorange="reversed", width=None,
+                      height=max(420, 18 * len(ids) + 160))
     return fig
+
+
+def _chance_colorbar(label: str, low: float, high: float, chance: float) -> dict:
+    """A colour bar with ticks every 0.2 (0.5 on a wider scale) and one more at ``chance``
+    labelled "chance 0.136"; ticks too close to it are left out so the labels do not overlap.
+    A chance level off the scale is named in the title instead."""
+    step = 0.2 if high - low <= 1 else 0.5
+    # + 0.0: ceil(−1e-9) is −0.0, which would be labelled "-0"
+    ticks = [round(float(t), 6) + 0.0 for t in np.arange(np.ceil(low / step - 1e-9) * step, high + 1e-9, step)]
+    if not low <= chance <= high:
+        return {"title": {"text": f"{label}<br>(chance {chance:.3f}, off the scale)"}, "tickmode": "array",
+                "tickvals": ticks, "ticktext": [f"{t:g}" for t in ticks]}
+    ticks = [t for t in ticks if abs(t - chance) > 0.06 * (high - low)]
+    values = sorted([*ticks, float(chance)])
+    return {"title": {"text": label}, "tickmode": "array", "tickvals": values,
+            "ticktext": [f"chance {v:.3f}" if v == chance else f"{v:g}" for v in values]}
+
+
+def _mark_chance(fig: go.Figure, value: float, axis: str, low: float, high: float, what: str = "chance") -> None:
+    """Mark a similarity axis' chance level: a dotted line at ``value`` across the plot
+    (``axis`` "x": vertical, "y": horizontal) labelled "chance 0.136" — or, where ``value``
+    lies outside [``low``, ``high``], the range the axis shows, a note at the axis' nearer
+    edge ("chance 0.136 below this axis"): stretching the axis to reach it would flatten
+    the data the figure is for."""
+    label = f"{what} {value:.3f}"
+    if low <= value <= high:
+        ends = ({"x0": value, "x1": value, "y0": 0, "y1": 1, "yref": "paper"} if axis == "x" else
+                {"x0": 0, "x1": 1, "xref": "paper", "y0": value, "y1": value})
+        fig.add_shape(type="line", **ends, line=CHANCE_LINE, name="chance")
+        place = ({"x": value, "y": 1, "yref": "paper", "textangle": -90, "xanchor": "left", "yanchor": "top"}
+                 if axis == "x" else {"x": 0, "xref": "paper", "y": value, "xanchor": "left", "yanchor": "bottom"})
+    else:
+        side = ("left of" if axis == "x" else "below") if value < low else ("right of" if axis == "x" else "above")
+        label = f"{label} {side} this axis"
+        edge = low if value < low else high
+        place = ({"x": edge, "y": 0, "yref": "paper", "xanchor": "left" if value < low else "right",
+                  "yanchor": "bottom"} if axis == "x" else
+                 {"x": 1, "xref": "paper", "y": edge, "xanchor": "right",
+                  "yanchor": "bottom" if value < low else "top"})
+    fig.add_annotation(**place, text=label, showarrow=False, name="chance", font={"size": 11, "color": "#555"})
+
+
+def _padded(values: Sequence[float]) -> tuple[float, float]:
+    """The range of the finite ``values``, padded by 5 % of its span (at least 0.005) each side."""
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    low, high = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
+    pad = max(0.05 * (high - low), 0.005)
+    return low - pad, high + pad
 
 
 def paradox_scatter(pairs: pd.DataFrame, method: str, similar: float = 0.5, compatible: float = 0.5,
                     behaviour: str = "compatibility", *, similarity_null=None, behaviour_null=None,
-                    quantile: float = NULL_QUANTILE) -> go.Figure:
+                    quantile: float = NULL_QUANTILE, chance: float | None = None) -> go.Figure:
     """Every pair: similarity (x) vs a behavioural agreement (y: ``behaviour``, a column of
     ``pairs`` — "compatibility", or one added by ``paradox.with_behaviour`` such as
     "kappa"), coloured by relation, with the two paradox quadrants shaded and counted by
@@ -140,7 +304,9 @@ def paradox_scatter(pairs: pd.DataFrame, method: str, similar: float = 0.5, comp
     null's ``quantile`` where ``similarity_null`` / ``behaviour_null`` values are given,
     else the fixed ``similar`` / ``compatible``. Both are drawn as dashed lines labelled
     with what they are (e.g. "similarity null p99 = 0.141",
-    "compatibility threshold (fixed) = 0.500").
+    "compatibility threshold (fixed) = 0.500"). ``chance``: the similarity's chance level
+    (e.g. the null's mean over untrained pairs), a dotted line labelled "similarity chance
+    0.136" beside the threshold.
     """
     similar, similar_kind = threshold(similar, similarity_null, quantile)
     compatible, compatible_kind = threshold(compatible, behaviour_null, quantile)
@@ -157,7 +323,8 @@ def paradox_scatter(pairs: pd.DataFrame, method: str, similar: float = 0.5, comp
                             hovertemplate=f"%{{text}}<br>similarity %{{x:.3f}}<br>{behaviour} %{{y:.3f}}"
                                           "<extra></extra>")
     # the axes reach below the lowest point and the thresholds, so every region and line shows
-    lo_x, hi_x = min(-0.05, float(sim.min()) - 0.05, similar - 0.05), max(1.05, similar + 0.05)
+    marks = [similar] if chance is None else [similar, chance]
+    lo_x, hi_x = min(-0.05, float(sim.min()) - 0.05, *(m - 0.05 for m in marks)), max(1.05, *(m + 0.05 for m in marks))
     lo_y, hi_y = min(-0.05, float(comp.min()) - 0.05, compatible - 0.05), max(1.05, compatible + 0.05)
     # the shaded corners are quadrant_of's regions: x ≥ similar, y < compatible and x < similar, y ≥ compatible
     corners = {"similar_yet_different": ((similar, hi_x, lo_y, compatible), PARADOX_COLORSCALE[0][1], 0.15,
@@ -178,6 +345,8 @@ def paradox_scatter(pairs: pd.DataFrame, method: str, similar: float = 0.5, comp
     for name, (ends, label, place) in lines.items():
         fig.add_shape(type="line", **ends, line={"color": "#555", "dash": "dash", "width": 1}, name=name)
         fig.add_annotation(**place, text=label, showarrow=False, name=name, font={"size": 11, "color": "#555"})
+    if chance is not None:
+        _mark_chance(fig, chance, "x", lo_x, hi_x, "similarity chance")
     y_title = "compatibility (Pearson r of accuracies)" if behaviour == "compatibility" else behaviour
     fig.update_layout(title=f"Intrinsic similarity ({method}) vs {behaviour}, all pairs",
                       xaxis_title=f"similarity ({method})", yaxis_title=y_title,
@@ -185,8 +354,14 @@ def paradox_scatter(pairs: pd.DataFrame, method: str, similar: float = 0.5, comp
     return fig
 
 
-def layer_profile_figure(profiles: Mapping[str, pd.DataFrame]) -> go.Figure:
-    """The paper's Figure 5: per conv layer, mean ± 1 std of parent–child kernel correlations."""
+def layer_profile_figure(profiles: Mapping[str, pd.DataFrame], chance: float | None = None) -> go.Figure:
+    """The paper's Figure 5: per conv layer, mean ± 1 std of parent–child kernel correlations
+    (``profiles``: label → ``similarity.layer_profile`` table with layer, mean, std).
+
+    ``chance``: the kernel similarity's chance level (e.g. the paper's measure between
+    untrained networks, averaged over layers): a dotted line where it lies within the
+    profiles' range, else a note at the axis' edge — the axis stays on the profiles, whose
+    differences between layers are what the figure shows."""
     fig = go.Figure()
     for label, profile in profiles.items():
         fig.add_scatter(x=profile["layer"], y=profile["mean"], name=label, mode="lines+markers",
@@ -194,6 +369,10 @@ def layer_profile_figure(profiles: Mapping[str, pd.DataFrame]) -> go.Figure:
                         hovertemplate="%{x}<br>mean r %{y:.4f}<extra>" + label + "</extra>")
     fig.update_layout(title="Parent–child kernel correlation per conv layer (mean ± 1 std)",
                       xaxis_title="conv layer", yaxis_title="aligned kernel correlation")
+    if chance is not None and profiles:
+        low, high = _padded([v for p in profiles.values() for v in (*(p["mean"] - p["std"]), *(p["mean"] + p["std"]))])
+        fig.update_yaxes(range=[low, high])
+        _mark_chance(fig, chance, "y", low, high)
     return fig
 
 
@@ -223,12 +402,18 @@ def training_curves(histories: Mapping[str, Sequence[Mapping]]) -> go.Figure:
     return fig
 
 
-def transplant_sweep_figure(sweep: pd.DataFrame) -> go.Figure:
-    """ΔVI of single-layer transplants against that layer's parent–child correlation."""
+def transplant_sweep_figure(sweep: pd.DataFrame, chance: float | None = None) -> go.Figure:
+    """ΔVI of single-layer transplants against that layer's parent–child correlation
+    (``sweep``: columns layer, layer_correlation, delta_vi). ``chance``: the kernel
+    similarity's chance level, marked on the correlation axis as in :func:`layer_profile_figure`."""
     fig = go.Figure(go.Scatter(x=sweep["layer_correlation"], y=sweep["delta_vi"], mode="markers+text",
                                text=sweep["layer"], textposition="top center", marker={"size": 9},
                                hovertemplate="%{text}<br>parent–child r %{x:.4f}<br>ΔVI %{y:+.4f}<extra></extra>"))
     fig.add_hline(y=0, line_dash="dot")
     fig.update_layout(title="Transplanting one layer from child into parent",
                       xaxis_title="parent–child kernel correlation of the layer", yaxis_title="ΔVI of the parent")
+    if chance is not None and len(sweep):
+        low, high = _padded(sweep["layer_correlation"])
+        fig.update_xaxes(range=[low, high])
+        _mark_chance(fig, chance, "x", low, high)
     return fig

@@ -161,19 +161,6 @@ def test_share_above_and_null_round_trip(tmp_path):
     assert summary.loc["paper", "p99"] == pytest.approx(0.99) and summary.loc["cka", "pairs"] == 120
 
 
-def test_heatmap_colour_scales_follow_the_papers_figures():
-    from paradox_utils import plots
-
-    matrix = pd.DataFrame(np.eye(3), index=list("abc"), columns=list("abc"))
-    paradox_map = plots.heatmap(matrix, "d", kind="paradox").data[0]
-    similarity_map = plots.heatmap(matrix, "s", kind="similarity", zmin=0.2).data[0]
-    assert (paradox_map.zmin, paradox_map.zmax) == (-1, 1) and (similarity_map.zmin, similarity_map.zmax) == (0.2, 1)
-    assert similarity_map.colorscale[-1][1] == "#1a9850" and similarity_map.colorscale[0][1] == "#d73027"  # green high
-    assert paradox_map.colorscale[0][1] == "#f2d600" and paradox_map.colorscale[-1][1] == "#d73027"  # −1 yellow, +1 red
-    with pytest.raises(ValueError, match="Unknown heat-map kind"):
-        plots.heatmap(matrix, "x", kind="rainbow")
-
-
 def test_survival_sentence_reads_every_behaviour_row():
     index = pd.MultiIndex.from_tuples([("paper", "compatibility"), ("paper", "kappa")], names=["method", "behaviour"])
     statistics = pd.DataFrame({"similar_yet_different": [3, 0], "different_yet_similar": [5, 1],
@@ -193,3 +180,30 @@ def test_pair_intervals_say_when_zero_is_inside():
         "b000 and b001: compatibility 0.900 (95 % interval 0.800 to 0.950), error consistency κ 0.020 "
         "(95 % interval -0.010 to 0.050 — not distinguishable from 0)")
     assert "κ undefined" in sentences.pair_intervals(compat, {**kappa, "kappa": float("nan")})
+
+
+def test_against_chance_states_only_what_the_numbers_show():
+    null = np.linspace(0.0, 1.0, 101)  # mean 0.5, 99th percentile 0.99
+    some = sentences.against_chance([0.995, 0.5, np.nan], null, "linear CKA", "untrained networks")
+    assert some == ("linear CKA is 0.748 ± 0.247 (n = 2) over pairs, against 0.500 on average for untrained networks "
+                    "(99th percentile 0.990); 1 of 2 pairs (50%) lie above it")
+    assert sentences.against_chance([0.995, 0.999], null, "linear CKA", "untrained networks").endswith(
+        "; every pair lies above it")
+    assert sentences.against_chance([0.2, 0.3], null, "linear CKA", "untrained networks").endswith(
+        "; no pair lies above it, so by linear CKA no pair is more alike than untrained networks")
+    assert "no pairs" in sentences.against_chance([np.nan], null, "linear CKA", "untrained networks")
+    assert "no null values" in sentences.against_chance([0.5], [], "linear CKA", "untrained networks")
+    assert "high" not in some + sentences.against_chance([0.2], null, "CKA", "untrained networks")
+
+
+def test_behaviour_against_chance_reads_every_null_or_says_there_were_none():
+    pairs = pd.DataFrame({"compatibility": [0.995, 0.2], "kappa": [0.3, 0.4]})
+    nulls = {"compatibility": np.linspace(0.0, 1.0, 101), "kappa": np.zeros(200)}
+    text = sentences.behaviour_against_chance(pairs, nulls)
+    assert text.startswith("Compatibility is 0.598 ± 0.397 (n = 2) over pairs, against 0.500 on average for accuracy "
+                           "profiles shuffled across levels within each manipulation (99th percentile 0.990); "
+                           "1 of 2 pairs (50%) lie above it; kappa is ")
+    assert text.endswith("networks erring independently at their accuracies (99th percentile 0.000); every pair lies "
+                         "above it.")
+    assert sentences.behaviour_against_chance(pairs, None) == (
+        "Behaviour was not read against a null here (thresholds: fixed).")
