@@ -14,6 +14,9 @@
 # # 3. Behaviour under eight image manipulations
 #
 # ## Overview
+# ```{glue} regime
+# ```
+#
 # Each network is tested on the same images under contrast, illuminant, blur,
 # gamma, salt-and-pepper, Gaussian, speckle and Poisson manipulations at the paper's
 # levels: 37 cells (as in the paper). Noise is *shared*: image i in a cell receives
@@ -42,7 +45,7 @@
 import numpy as np
 from myst_nb import glue
 
-from paradox_utils import bootstrap, evaluation, files, paradox, pipeline, plots, report, runtime, sentences
+from paradox_utils import bootstrap, evaluation, files, paradox, pipeline, plots, regime, report, runtime, sentences
 
 # %% [markdown]
 # ## Parameters
@@ -80,6 +83,15 @@ len(networks), len(images)
 accuracy = evaluation.evaluate(networks, images, seed=noise_seed, batch_size=eval_batch_size, device=target,
                                out=paths["accuracy"], weights=report.weight_hashes(catalog))
 accuracy.head()
+
+# %% [markdown]
+# ## Where this run stands
+# The box at the top of this chapter, computed here: the base networks' clean accuracy, against the paper's.
+
+# %% tags=["remove-output"]
+regime_box = regime.regime_of(catalog, accuracy)
+glue("regime", regime_box, display=False)
+regime_box
 
 # %% [markdown]
 # ## Visual intelligence (the paper's Figures 1 and 4)

@@ -14,6 +14,9 @@
 # # 4. How alike are the networks inside?
 #
 # ## Overview
+# ```{glue} regime
+# ```
+#
 # *Intrinsic similarity* compares two networks' conv kernels: in every conv layer,
 # kernels of network A are paired one-to-one with kernels of network B, the paired
 # Pearson correlations are averaged, and the layer scores are averaged
@@ -36,7 +39,7 @@
 import pandas as pd
 from myst_nb import glue
 
-from paradox_utils import files, paradox, pipeline, plots, report, runtime, sentences, similarity
+from paradox_utils import files, paradox, pipeline, plots, regime, report, runtime, sentences, similarity
 
 # %% [markdown]
 # ## Parameters
@@ -138,6 +141,17 @@ plots.show(plots.heatmap(matrices["cka"], "Representation similarity (linear CKA
 pairs = paradox.pair_table(matrices, parents)
 by_relation = sentences.relation_summary(pairs, list(matrices))
 by_relation
+
+# %% [markdown]
+# ## Where this run stands
+# The box at the top of this chapter, computed here: the base networks' clean accuracy
+# and the unrelated pairs' similarity beside its chance level, against the paper's.
+
+# %% tags=["remove-output"]
+accuracy = report.read_result(paths["accuracy"], catalog, "The accuracy table", "chapter 3 (03_evaluate)")
+regime_box = regime.regime_of(catalog, accuracy, pairs, chance)
+glue("regime", regime_box, display=False)
+regime_box
 
 # %% [markdown]
 # ## Which layer moved most in fine-tuning? (the paper's Figure 5)

@@ -14,6 +14,9 @@
 # # 5. The paradox: similar yet different, different yet similar
 #
 # ## Overview
+# ```{glue} regime
+# ```
+#
 # *Compatibility* of two networks is the Pearson correlation of their accuracies over
 # the 37 manipulation cells; the *paradox matrix* is compatibility − similarity
 # (as in the paper). Near −1 a pair is "similar yet different" (near-identical kernels,
@@ -33,7 +36,7 @@
 # %%
 from myst_nb import glue
 
-from paradox_utils import bootstrap, explorer, files, paradox, pipeline, plots, report, runtime, sentences
+from paradox_utils import bootstrap, explorer, files, paradox, pipeline, plots, regime, report, runtime, sentences
 
 # %% [markdown]
 # ## Parameters
@@ -132,6 +135,16 @@ for behaviour in behaviours:
                                      similarity_null=(similarity_nulls or {}).get("paper"),
                                      behaviour_null=(behaviour_nulls or {}).get(behaviour),
                                      chance=similarity_chance["paper"]))
+
+# %% [markdown]
+# ## Where this run stands
+# The box at the top of this chapter, computed here: the base networks' clean accuracy
+# and the unrelated pairs' similarity beside its chance level, against the paper's.
+
+# %% tags=["remove-output"]
+regime_box = regime.regime_of(catalog, accuracy, pairs, report.null_summary(nulls))
+glue("regime", regime_box, display=False)
+regime_box
 
 # %% [markdown]
 # ## Does similarity predict compatibility?

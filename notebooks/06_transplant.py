@@ -14,6 +14,9 @@
 # # 6. Weight transplant: which layer carries the change?
 #
 # ## Overview
+# ```{glue} regime
+# ```
+#
 # If an offspring behaves differently from its parent while its kernels barely moved,
 # where does the difference live? The paper transplanted the layer that moved most
 # in fine-tuning from the child into the parent (with the BatchNorms on either side,
@@ -39,6 +42,7 @@ from paradox_utils import (
     files,
     pipeline,
     plots,
+    regime,
     report,
     runtime,
     sentences,
@@ -75,6 +79,18 @@ images = report.evaluation_set(dataset, transplant_eval_per_class)
 clean = report.probe_images(dataset, bn_recalibration_images, seed=2).to(target) if bn_recalibration_images else None
 chance_paper = report.null_summary(report.load_nulls(paths["nulls"])).loc["paper", "mean"]  # untrained pairs
 parent_id, child_id
+
+# %% [markdown]
+# ## Where this run stands
+# The box at the top of this chapter, computed here: the base networks' clean accuracy
+# and the unrelated pairs' similarity beside its chance level, against the paper's.
+
+# %% tags=["remove-output"]
+accuracy = report.read_result(paths["accuracy"], catalog, "The accuracy table", "chapter 3 (03_evaluate)")
+pairs = report.read_result(paths["pairs"], catalog, "The pair table", "chapter 5 (05_paradox)")
+regime_box = regime.regime_of(catalog, accuracy, pairs, report.null_summary(report.load_nulls(paths["nulls"])))
+glue("regime", regime_box, display=False)
+regime_box
 
 # %% [markdown]
 # ## The experiments

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["PAPER_ACCURACY", "REGIME_ACCURACY", "Regime", "regime"]
+__all__ = ["PAPER_ACCURACY", "REGIME_ACCURACY", "Regime", "regime", "regime_of"]
 
 # The clean accuracy the paper reports per architecture (low, high), and the mean clean
 # accuracy from which a run counts as in the paper's regime (a little below the paper's
@@ -83,3 +83,20 @@ def regime(arch: str, clean_accuracy: pd.Series | np.ndarray, unrelated: pd.Seri
                          f"{REGIME_ACCURACY[arch]:.2f}): these networks are under-trained, and the statistics below "
                          "describe networks early in training, not the paper's.")
     return Regime(inside, " ".join(sentences))
+
+
+def regime_of(catalog: pd.DataFrame, accuracy: pd.DataFrame, pairs: pd.DataFrame | None = None,
+              chance: pd.DataFrame | None = None) -> Regime:
+    """:func:`regime` from a run's tables: the catalog (its base networks and their
+    architecture), the accuracy table (chapter 3), and where the chapter has them the pair
+    table (``relation``, ``similarity_paper``) and the similarity nulls' summary
+    (``report.null_summary``: rows by measure, columns ``mean`` and ``p99``)."""
+    from .evaluation import clean_accuracy
+
+    bases = catalog.loc[catalog["kind"] == "base", "net_id"]
+    clean = clean_accuracy(accuracy).reindex(bases).dropna()
+    unrelated = None if pairs is None else pairs.loc[pairs["relation"] == "unrelated", "similarity_paper"]
+    has_chance = chance is not None and "paper" in chance.index
+    return regime(str(catalog["arch"].iloc[0]), clean, unrelated,
+                  float(chance.loc["paper", "mean"]) if has_chance else None,
+                  float(chance.loc["paper", "p99"]) if has_chance and "p99" in chance else None)

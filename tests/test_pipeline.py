@@ -150,6 +150,19 @@ def test_batch_run_shows_progress_lines(tiny_book):
 
 
 @pytest.mark.slow
+def test_intro_and_chapters_open_with_the_runs_regime(tiny_book):
+    """The tiny run is far from the paper's networks: the intro and chapters 3–6 say so in a
+    warning admonition, with the numbers of this run."""
+    _, index, _, _ = tiny_book
+    site = index.parent
+    for page in [index, *(site / "chapters" / f"{c}.html" for c in pipeline.CHAPTERS[2:])]:
+        text = page.read_text()
+        assert 'class="admonition warning"' in text and "outside the paper&#x27;s regime" in text, page.name
+        assert "0.88–0.92" in text, page.name
+    assert text.index("admonition warning") < text.index("Where this run stands")  # it opens the chapter
+
+
+@pytest.mark.slow
 def test_failing_chapter_is_named_and_kept(tiny_book, tmp_path):
     profile = yaml.safe_load((ROOT / "notebooks" / "profiles" / "tiny.yaml").read_text())
     profile["transplant_child"] = "no-such-network"

@@ -1,0 +1,38 @@
+"""Where a run stands against the paper: the sentence and its admonition, computed."""
+
+import pandas as pd
+import pytest
+
+from paradox_utils.regime import regime, regime_of
+
+
+def test_under_trained_run_is_outside_the_papers_regime():
+    box = regime("resnet20", [0.55, 0.58, 0.61], unrelated=[0.136, 0.137], chance=0.135, chance_p99=0.141)
+    assert not box.inside and box.kind == "warning"
+    assert "outside the paper's regime" in box.text and "under-trained" in box.text
+    assert "0.580 on average (0.550–0.610)" in box.text and "0.88–0.92" in box.text
+    assert "no more alike than random ones" in box.text  # 0.1365 ≤ p99 0.141
+    assert 'class="admonition warning"' in box._repr_html_()
+
+
+def test_trained_run_is_inside_and_says_so():
+    box = regime("resnet20", [0.86, 0.89], unrelated=[0.2, 0.25], chance=0.135, chance_p99=0.141)
+    assert box.inside and box.kind == "note" and "in the paper's regime" in box.text
+    assert "no more alike" not in box.text and "under-trained" not in box.text
+    assert 'class="admonition note"' in box._repr_html_()
+    assert regime("resnet50", [0.70]).inside and not regime("resnet50", [0.40]).inside
+    with pytest.raises(ValueError, match="No reference accuracy"):
+        regime("vgg16", [0.9])
+
+
+def test_regime_from_a_runs_tables_uses_base_networks_only():
+    catalog = pd.DataFrame({"net_id": ["b000", "b001", "b000-ft-all"], "kind": ["base", "base", "finetune"],
+                            "arch": "resnet20"})
+    accuracy = pd.DataFrame({"net_id": ["b000", "b001", "b000-ft-all"], "manipulation": "contrast", "level": 1.0,
+                             "accuracy": [0.9, 0.88, 0.1]})
+    pairs = pd.DataFrame({"relation": ["unrelated", "parent-child"], "similarity_paper": [0.3, 0.99]})
+    chance = pd.DataFrame({"mean": [0.135], "p99": [0.141]}, index=pd.Index(["paper"], name="method"))
+    box = regime_of(catalog, accuracy, pairs, chance)
+    assert box.inside and "2 base networks" in box.text and "similarity 0.300" in box.text
+    assert "against 0.135, 99th percentile 0.141" in box.text
+    assert "intrinsic similarity" not in regime_of(catalog, accuracy).text  # chapter 3: no similarity yet
