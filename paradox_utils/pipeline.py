@@ -86,6 +86,28 @@ def _kind_name(value: Any) -> str:
             dict: "a mapping"}.get(type(value), type(value).__name__)
 
 
+def _profile_values(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A profile file's mapping, with ``extends: <profile>`` resolved: the named profile's
+    values (its ``profile`` name aside), then this file's on top, key by key."""
+    if not path.exists():
+        known = sorted(p.stem for p in (NOTEBOOKS / "profiles").glob("*.yaml"))
+        raise ValueError(f"Profile {path.stem!r} not found ({path}); known profiles: {', '.join(known)}.")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"Profile {path} is not valid YAML ({error}).") from error
+    if not isinstance(values, dict):
+        raise ValueError(f"Profile {path} must be a mapping of parameter names to values.")
+    if (base := values.pop("extends", None)) is None:
+        return values
+    base_path = profile_path(str(base)) if Path(str(base)).suffix else path.parent / f"{base}.yaml"
+    if base_path.resolve() in seen or base_path.resolve() == path.resolve():
+        raise ValueError(f"Profile {path.name} extends itself (through {base_path.name}).")
+    inherited = _profile_values(base_path, (*seen, path.resolve()))
+    inherited.pop("profile", None)
+    return {**inherited, **values}
+
+
 def load_profile(profile: str, declared: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The profile's parameters, validated against the chapters' parameters cells.
 
@@ -93,15 +115,7 @@ def load_profile(profile: str, declared: dict[str, dict[str, Any]] | None = None
     a data path that does not exist — before anything runs.
     """
     path = profile_path(profile)
-    if not path.exists():
-        known = sorted(p.stem for p in (NOTEBOOKS / "profiles").glob("*.yaml"))
-        raise ValueError(f"Profile {profile!r} not found ({path}); known profiles: {', '.join(known)}.")
-    try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ValueError(f"Profile {path} is not valid YAML ({error}).") from error
-    if not isinstance(values, dict):
-        raise ValueError(f"Profile {path} must be a mapping of parameter names to values.")
+    values = _profile_values(path)
     declared = declared or chapter_parameters()
     defaults: dict[str, Any] = {}
     for params in declared.values():

@@ -30,10 +30,17 @@ def test_cli_help():
         assert result.returncode == 0 and "usage:" in result.stdout
 
 
-def test_profiles_validate(imagenet_root):
+def test_profiles_validate(imagenet_root, tmp_path):
+    """Every shipped profile loads, and its whole population passes the pre-run checks."""
     declared = pipeline.chapter_parameters()
-    for name in ("tiny", "quick", "paper", "imagenet"):
-        assert pipeline.load_profile(name, declared)["profile"] == name
+    defaults = {k: v for params in declared.values() for k, v in params.items()}
+    names = sorted(p.stem for p in (pipeline.NOTEBOOKS / "profiles").glob("*.yaml"))
+    assert {"tiny", "quick", "paper", "paper-smoke", "imagenet"} <= set(names)
+    for name in names:
+        values = pipeline.load_profile(name, declared)
+        assert values["profile"] == name
+        folders = {"checkpoint_dir": str(tmp_path / name / "ck"), "results_dir": str(tmp_path / name / "res")}
+        pipeline.check_run({**values, **folders}, defaults, ("01_train", "02_finetune"))
 
 
 @pytest.mark.parametrize("text,message", [("epochs_total: 3", "unknown keys \\['epochs_total'\\]"),

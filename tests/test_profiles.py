@@ -120,3 +120,31 @@ def test_population_command_lists_without_training(declared, tmp_path, capsys):
     assert listing(specs)["net_id"].tolist() == table["net_id"].tolist()
     assert summary(specs).startswith("3 networks")
     assert not list(tmp_path.glob("*.safetensors"))
+
+
+def test_paper_smoke_is_the_paper_population_but_smaller(declared):
+    """paper-smoke trains the paper's 329 networks — same ids, lineage, settings and
+    group_size — with only the epochs and the number of images changed."""
+    smoke, paper = _population("paper-smoke", declared), _population("paper", declared)
+    assert [(s.net_id, s.parent, s.kind) for s in smoke] == [(s.net_id, s.parent, s.kind) for s in paper]
+    small = {"epochs", "train_per_class", "val_per_class"}
+    for a, b in zip(smoke, paper, strict=True):
+        mine, theirs = a.config.identity(), b.config.identity()
+        assert {k for k in mine if mine[k] != theirs[k]} <= small, a.net_id
+        assert a.config.epochs == 1 and a.config.train_per_class == 10
+    values = pipeline.profile_values("paper-smoke", declared=declared)
+    assert values["group_size"] == pipeline.profile_values("paper", declared=declared)["group_size"]
+    assert values["profile"] == "paper-smoke"
+
+
+def test_a_profile_extends_another_key_by_key(declared, tmp_path):
+    (tmp_path / "base.yaml").write_text("eval_per_class: 7\nmantel_permutations: 9\n")
+    (tmp_path / "child.yaml").write_text("extends: base\nmantel_permutations: 19\n")
+    values = pipeline.load_profile(str(tmp_path / "child.yaml"), declared)
+    assert (values["eval_per_class"], values["mantel_permutations"], values["profile"]) == (7, 19, "child")
+    (tmp_path / "loop.yaml").write_text("extends: loop\n")
+    with pytest.raises(ValueError, match="extends itself"):
+        pipeline.load_profile(str(tmp_path / "loop.yaml"), declared)
+    (tmp_path / "orphan.yaml").write_text("extends: nowhere\n")
+    with pytest.raises(ValueError, match="'nowhere' not found"):
+        pipeline.load_profile(str(tmp_path / "orphan.yaml"), declared)
