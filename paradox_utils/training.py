@@ -38,18 +38,22 @@ from .stacking import StackedNetworks
 __all__ = ["GROUP_FREE", "SPEED_SWITCHES", "TrainConfig", "TrainingData", "config_differences", "fine_tune",
            "geometric_augment", "learning_rate", "train", "train_group"]
 
-SCHEDULES = ("paper", "cosine", "constant")
+SCHEDULES = ("paper", "cosine", "constant", "onecycle")
 OPTIMISERS = ("adam", "sgd")
 # The paper's piecewise schedule: (fraction of the epoch budget, factor) — Keras's
 # cifar10_resnet break points 80, 120, 160, 180 of 200 epochs.
 PAPER_STEPS = ((0.9, 5e-4), (0.8, 1e-3), (0.6, 1e-2), (0.4, 1e-1))
+# One-cycle (triangular): from ONECYCLE_START·lr up to lr over the first ONECYCLE_PEAK of the
+# steps, then down to 0 at the last — the policy of fast CIFAR-10 training recipes.
+ONECYCLE_START, ONECYCLE_PEAK = 0.1, 0.2
 
 
 # Settings that change how fast a network trains, not what it learns: changing one
 # never makes a checkpoint "trained with another config".
 SPEED_SWITCHES = ("channels_last", "compile")
 _FIELD_TYPES = {"seed": int, "epochs": int, "batch_size": int, "lr": float, "momentum": float,
-                "time_decay": float, "l2": float, "geometric": bool, "train_per_class": (int, None),
+                "time_decay": float, "l2": float, "nesterov": bool, "label_smoothing": float, "geometric": bool,
+                "train_per_class": (int, None),
                 "val_per_class": (int, None), "data_seed": int, "num_classes": (int, None),
                 "channels_last": bool, "compile": bool, "arch": str, "dataset": str, "optimiser": str,
                 "schedule": str, "init": str, "manipulation": (str, None), "extra": dict}
@@ -80,12 +84,15 @@ class TrainConfig:
     optimiser: str = "adam"
     lr: float = 1e-3
     momentum: float = 0.9  # SGD only
+    nesterov: bool = False  # SGD only: Nesterov momentum
     time_decay: float = 1e-6  # Keras Adam "decay": lr / (1 + decay · iteration)
     # "paper": Keras's piecewise steps (PAPER_STEPS); "constant": the base lr, so with time_decay
-    # > 0 the time decay alone; "cosine": half a cosine to 0 over the run. time_decay acts on all.
+    # > 0 the time decay alone; "cosine": half a cosine to 0 over the run; "onecycle": up, then
+    # down to 0 (ONECYCLE_*). time_decay acts on all.
     schedule: str = "paper"
     init: str = "he_normal"
     l2: float = 1e-4  # Keras kernel_regularizer on conv kernels: loss += l2 · Σ w²
+    label_smoothing: float = 0.0  # cross-entropy against (1 − ε)·one-hot + ε/classes
     geometric: bool = True  # flip, zoom ±10 %, shift ±10 %
     manipulation: str | None = None  # None, a manipulation's name, or "all"
     train_per_class: int | None = None  # stratified training subset (None: all)
@@ -112,6 +119,8 @@ class TrainConfig:
             (0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}"),
             (self.time_decay >= 0, f"time_decay must be ≥ 0, got {self.time_decay}"),
             (self.l2 >= 0, f"l2 must be ≥ 0, got {self.l2}"),
+            (0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}"),
+            (not self.nesterov or self.optimiser == "sgd", "nesterov needs optimiser sgd"),
             (self.optimiser in OPTIMISERS, f"optimiser {self.optimiser!r} is not one of {OPTIMISERS}"),
             (self.schedule in SCHEDULES, f"schedule {self.schedule!r} is not one of {SCHEDULES}"),
             (self.init in INITIALISERS, f"init {self.init!r} is not one of {sorted(INITIALISERS)}"),
@@ -149,9 +158,14 @@ def learning_rate(config: TrainConfig, epoch: int, iteration: int, steps_per_epo
             if epoch > fraction * config.epochs:
                 return base * factor
         return base
+    total = max(1, config.epochs * steps_per_epoch)
+    progress = min(iteration, total) / total
     if config.schedule == "cosine":
-        total = max(1, config.epochs * steps_per_epoch)
-        return base * 0.5 * (1 + math.cos(math.pi * min(iteration, total) / total))
+        return base * 0.5 * (1 + math.cos(math.pi * progress))
+    if config.schedule == "onecycle":
+        if progress < ONECYCLE_PEAK:
+            return base * (ONECYCLE_START + (1 - ONECYCLE_START) * progress / ONECYCLE_PEAK)
+        return base * (1 - progress) / (1 - ONECYCLE_PEAK)
     return base
 
 
@@ -181,7 +195,7 @@ def _l2_penalty(model: nn.Module) -> torch.Tensor:
 def _optimiser(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     if config.optimiser == "adam":
         return torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.999), eps=1e-7)
-    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
 
 
 def _optimiser_tensors(optimiser: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
@@ -281,10 +295,15 @@ class _Member:
 
 
 def config_differences(recorded: dict[str, Any], config: TrainConfig) -> list[str]:
-    """The identity fields in which a checkpoint's recorded config differs from ``config``."""
+    """The identity fields in which a checkpoint's recorded config differs from ``config``.
+
+    A field the record lacks counts as its default: a setting added to ``TrainConfig``
+    later, with a default that does what the code did before, leaves older checkpoints
+    current (and a non-default value makes them stale)."""
     wanted = config.identity()
+    defaults = TrainConfig().identity()
     fields = set(wanted) | (set(recorded) - set(SPEED_SWITCHES))
-    return sorted(k for k in fields if recorded.get(k) != wanted.get(k))
+    return sorted(k for k in fields if recorded.get(k, defaults.get(k)) != wanted.get(k))
 
 
 def _load_member(member: _Member, device) -> None:
@@ -457,7 +476,8 @@ class _Run:
         for group in self.optimiser.param_groups:
             group["lr"] = lr
         logits = self.forward(x).reshape(len(x), self.size, -1)
-        losses = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none").view(-1, self.size).mean(0)
+        losses = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none",
+                                 label_smoothing=self.config.label_smoothing).view(-1, self.size).mean(0)
         total = losses.sum() + self.config.l2 * _l2_penalty(self.net) if self.config.l2 else losses.sum()
         self.optimiser.zero_grad(set_to_none=True)
         total.backward()

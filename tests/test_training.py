@@ -12,6 +12,7 @@ from paradox_utils import checkpoints, data
 from paradox_utils.training import (
     TrainConfig,
     TrainingData,
+    config_differences,
     fine_tune,
     geometric_augment,
     learning_rate,
@@ -96,6 +97,26 @@ def test_schedules():
     assert learning_rate(decayed, 0, 10**6, 1) == pytest.approx(5e-4)
     cosine = TrainConfig(epochs=2, schedule="cosine", time_decay=0.0)
     assert learning_rate(cosine, 1, 10, 10) == pytest.approx(5e-4)
+    # one-cycle over 10 epochs × 10 steps: 0.1·lr at the start, lr at 20 %, half-way down at 60 %, 0 at the end
+    cycle = TrainConfig(epochs=10, lr=0.2, schedule="onecycle", optimiser="sgd", time_decay=0.0)
+    lrs = [learning_rate(cycle, i // 10, i, 10) for i in range(101)]
+    assert lrs[0] == pytest.approx(0.02) and lrs[20] == pytest.approx(0.2) and max(lrs) == pytest.approx(0.2)
+    assert lrs[60] == pytest.approx(0.1) and lrs[100] == pytest.approx(0.0)
+    assert all(a <= b for a, b in zip(lrs[:20], lrs[1:21], strict=True))  # rises, then
+    assert all(a >= b for a, b in zip(lrs[20:-1], lrs[21:], strict=True))  # falls
+
+
+def test_a_setting_added_later_leaves_older_checkpoints_current():
+    """A record made before a field existed reads as that field's default: current while the
+    config keeps the default, stale once it does not."""
+    config = TrainConfig(epochs=3)
+    recorded = {k: v for k, v in config.to_dict().items() if k not in ("nesterov", "label_smoothing")}
+    assert config_differences(recorded, config) == []
+    assert config_differences(recorded, TrainConfig(epochs=3, label_smoothing=0.1)) == ["label_smoothing"]
+    with pytest.raises(ValueError, match="nesterov needs optimiser sgd"):
+        TrainConfig(nesterov=True).validate()
+    with pytest.raises(ValueError, match="label_smoothing must be in"):
+        TrainConfig(label_smoothing=1.0).validate()
 
 
 def test_geometric_augment_is_batched_and_reproducible():
