@@ -22,7 +22,7 @@ from torch import nn
 
 from . import __version__
 from .files import atomic_path, write_json
-from .models import build
+from .models import build_for_loading
 
 __all__ = ["CheckpointError", "CheckpointWriteError", "load", "load_metadata", "load_state", "save",
            "sha256_file", "state_sha256", "verify"]
@@ -157,7 +157,7 @@ def load(path: str | os.PathLike, arch: str | None = None, device: str | torch.d
          verify: bool = True) -> tuple[nn.Module, dict]:
     """(model in eval mode on ``device``, metadata). Refuses another architecture."""
     weights, _, meta = load_state(path, arch, verify)
-    model = build(meta["arch"], meta["num_classes"])
+    model = build_for_loading(meta["arch"], meta["num_classes"])  # no initialiser: the weights are replaced
     try:
         model.load_state_dict(weights, strict=True)
     except RuntimeError as error:

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .models import classifier, stage_outputs
 from .progress import tqdm
 
 __all__ = ["cka_matrix", "linear_cka", "probe_activations"]
@@ -26,16 +27,17 @@ def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
 @torch.inference_mode()
 def probe_activations(model: nn.Module, images: torch.Tensor, layers: Sequence[str] | None = None,
                       batch_size: int = 250) -> dict[str, torch.Tensor]:
-    """Activations of ``layers`` (default: each residual stage's output and the pooled
-    features) for float ``images`` (n, 3, H, W) → name → (n, features)."""
+    """Activations of ``layers`` (module names; default: each residual stage's output,
+    ``models.stage_outputs``, and "pool", the pooled features the classifier reads) for
+    float ``images`` (n, 3, H, W) → name → (n, features)."""
     model = model.eval()
     if layers is None:
-        layers = [n for n, _ in model.named_children() if n.startswith("layer")] + ["pool"]
+        layers = [*stage_outputs(model), "pool"]
     captured: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
     hooks = []
     for name in layers:
         if name == "pool":
-            target = model.fc
+            target = classifier(model)
             hooks.append(target.register_forward_hook(lambda m, inp, out: captured["pool"].append(inp[0].flatten(1))))
         else:
             hooks.append(model.get_submodule(name).register_forward_hook(

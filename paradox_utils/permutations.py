@@ -36,12 +36,12 @@ from scipy.optimize import linear_sum_assignment
 from torch import nn
 
 from .kernels import NetworkLike, standardise, state_of
-from .models import ARCHITECTURES, build
+from .models import ARCHITECTURES, KERAS_STAGES, build
 
 __all__ = [
     "MAX_ITER", "RTOL", "SPECS", "Matching", "PermutationSpec", "coupled_scores", "match_weights",
     "permutation_graph", "permute_state", "permuted_copy", "resnet20_permutation_spec",
-    "resnet50_permutation_spec", "spec_for",
+    "resnet50_keras_permutation_spec", "resnet50_permutation_spec", "spec_for",
 ]
 
 MAX_ITER = 100  # sweeps over all groups: a guard; the objective's tolerance normally stops earlier
@@ -148,9 +148,33 @@ def resnet50_permutation_spec() -> PermutationSpec:
     return spec.dense("fc", residual)
 
 
+def resnet50_keras_permutation_spec() -> PermutationSpec:
+    """keras-applications' ResNet50 (``models.ResNet50Keras``): biased convs under Keras's
+    layer names; a block res{stage}{letter} is branch2a-bn, branch2b-bn, branch2c-bn, and
+    each stage's block a has the projection shortcut branch1-bn that starts the stage's
+    residual group (the other blocks add onto it)."""
+    spec = _SpecBuilder("resnet50_keras")
+    spec.conv("conv1", None, "stem", bias=True, norm="bn_conv1")
+    residual = "stem"
+    for stage, letters, _, _ in KERAS_STAGES:
+        for letter in letters:
+            block = f"{stage}{letter}"
+            out = f"res{block}.out" if letter == "a" else residual
+            inner = residual
+            for branch in ("2a", "2b", "2c"):
+                group = out if branch == "2c" else f"res{block}_branch{branch}"
+                spec.conv(f"res{block}_branch{branch}", inner, group, bias=True, norm=f"bn{block}_branch{branch}")
+                inner = group
+            if letter == "a":
+                spec.conv(f"res{block}_branch1", residual, out, bias=True, norm=f"bn{block}_branch1")
+            residual = out
+    return spec.dense("fc1000", residual)
+
+
 SPECS: dict[str, Callable[[], PermutationSpec]] = {
     "resnet20": resnet20_permutation_spec,
     "resnet50": resnet50_permutation_spec,
+    "resnet50_keras": resnet50_keras_permutation_spec,
 }
 
 

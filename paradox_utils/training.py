@@ -31,7 +31,7 @@ from torch import nn
 from . import checkpoints
 from .data import ImageSet, load_cifar10, load_imagenet, stratified_subset
 from .distortions import ManipulationAugment
-from .models import INITIALISERS, build, conv_layers, num_classes
+from .models import ARCHITECTURES, INITIALISERS, build, conv_layers, num_classes
 from .progress import tqdm
 from .stacking import StackedNetworks
 
@@ -111,7 +111,7 @@ class TrainConfig:
                 raise ValueError(f"Invalid training config: {f.name} should be {_KIND_NAMES[kind]}, "
                                  f"got {value!r} ({type(value).__name__}).")
         checks = [
-            (self.arch in ("resnet20", "resnet50"), f"arch {self.arch!r} is not resnet20 or resnet50"),
+            (self.arch in ARCHITECTURES, f"arch {self.arch!r} is not one of {', '.join(ARCHITECTURES)}"),
             (self.dataset in ("cifar10", "imagenet"), f"dataset {self.dataset!r} is not cifar10 or imagenet"),
             (self.epochs >= 1, f"epochs must be ≥ 1, got {self.epochs}"),
             (self.batch_size >= 2, f"batch_size must be ≥ 2, got {self.batch_size}"),

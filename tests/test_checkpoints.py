@@ -31,6 +31,27 @@ def test_round_trip_is_bit_identical(saved):
     assert not list(path.parent.glob("*.tmp"))  # atomic writes leave nothing behind
 
 
+def test_resnet50_keras_round_trip(tmp_path):
+    """The Keras ResNet50 saves and loads under its Keras layer names, bit for bit (conv
+    biases and BatchNorm statistics included), and is refused as torchvision's resnet50."""
+    torch.manual_seed(1)
+    net = models.build("resnet50_keras", num_classes=10, init="glorot_uniform").eval()
+    with torch.no_grad():
+        net.res3c_branch2c.bias.normal_()
+        net.bn3c_branch2c.running_var.uniform_(0.5, 2)
+    checkpoints.save(tmp_path / "k", net, "resnet50_keras", 10)
+    loaded, meta = checkpoints.load(tmp_path / "k", arch="resnet50_keras")
+    assert type(loaded) is models.ResNet50Keras and meta["num_classes"] == 10
+    state = loaded.state_dict()
+    assert list(state) == list(net.state_dict()) and "res3c_branch2c.bias" in state
+    assert all(torch.equal(v, state[k]) for k, v in net.state_dict().items())
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), net(x))
+    with pytest.raises(checkpoints.CheckpointError, match="is a resnet50_keras, not a resnet50"):
+        checkpoints.load(tmp_path / "k", arch="resnet50")
+
+
 def test_refuses_another_architecture(saved):
     path, _, _ = saved
     with pytest.raises(checkpoints.CheckpointError, match="is a resnet20, not a resnet50"):

@@ -167,6 +167,30 @@ def test_transplant_copies_the_layer_and_its_batchnorms_only(pair):
     assert torch.equal(bare["layer2.1.bn2.running_mean"], sa["layer2.1.bn2.running_mean"])
 
 
+def test_transplant_of_res3c_branch2c_moves_it_and_its_batchnorms_only():
+    """As the authors transplanted it: res3c_branch2c with bn3c_branch2b and bn3c_branch2c
+    (the BatchNorms on either side of it), and nothing else of the donor."""
+    torch.manual_seed(5)
+    a, b = (models.build("resnet50_keras", num_classes=10, init="glorot_uniform").eval() for _ in range(2))
+    with torch.no_grad():
+        for net in (a, b):  # every tensor distinct between the two, so any copied one shows
+            for m in net.modules():
+                if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.Conv2d, torch.nn.Linear)):
+                    for name in ("weight", "bias", "running_mean", "running_var"):
+                        if getattr(m, name, None) is not None:
+                            getattr(m, name).uniform_(0.5, 1.5)
+    assert bn_neighbours(a, "res3c_branch2c") == ["bn3c_branch2b", "bn3c_branch2c"]
+    sa, sb = a.state_dict(), b.state_dict()
+    expected = {k for k in sa if k.startswith(("res3c_branch2c.", "bn3c_branch2b.", "bn3c_branch2c."))
+                and not k.endswith("num_batches_tracked")}
+    assert len(expected) == 2 + 2 * 4  # kernel, bias; γ, β, running mean and variance twice
+    state = transplant(a, b, "res3c_branch2c").state_dict()
+    assert {k for k in state if not torch.equal(state[k], sa[k])} == expected
+    assert all(torch.equal(state[k], sb[k]) for k in expected)
+    bare = transplant(a, b, "res3c_branch2c", include_bn=False).state_dict()
+    assert {k for k in bare if not torch.equal(bare[k], sa[k])} == {"res3c_branch2c.weight", "res3c_branch2c.bias"}
+
+
 def test_transplant_refuses_other_architectures_and_unknown_layers(pair):
     a, _ = pair
     with pytest.raises(ValueError, match="same architecture"):

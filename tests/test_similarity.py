@@ -111,12 +111,43 @@ def test_coupled_sees_through_a_consistent_permutation():
     assert S.network_similarity(net, twin, "paper") < 0.9  # per-layer greedy is fooled by the input order
 
 
-def test_coupled_graph_for_resnet50_is_consistent():
-    convs, (fc, fc_in) = S.permutation_graph(models.build("resnet50"))
-    assert len(convs) == 53 and fc == "fc" and fc_in == "layer4.0.out"
+@pytest.mark.parametrize("arch,stem_norm,fc_name,fc_in", [("resnet50", "bn1", "fc", "layer4.0.out"),
+                                                            ("resnet50_keras", "bn_conv1", "fc1000", "res5a.out")])
+def test_coupled_graph_for_resnet50_is_consistent(arch, stem_norm, fc_name, fc_in):
+    convs, (fc, classifier_in) = S.permutation_graph(models.build(arch, init="glorot_uniform"))
+    assert len(convs) == 53 and fc == fc_name and classifier_in == fc_in
     produced = {out for _, out, _, _ in convs}
-    assert convs[0] == ("conv1", "stem", None, "bn1")  # the image's channels are not permuted
+    assert convs[0] == ("conv1", "stem", None, stem_norm)  # the image's channels are not permuted
     assert all(inp in produced for _, _, inp, _ in convs[1:])
+    assert all(bn is not None for _, _, _, bn in convs)  # every conv of both has its BatchNorm
+
+
+def test_resnet50_keras_groups_follow_its_blocks():
+    """Within a block each branch feeds the next; block a's branch2c and branch1 start the
+    stage's residual group, which every later branch2c adds onto and every branch2a reads."""
+    convs, _ = S.permutation_graph(models.build("resnet50_keras", init="glorot_uniform"))
+    graph = {name: (out, inp) for name, out, inp, _ in convs}
+    assert graph["res3c_branch2b"] == ("res3c_branch2b", "res3c_branch2a")
+    assert graph["res3c_branch2c"] == ("res3a.out", "res3c_branch2b")
+    assert graph["res3a_branch1"] == ("res3a.out", "res2a.out") and graph["res3a_branch2a"][1] == "res2a.out"
+    assert graph["res4a_branch2a"][1] == graph["res3d_branch2c"][0] == "res3a.out"
+
+
+def test_weight_matching_recovers_a_permuted_resnet50_keras():
+    """A channel-permuted copy of the Keras ResNet50 (biased convs) computes the same
+    function, and weight matching undoes the permutation: every conv kernel and
+    classifier row then correlates 1 with its twin (coupled similarity 1)."""
+    torch.manual_seed(10)
+    net = randomised_batchnorms(models.build("resnet50_keras", num_classes=10, init="glorot_uniform"))
+    twin, _ = P.permuted_copy(net, seed=2)
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(twin(x), net(x), atol=1e-4, rtol=1e-4)
+    matching = P.match_weights(net, twin, max_iter=3)  # three sweeps reach it for these seeds; a fourth only confirms
+    rows = sum(net.state_dict()[name].shape[0] for name in P.spec_for(net).kernels)  # 26,560 kernels + 10
+    assert matching.objectives[-1] == pytest.approx(rows, rel=1e-6)  # Σ r over all rows: each r = 1
+    undone = P.permute_state(twin.state_dict(), matching.perms)
+    assert all(torch.equal(undone[k], v) for k, v in net.state_dict().items())
 
 
 def randomised_batchnorms(net):
@@ -134,7 +165,7 @@ def randomised_batchnorms(net):
 @pytest.mark.parametrize("arch", list(P.SPECS))
 def test_spec_covers_the_network_and_permuting_by_it_keeps_its_function(arch):
     torch.manual_seed(8)
-    net = randomised_batchnorms(models.build(arch))
+    net = randomised_batchnorms(models.build(arch, init="glorot_uniform"))  # any init; he_normal is slow for ResNet50
     spec = P.spec_for(net)
     state = net.state_dict()
     assert spec.arch == arch and list(spec.axes) == list(state)  # every entry, in the network's order
@@ -147,7 +178,8 @@ def test_spec_covers_the_network_and_permuting_by_it_keeps_its_function(arch):
     x = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(twin(x), net(x), atol=1e-4, rtol=1e-4)
-        forgot = dict(P.permute_state(state, perms), **{"bn1.weight": state["bn1.weight"]})  # one entry left out
+        stem_norm = f"{spec.norms['conv1']}.weight"
+        forgot = dict(P.permute_state(state, perms), **{stem_norm: state[stem_norm]})  # one entry left out
         broken = copy.deepcopy(net)
         broken.load_state_dict(forgot)
         assert not torch.allclose(broken(x), net(x), atol=1e-3)  # so the check above can fail
@@ -155,8 +187,8 @@ def test_spec_covers_the_network_and_permuting_by_it_keeps_its_function(arch):
 
 def test_coupled_refuses_other_networks_in_one_sentence():
     net = models.build("resnet20")
-    first = re.escape("coupled supports resnet20, resnet50; "
-                      "this network's parameters match neither (first difference: ")
+    first = re.escape("coupled supports resnet20, resnet50, resnet50_keras; "
+                      "this network's parameters match none of them (first difference: ")
     with pytest.raises(ValueError, match=first + "resnet20 has conv1.weight"):
         S.network_similarity(net.layer1, net.layer1, "coupled")
     state = dict(net.state_dict(), **{"extra.weight": torch.zeros(3)})
@@ -227,6 +259,25 @@ def test_chance_level_is_above_zero():
     assert 0 < cka["mean"] < 1 and cka["method"] == "cka"
     with pytest.raises(ValueError, match="probe images"):
         S.chance_level("resnet20", n=3, method="cka")
+
+
+def test_cka_probes_the_keras_resnet50_at_its_stage_outputs():
+    """The default probes of the Keras ResNet50: each stage's last block (after its
+    addition and ReLU) and the pooled features fc1000 reads."""
+    torch.manual_seed(11)
+    nets = [models.build("resnet50_keras", num_classes=10, init="glorot_uniform").eval() for _ in range(2)]
+    images = torch.rand(6, 3, 32, 32)
+    acts = S.probe_activations(nets[0], images)
+    assert list(acts) == ["res2c_relu", "res3d_relu", "res4f_relu", "res5c_relu", "pool"]
+    assert acts["res2c_relu"].shape == (6, 256 * 8 * 8) and acts["pool"].shape == (6, 2048)
+    assert (acts["res5c_relu"] >= 0).all()  # after the block's ReLU
+    with torch.no_grad():
+        pooled = torch.flatten(torch.nn.functional.adaptive_avg_pool2d(
+            acts["res5c_relu"].view(6, 2048, 1, 1), 1), 1)
+    torch.testing.assert_close(acts["pool"], pooled)
+    mean, per_layer = S.cka_matrix(nets, images, progress=False)
+    assert set(per_layer) == set(acts) and mean.shape == (2, 2)
+    np.testing.assert_allclose(np.diag(mean), 1.0)
 
 
 def test_cka_gram_form_equals_feature_form():

@@ -14,11 +14,12 @@ def members(arch, k, **kw):
     return nets
 
 
-@pytest.mark.parametrize("arch,size,k", [("resnet20", 32, 3), ("resnet50", 64, 2)])
-def test_stack_is_its_members_side_by_side(arch, size, k):
+@pytest.mark.parametrize("arch,size,k,init", [("resnet20", 32, 3, None), ("resnet50", 64, 2, None),
+                                              ("resnet50_keras", 32, 2, "glorot_uniform")])  # he_normal: ~15 s
+def test_stack_is_its_members_side_by_side(arch, size, k, init):
     """Forward (train and eval mode), gradients and updated BatchNorm statistics of the
     stack equal those of each network run alone (float64, random inputs)."""
-    nets = members(arch, k, num_classes=7)
+    nets = members(arch, k, num_classes=7, init=init)
     stack = StackedNetworks(nets).double()
     x = torch.rand(4, k, 3, size, size, dtype=torch.float64)
     labels = torch.randint(0, 7, (4, k))

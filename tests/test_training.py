@@ -130,10 +130,17 @@ def test_geometric_augment_is_batched_and_reproducible():
 
 @pytest.mark.parametrize("change,message", [({"epochs": 0}, "epochs"), ({"optimiser": "rmsprop"}, "optimiser"),
                                             ({"manipulation": "sepia"}, "Unknown manipulation"),
-                                            ({"schedule": "step"}, "schedule")])
+                                            ({"schedule": "step"}, "schedule"),
+                                            ({"arch": "vgg16"}, "arch 'vgg16' is not one of resnet20, resnet50, "
+                                                                "resnet50_keras")])
 def test_impossible_configs_fail_fast(change, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**change).validate()
+
+
+def test_every_architecture_is_a_valid_config():
+    for arch in ("resnet20", "resnet50", "resnet50_keras"):
+        assert TrainConfig(arch=arch, dataset="imagenet").validate().arch == arch
 
 
 def test_imagenet_training_path_on_the_sample(tmp_path, imagenet_root):
