@@ -82,7 +82,7 @@ def test_imagenet_population_is_the_papers(declared, monkeypatch, tmp_path):
     for child in offspring:
         mine = child.config.identity()
         assert {k for k in mine if mine[k] != n1[k]} <= OWN
-    assert all(s.config.arch == "resnet50" and s.config.batch_size == 32 for s in specs)
+    assert all(s.config.arch == "resnet50_keras" and s.config.batch_size == 32 for s in specs)
 
 
 def test_assigning_augmentations():
