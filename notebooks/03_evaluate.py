@@ -26,7 +26,8 @@
 # sample of images, so a network's VI — and a difference between two — would move with
 # another sample. The intervals below measure how much for each network's VI.
 # *Visual intelligence* (VI) is the mean over the eight manipulations of the mean
-# accuracy over their levels.
+# accuracy over their levels. The [methods appendix](../methods.md) gives each
+# manipulation's formula and levels, and the measures of behaviour.
 #
 # Beyond the paper, the engine keeps *which* images each network got right in every
 # cell, so behaviour can be compared trial by trial: error consistency (Cohen's κ,

@@ -26,6 +26,7 @@
 # Beside them, linear CKA compares *representations* on a fixed probe batch — the
 # measure the paper's own discussion (§4.2) asks for. Every matrix is read against
 # its chance level: the similarity of untrained, independently initialised networks.
+# The [methods appendix](../methods.md) defines each alignment, CKA and the null models.
 #
 # ## Prerequisites
 # - The trained population (chapters 1–2).

@@ -23,7 +23,8 @@
 # as the authors did) and saw the parent's VI rise; transplanting all conv layers gave
 # the child's VI (as in the paper). This chapter repeats both, sweeps every conv layer
 # one at a time, and checks whether re-estimating BatchNorm statistics after a
-# transplant changes the answer.
+# transplant changes the answer. The [methods appendix](../methods.md) describes the
+# transplant and the intervals over images.
 #
 # ## Prerequisites
 # - The population (chapters 1–2); the evaluation settings of chapter 3; the
