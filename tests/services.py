@@ -22,11 +22,9 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import in_ci
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
 def child_environment(**extra: str) -> dict[str, str]:

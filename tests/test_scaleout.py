@@ -154,16 +154,22 @@ def test_a_killed_driver_loses_no_finished_network(tmp_path, processes, dask_clu
 
 # ----------------------------------------------------------------------------- SLURM
 
-@pytest.fixture
-def slurm(processes):
+@pytest.fixture(scope="module")
+def slurm_installed():
+    """Module-scoped so that it comes before ``reference``: a skip costs no training."""
     require_slurm()
+
+
+@pytest.fixture
+def slurm(slurm_installed, processes):
     cluster = LocalSlurm(processes)
     yield cluster
     cluster.stop()
 
 
 @pytest.mark.slow
-def test_slurm_cluster_runs_the_population_and_replaces_a_preempted_job(tmp_path, processes, slurm, reference):
+def test_slurm_cluster_runs_the_population_and_replaces_a_preempted_job(slurm_installed, tmp_path, processes,
+                                                                        slurm, reference):
     """Two SLURM jobs of one core each, as ``--slurm`` settings; once b001 has saved an
     epoch every running job is cancelled (a pre-emption); the cluster submits new jobs,
     b001 resumes in one of them."""
