@@ -9,7 +9,7 @@ PROFILE ?= quick
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: help setup book population test test-fast test-unit lint bench lab browser clean
+.PHONY: help setup book population test test-fast test-unit lint bench lab browser slurm clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,7 +42,20 @@ browser:  ## install Debian's chromium for the browser test when missing (root +
 	      echo "$$problem; CI=true: the browser test must run, not be skipped" >&2; exit 1; fi; \
 	    echo "$$problem: the browser test will be skipped"; fi; }
 
-test: setup browser  ## the whole test suite, smoke run of all six chapters and the browser test included
+slurm:  ## install Debian's SLURM and munge for the SLURM test when missing (root + apt; under CI=true a failure stops)
+	@for c in munged slurmctld slurmd sbatch; do command -v $$c >/dev/null 2>&1 || missing=1; done; \
+	if [ -n "$${missing:-}" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      slurmctld slurmd munge slurm-client >/dev/null && command -v slurmctld >/dev/null) \
+	      || problem="could not install SLURM with apt-get"; \
+	  else problem="SLURM is missing and not installable here (needs root and apt-get)"; fi; \
+	  if [ -n "$${problem:-}" ]; then \
+	    if [[ "$${CI,,}" =~ ^(1|true|yes)$$ ]]; then \
+	      echo "$$problem; CI=true: the SLURM test must run, not be skipped" >&2; exit 1; fi; \
+	    echo "$$problem: the SLURM test will be skipped"; fi; fi
+
+test: setup browser slurm  ## the whole test suite: the six chapters' smoke run, the browser and scale-out tests
 	$(PY) -m pytest $(ARGS)
 
 test-fast: setup  ## unit tests only (no chapter smoke run, no browser)

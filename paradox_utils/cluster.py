@@ -5,22 +5,30 @@
 * ``"serial"`` — in this process, one network after another;
 * ``"local"`` — a ``distributed.LocalCluster`` on 127.0.0.1 sized to the machine
   (one single-threaded worker per core), the default for more than one network;
-* ``"slurm"`` — a ``dask_jobqueue.SLURMCluster`` (``cluster_options`` go to it);
+* ``"slurm"`` — a ``dask_jobqueue.SLURMCluster`` (:func:`slurm_cluster`): ``workers``
+  SLURM jobs, each one single-threaded Dask worker per core it asks for;
 * any other string — the address of a running scheduler (``tcp://host:8786``).
 
 Fine-tunes depend on their parents' futures, so they wait. A worker that dies
-mid-job makes the scheduler rerun the job elsewhere; the job resumes from its
-last epoch checkpoint, so nothing finished is lost. A job that raises is recorded
-as failed, with its error, in the catalog while the others go on.
+mid-job (a killed process, a pre-empted SLURM job) makes the scheduler rerun the
+job elsewhere; the job resumes from its last epoch checkpoint, so nothing finished
+is lost. A job that raises is recorded as failed, with its error, in the catalog
+while the others go on. The catalog is rewritten as each job finishes, so a driver
+killed mid-run loses no record of a finished network, and its rerun trains only
+what is missing. A network is trained by one process at a time (a lock file beside
+its checkpoint), so a job still running from a killed driver's run and its rerun's
+copy never write the same checkpoint at once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,22 +41,50 @@ from .progress import tqdm
 from .runtime import tune_allocator
 from .training import GROUP_FREE, TrainConfig, train_group
 
-__all__ = ["SCHEDULER_WORDS", "check_scheduler", "group_jobs", "make_client", "run_population", "train_job"]
+__all__ = ["SCHEDULER_WORDS", "check_scheduler", "group_jobs", "make_client", "run_population", "slurm_cluster",
+           "slurm_environment", "train_job"]
 
 
 def train_job(net_ids: list[str], configs: list[dict[str, Any]], checkpoint_dir: str, parents: list[str | None],
               device: str = "cpu", threads: int | None = None, _parents_done: Any = None) -> list[dict[str, Any]]:
     """Train a group of networks (a Dask task; also run directly): one network alone, or
-    several stacked (:func:`training.train_group`). Returns a short summary per network."""
+    several stacked (:func:`training.train_group`). Returns a short summary per network.
+
+    The networks' locks (:func:`_training_locks`) are held throughout: a copy of this
+    job still running elsewhere finishes first, and this one then finds its work done
+    or resumes from the copy's last epoch."""
     if threads:
         torch.set_num_threads(threads)
     tune_allocator()
     folder = Path(checkpoint_dir)
-    metas = train_group([TrainConfig.from_dict(c) for c in configs], [folder / f"{n}.safetensors" for n in net_ids],
-                        device=device, parents=[None if p is None else folder / f"{p}.safetensors" for p in parents],
-                        progress=False, net_ids=list(net_ids))
+    with _training_locks(folder, net_ids):
+        metas = train_group([TrainConfig.from_dict(c) for c in configs],
+                            [folder / f"{n}.safetensors" for n in net_ids], device=device,
+                            parents=[None if p is None else folder / f"{p}.safetensors" for p in parents],
+                            progress=False, net_ids=list(net_ids))
     return [{"net_id": m["net_id"], "status": m["status"], "val_accuracy": m["metrics"]["val_accuracy"]}
             for m in metas]
+
+
+@contextlib.contextmanager
+def _training_locks(folder: Path, net_ids: Sequence[str]) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``.<id>.lock`` in ``folder`` for each network, taken
+    in sorted order (two jobs sharing networks cannot deadlock). Dask cannot stop a
+    running task: when a driver dies, its jobs run on to the end on an existing cluster's
+    workers, and the rerun may hand the same network to another worker; both would
+    write one checkpoint, and a resume could read a tensor file newer than its sidecar.
+    The kernel drops a lock when its holder dies, so a killed job leaves none behind.
+    On a file system without locks (some Lustre mounts) the job trains unguarded."""
+    with contextlib.ExitStack() as held:
+        for net_id in sorted(set(net_ids)):
+            handle = held.enter_context(open(folder / f".{net_id}.lock", "a"))
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            except OSError as error:
+                warnings.warn(f"{folder} does not support file locks ({error.strerror}): two copies of a job "
+                              "could train the same network at once.", RuntimeWarning, stacklevel=3)
+                break
+        yield
 
 
 def group_jobs(specs: list[NetworkSpec], group_size: int = 1) -> list[list[NetworkSpec]]:
@@ -94,7 +130,8 @@ def check_scheduler(scheduler: str | None) -> str | None:
 
 
 def make_client(scheduler: str, workers: int | None = None, cluster_options: dict | None = None):
-    """A ``distributed.Client`` for ``scheduler`` ("local", "slurm" or an address)."""
+    """A ``distributed.Client`` for ``scheduler`` ("local", "slurm" or an address).
+    ``workers``: worker processes for "local", SLURM jobs for "slurm" (default 1)."""
     from distributed import Client, LocalCluster
 
     if scheduler == "local":
@@ -103,14 +140,76 @@ def make_client(scheduler: str, workers: int | None = None, cluster_options: dic
                                dashboard_address=None, processes=True, **(cluster_options or {}))
         return Client(cluster)
     if scheduler == "slurm":
-        try:
-            from dask_jobqueue import SLURMCluster
-        except ImportError as error:
-            raise ImportError("scheduler='slurm' needs dask-jobqueue: pip install -e '.[slurm]'.") from error
-        cluster = SLURMCluster(**(cluster_options or {}))
-        cluster.scale(jobs=workers or 1)
-        return Client(cluster)
+        return Client(slurm_cluster(workers or 1, cluster_options))
     return Client(scheduler)
+
+
+_JOBQUEUE_MISSING = "needs dask-jobqueue: pip install -e '.[slurm]'"
+
+
+def _jobqueue_defaults() -> dict[str, Any]:
+    """dask-jobqueue's ``jobqueue.slurm`` settings as Dask's configuration holds them now
+    (its defaults, ``~/.config/dask/jobqueue.yaml``, ``DASK_JOBQUEUE__SLURM__*``)."""
+    import dask.config
+
+    try:
+        import dask_jobqueue  # noqa: F401 (importing it registers its defaults)
+    except ImportError as error:
+        raise ImportError(f"scheduler='slurm' {_JOBQUEUE_MISSING}.") from error
+    return {key.replace("_", "-"): value for key, value in dask.config.get("jobqueue.slurm").items()}
+
+
+def slurm_cluster(jobs: int = 1, options: dict[str, Any] | None = None):
+    """A ``dask_jobqueue.SLURMCluster`` that keeps ``jobs`` SLURM jobs running.
+
+    Settings come from Dask's configuration (``jobqueue.slurm`` in
+    ``~/.config/dask/jobqueue.yaml``, or ``DASK_JOBQUEUE__SLURM__*`` variables, which
+    ``--slurm KEY=VALUE`` on the command line sets), overridden by ``options``. Each
+    job asks for ``cores`` CPUs and ``memory`` (e.g. "8GB") and runs one single-threaded
+    worker per core unless ``processes`` says otherwise (the training jobs use one
+    thread each). A job that ends early (pre-empted, out of walltime, cancelled) is
+    replaced within seconds: the cluster is adaptive with ``jobs`` as its least and its
+    most, where a fixed ``scale(jobs)`` submits no new job and would leave the lost
+    job's networks waiting for a worker that never comes.
+    """
+    config = _jobqueue_defaults()
+    from dask_jobqueue import SLURMCluster
+
+    options = dict(options or {})
+    settings = {**config, **{key.replace("_", "-"): value for key, value in options.items()}}
+    if not settings.get("cores") or not settings.get("memory"):
+        raise ValueError("scheduler='slurm' needs the cores and memory of one SLURM job: --slurm cores=4 "
+                         "--slurm memory=16GB, or jobqueue: slurm: in ~/.config/dask/jobqueue.yaml.")
+    if not settings.get("processes"):
+        options["processes"] = int(settings["cores"])
+    cluster = SLURMCluster(**options)
+    cluster.adapt(minimum_jobs=jobs, maximum_jobs=jobs)
+    return cluster
+
+
+def slurm_environment(settings: Sequence[str]) -> dict[str, str]:
+    """``KEY=VALUE`` settings for the SLURM cluster (``queue=gpu``, ``walltime=02:00:00``,
+    ``job_extra_directives=['--gres=gpu:1']``) as the environment variables Dask reads its
+    configuration from (``DASK_JOBQUEUE__SLURM__QUEUE``, …): the command line sets them,
+    and the chapters' kernels, which build the cluster, inherit them. Values are read as
+    Python literals where they are one (``4``, ``[...]``, ``{...}``), else as text.
+    Raises ValueError, one sentence, for a malformed setting or an unknown key."""
+    pairs = []
+    for setting in settings:
+        key, sep, value = setting.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--slurm takes KEY=VALUE (e.g. cores=4), got {setting!r}.")
+        pairs.append((key.strip().replace("_", "-"), value.strip()))
+    if not pairs:
+        return {}
+    try:
+        known = _jobqueue_defaults()
+    except ImportError:
+        raise ValueError(f"--slurm {_JOBQUEUE_MISSING}.") from None
+    if unknown := [k for k, _ in pairs if k not in known]:
+        raise ValueError(f"--slurm: unknown setting {', '.join(unknown)}; dask-jobqueue's SLURMCluster takes "
+                         f"{', '.join(sorted(k.replace('-', '_') for k in known))}.")
+    return {f"DASK_JOBQUEUE__SLURM__{key.replace('-', '_').upper()}": value for key, value in pairs}
 
 
 def run_population(specs: list[NetworkSpec], checkpoint_dir: str | os.PathLike, scheduler: str | None = None,

@@ -357,6 +357,14 @@ def main(argv: list[str] | None = None) -> int:
                             help="stop after this chapter (e.g. 02_finetune)")
     run_parser.add_argument("--scheduler", default=None,
                             help="serial, local (Dask LocalCluster), slurm, or a Dask scheduler address tcp://host:8786")
+    run_parser.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
+                            help="a setting of the SLURM jobs for --scheduler slurm (dask-jobqueue's SLURMCluster): "
+                                 "cores=4, memory=16GB (both needed, here or in ~/.config/dask/jobqueue.yaml), "
+                                 "queue=PARTITION, walltime=02:00:00, account=NAME, interface=ib0, "
+                                 "job_extra_directives=\"['--gres=gpu:1']\"; repeatable. The profile's workers "
+                                 "(-p workers N) is the number of SLURM jobs kept running (default 1)")
+    run_parser.add_argument("--output-dir", default=None, metavar="DIR",
+                            help="write the executed chapters here (default book/chapters)")
     run_parser.add_argument("--retrain", action="append", default=[], metavar="ID",
                             help="train this network again although its checkpoint is finished (its offspring "
                                  "too); repeatable")
@@ -384,8 +392,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             overrides = {name: yaml.safe_load(value) for name, value in args.parameter}
-            for path in run(args.profile, args.start, args.scheduler, progress=not args.no_progress,
-                            parameters=overrides, retrain=args.retrain, until=args.until):
+            if args.slurm:  # the chapters' kernels build the SLURM cluster; they inherit these (Dask's settings)
+                from .cluster import slurm_environment
+
+                os.environ.update(slurm_environment(args.slurm))
+            for path in run(args.profile, args.start, args.scheduler, output_dir=args.output_dir,
+                            progress=not args.no_progress, parameters=overrides, retrain=args.retrain,
+                            until=args.until):
                 print(f"executed {path}")
         elif args.command == "book":
             print(f"built {build_book(args.dir)}")
