@@ -8,12 +8,13 @@ PY := $(VENV)/bin/python
 PROFILE ?= quick
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
+REMOTE ?= origin
 
-.PHONY: help setup book population test test-fast test-unit lint bench lab browser slurm clean
+.PHONY: help setup book population test test-fast test-unit lint bench lab publish browser slurm clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
-	@echo "  variables: PROFILE=tiny|quick|paper|imagenet (book), ARGS='...' (extra pytest/run args)"
+	@echo "  variables: PROFILE=tiny|quick|paper|imagenet (book), ARGS='...' (extra pytest/run/lab args), REMOTE=origin (publish)"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -70,8 +71,11 @@ lint: setup  ## ruff
 bench: setup  ## the benchmarks (each prints ratios measured in one run)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
-lab: setup  ## JupyterLab on the notebooks (paired .ipynb are made by jupytext)
-	$(VENV)/bin/jupyter lab notebooks
+lab: setup  ## JupyterLab on notebooks/: chapters open as notebooks, paired with git-ignored .ipynb
+	$(PY) -m paradox_utils lab $(ARGS)
+
+publish: setup  ## put the built book on the gh-pages branch of REMOTE (default origin), with ghp-import
+	$(PY) -m paradox_utils publish --remote $(REMOTE)
 
 clean:  ## remove the built book and executed chapters (keeps data and checkpoints)
 	rm -rf book/_build book/chapters

@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -40,25 +40,29 @@ from paradox_utils import cluster, pipeline, plots, population, report, runtime,
 # The defaults are the `quick` profile; `notebooks/profiles/*.yaml` hold the others.
 
 # %% tags=["parameters"]
-profile = "quick"
-arch = "resnet20"
-dataset = "cifar10"
-checkpoint_dir = ""
-results_dir = ""
-scheduler = "auto"
-workers = 0
-device = "auto"
-group_size = 1  # networks trained at once, stacked (for GPUs; 1 is fastest on a CPU)
-retrain = []  # ids whose finished checkpoints are trained again (with their offspring)
-base_common = {"epochs": 4, "train_per_class": 2000, "val_per_class": 50, "batch_size": 128}
-base_grid = {"lr": [0.001, 0.0033], "init": ["he_normal", "glorot_uniform"]}
-base_sample = None
-base_overrides = {}  # net id -> settings for that one base network, e.g. {"b001": {"manipulation": "all"}}
+profile: str = "quick"  # profiles/NAME.yaml or a YAML path: its values replace the defaults not passed with -p
+arch: str = "resnet20"  # the architecture of every network (resnet20 for CIFAR-10, resnet50 for ImageNet)
+dataset: str = "cifar10"  # cifar10 or imagenet
+checkpoint_dir: str = ""  # where the checkpoints go ("": checkpoints/<profile>)
+results_dir: str = ""  # where the result tables go ("": data/results/<profile>)
+scheduler: str = "auto"  # auto, serial, local, slurm, or a running Dask scheduler's address tcp://host:8786
+workers: int = 0  # Dask workers of a local or slurm cluster (0: one per core, or one slurm job)
+device: str = "auto"  # torch device to train on (auto: a GPU when present, else the CPU)
+group_size: int = 1  # networks trained at once, stacked (for GPUs; 1 is fastest on a CPU)
+retrain: list = []  # ids whose finished checkpoints are trained again (with their offspring)
+base_common: dict = {"epochs": 4, "train_per_class": 2000, "val_per_class": 50,
+                     "batch_size": 128}  # training settings every base network shares (TrainConfig fields)
+base_grid: dict = {"lr": [0.001, 0.0033],
+                   "init": ["he_normal", "glorot_uniform"]}  # setting -> values: one base network per combination
+base_sample = None  # type: Optional[int] draw this many of the grid's combinations (seeded); None: every one
+base_overrides: dict = {}  # net id -> settings for that one base network, e.g. {"b001": {"manipulation": "all"}}
+profile_applied: bool = False  # true when python -m paradox_utils run passed every value (no profile loaded)
 
 # %% [markdown]
 # Derived values (papermill does not recompute them, so they live here).
 
 # %%
+globals().update(pipeline.profile_parameters("01_train", globals()))  # papermill -p profile P: P's values
 paths = pipeline.chapter_paths(profile, checkpoint_dir, results_dir)
 settings = runtime.configure()
 plots.set_theme()

@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -38,23 +38,25 @@ from paradox_utils import cluster, pipeline, plots, population, report, runtime,
 # ## Parameters
 
 # %% tags=["parameters"]
-profile = "quick"
-checkpoint_dir = ""
-results_dir = ""
-scheduler = "auto"
-workers = 0
-device = "auto"
-group_size = 1  # networks trained at once, stacked (for GPUs; 1 is fastest on a CPU)
-retrain = []  # ids whose finished checkpoints are trained again (with their offspring)
-finetune_parents = 2  # the first n base networks, or a list of ids
-finetune_manipulations = [None, "all", "contrast", "gaussian"]
-finetune_per_parent = 0  # 0: each parent gets every augmentation; k: k of them each, drawn at random (seeded)
-finetune_total = 0  # with finetune_per_parent: offspring in all (the extra ones go one each to random parents)
-finetune_seed = 0
-finetune_common = {"epochs": 1, "lr": 0.0001, "schedule": "constant"}
-finetune_groups = []
+profile: str = "quick"  # profiles/NAME.yaml or a YAML path: its values replace the defaults not passed with -p
+checkpoint_dir: str = ""  # where the checkpoints go ("": checkpoints/<profile>)
+results_dir: str = ""  # where the result tables go ("": data/results/<profile>)
+scheduler: str = "auto"  # auto, serial, local, slurm, or a running Dask scheduler's address tcp://host:8786
+workers: int = 0  # Dask workers of a local or slurm cluster (0: one per core, or one slurm job)
+device: str = "auto"  # torch device to train on (auto: a GPU when present, else the CPU)
+group_size: int = 1  # networks trained at once, stacked (for GPUs; 1 is fastest on a CPU)
+retrain: list = []  # ids whose finished checkpoints are trained again (with their offspring)
+finetune_parents: int = 2  # the first n base networks have offspring
+finetune_manipulations: list = [None, "all", "contrast", "gaussian"]  # the offspring's augmentations (None: none)
+finetune_per_parent: int = 0  # 0: each parent gets every augmentation; k: k of them each, drawn at random (seeded)
+finetune_total: int = 0  # with finetune_per_parent: offspring in all (the extra ones go one each to random parents)
+finetune_seed: int = 0  # seed of those draws
+finetune_common: dict = {"epochs": 1, "lr": 0.0001, "schedule": "constant"}  # settings every offspring shares
+finetune_groups: list = []  # further offspring groups, each a mapping of population.finetune_specs' keywords
+profile_applied: bool = False  # true when python -m paradox_utils run passed every value (no profile loaded)
 
 # %%
+globals().update(pipeline.profile_parameters("02_finetune", globals()))  # papermill -p profile P: P's values
 paths = pipeline.chapter_paths(profile, checkpoint_dir, results_dir)
 runtime.configure()
 plots.set_theme()

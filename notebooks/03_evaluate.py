@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -52,19 +52,21 @@ from paradox_utils import bootstrap, evaluation, files, paradox, pipeline, plots
 # ## Parameters
 
 # %% tags=["parameters"]
-profile = "quick"
-dataset = "cifar10"
-checkpoint_dir = ""
-results_dir = ""
-device = "auto"
-eval_per_class = 100
-eval_batch_size = 500
-noise_seed = 0
-image_resamples = 1000  # paired bootstrap over test images (intervals for VI and κ)
-statistics_seed = 0
-subset = 20  # networks drawn in the overview figures (whole families, seeded; 0: all); statistics use all
+profile: str = "quick"  # profiles/NAME.yaml or a YAML path: its values replace the defaults not passed with -p
+dataset: str = "cifar10"  # cifar10 or imagenet
+checkpoint_dir: str = ""  # where the checkpoints are ("": checkpoints/<profile>)
+results_dir: str = ""  # where the result tables go ("": data/results/<profile>)
+device: str = "auto"  # torch device to evaluate on (auto: a GPU when present, else the CPU)
+eval_per_class: int = 100  # test images of each class
+eval_batch_size: int = 500  # images per forward pass
+noise_seed: int = 0  # seed of the noise every network shares
+image_resamples: int = 1000  # paired bootstrap over test images (intervals for VI and κ)
+statistics_seed: int = 0  # seed of the bootstrap
+subset: int = 20  # networks drawn in the overview figures (whole families, seeded; 0: all); statistics use all
+profile_applied: bool = False  # true when python -m paradox_utils run passed every value (no profile loaded)
 
 # %%
+globals().update(pipeline.profile_parameters("03_evaluate", globals()))  # papermill -p profile P: P's values
 paths = pipeline.chapter_paths(profile, checkpoint_dir, results_dir)
 runtime.configure()
 plots.set_theme()

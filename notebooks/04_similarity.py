@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -46,18 +46,20 @@ from paradox_utils import files, paradox, pipeline, plots, regime, report, runti
 # ## Parameters
 
 # %% tags=["parameters"]
-profile = "quick"
-arch = "resnet20"
-dataset = "cifar10"
-checkpoint_dir = ""
-results_dir = ""
-device = "auto"
-similarity_methods = ["paper", "hungarian", "coupled"]
-cka_probe_images = 500
-chance_networks = 0  # untrained networks per null distribution (0: the measure's default, ≥ 100 pairs)
-subset = 20  # networks drawn in the overview figures (whole families, seeded; 0: all); statistics use all
+profile: str = "quick"  # profiles/NAME.yaml or a YAML path: its values replace the defaults not passed with -p
+arch: str = "resnet20"  # the architecture of the untrained networks of the chance level
+dataset: str = "cifar10"  # cifar10 or imagenet (the CKA probe images)
+checkpoint_dir: str = ""  # where the checkpoints are ("": checkpoints/<profile>)
+results_dir: str = ""  # where the result tables go ("": data/results/<profile>)
+device: str = "auto"  # torch device to compute on (auto: a GPU when present, else the CPU)
+similarity_methods: list = ["paper", "hungarian", "coupled"]  # kernel alignments compared (paper first)
+cka_probe_images: int = 500  # images whose activations CKA compares
+chance_networks: int = 0  # untrained networks per null distribution (0: the measure's default, ≥ 100 pairs)
+subset: int = 20  # networks drawn in the overview figures (whole families, seeded; 0: all); statistics use all
+profile_applied: bool = False  # true when python -m paradox_utils run passed every value (no profile loaded)
 
 # %%
+globals().update(pipeline.profile_parameters("04_similarity", globals()))  # papermill -p profile P: P's values
 paths = pipeline.chapter_paths(profile, checkpoint_dir, results_dir)
 runtime.configure()
 plots.set_theme()

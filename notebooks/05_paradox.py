@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -42,19 +42,21 @@ from paradox_utils import bootstrap, explorer, files, paradox, pipeline, plots, 
 # ## Parameters
 
 # %% tags=["parameters"]
-profile = "quick"
-checkpoint_dir = ""
-results_dir = ""
-similar_threshold = 0.5  # the paper's fixed reading, used when thresholds is "fixed"
-compatible_threshold = 0.5
-thresholds = "null"  # "null": above each measure's null 99th percentile, or "fixed": the two numbers above
-null_permutations = 100  # shuffles per network for the compatibility nulls
-mantel_permutations = 999
-bootstrap_resamples = 500
-statistics_seed = 0
-subset = 20  # networks drawn in the overview figures (whole families, seeded; 0: all); statistics use all
+profile: str = "quick"  # profiles/NAME.yaml or a YAML path: its values replace the defaults not passed with -p
+checkpoint_dir: str = ""  # where the checkpoints are ("": checkpoints/<profile>)
+results_dir: str = ""  # where the result tables are ("": data/results/<profile>)
+similar_threshold: float = 0.5  # the paper's fixed reading, used when thresholds is "fixed"
+compatible_threshold: float = 0.5  # the same for compatibility
+thresholds: str = "null"  # "null": above each measure's null 99th percentile, or "fixed": the two numbers above
+null_permutations: int = 100  # shuffles per network for the compatibility nulls
+mantel_permutations: int = 999  # permutations of the Mantel test
+bootstrap_resamples: int = 500  # bootstrap resamples of the pair statistics
+statistics_seed: int = 0  # seed of the permutations and resamples
+subset: int = 20  # networks drawn in the overview figures (whole families, seeded; 0: all); statistics use all
+profile_applied: bool = False  # true when python -m paradox_utils run passed every value (no profile loaded)
 
 # %%
+globals().update(pipeline.profile_parameters("05_paradox", globals()))  # papermill -p profile P: P's values
 paths = pipeline.chapter_paths(profile, checkpoint_dir, results_dir)
 runtime.configure()
 plots.set_theme()

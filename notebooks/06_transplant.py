@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -54,20 +54,22 @@ from paradox_utils import (
 # ## Parameters
 
 # %% tags=["parameters"]
-profile = "quick"
-dataset = "cifar10"
-checkpoint_dir = ""
-results_dir = ""
-device = "auto"
-transplant_parent = ""
-transplant_child = ""
-transplant_eval_per_class = 30
-transplant_sweep = True
-bn_recalibration_images = 500
-noise_seed = 0
-image_resamples = 1000  # paired bootstrap over the evaluation images (ΔVI intervals)
+profile: str = "quick"  # profiles/NAME.yaml or a YAML path: its values replace the defaults not passed with -p
+dataset: str = "cifar10"  # cifar10 or imagenet
+checkpoint_dir: str = ""  # where the checkpoints are ("": checkpoints/<profile>)
+results_dir: str = ""  # where the result tables go ("": data/results/<profile>)
+device: str = "auto"  # torch device to evaluate on (auto: a GPU when present, else the CPU)
+transplant_parent: str = ""  # the parent whose offspring is transplanted ("": any parent)
+transplant_child: str = ""  # the offspring ("": one trained with all eight manipulations, else the first)
+transplant_eval_per_class: int = 30  # test images of each class for every variant's VI
+transplant_sweep: bool = True  # also transplant every conv layer on its own
+bn_recalibration_images: int = 500  # clean images that re-estimate BatchNorm after a transplant (0: none)
+noise_seed: int = 0  # seed of the noise every variant shares
+image_resamples: int = 1000  # paired bootstrap over the evaluation images (ΔVI intervals)
+profile_applied: bool = False  # true when python -m paradox_utils run passed every value (no profile loaded)
 
 # %%
+globals().update(pipeline.profile_parameters("06_transplant", globals()))  # papermill -p profile P: P's values
 paths = pipeline.chapter_paths(profile, checkpoint_dir, results_dir)
 runtime.configure()
 plots.set_theme()

@@ -12,6 +12,7 @@ import pandas as pd
 
 from . import plots
 from .progress import batch_mode
+from .report import pair_key
 
 __all__ = ["explorer", "pair_cells", "pair_layers"]
 
@@ -23,11 +24,11 @@ def pair_cells(matrices: Mapping[str, pd.DataFrame], a: str, b: str) -> pd.DataF
 
 
 def pair_layers(layer_scores: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
-    """The per-layer similarity of a and b (a ``report.layer_table``; a pair is stored once,
-    in either order) as one row, one column per layer; empty when the pair is absent."""
-    part = layer_scores[((layer_scores["a"] == a) & (layer_scores["b"] == b))
-                        | ((layer_scores["a"] == b) & (layer_scores["b"] == a))]
-    return part.set_index("layer")[["value"]].T
+    """The per-layer similarity of a and b (a ``report.layer_table``, whose pairs are stored
+    under ``report.pair_key``) as one row, one column per layer; empty when the pair is absent."""
+    first, second = pair_key(a, b)
+    part = layer_scores[(layer_scores["a"] == first) & (layer_scores["b"] == second)]
+    return part.set_index("layer")[["value"]].T.rename(index={"value": f"{a} vs {b}"})
 
 
 def explorer(acc_table: pd.DataFrame, matrices: Mapping[str, pd.DataFrame], layer_scores: pd.DataFrame):
@@ -51,7 +52,11 @@ def explorer(acc_table: pd.DataFrame, matrices: Mapping[str, pd.DataFrame], laye
             display(pair_cells(matrices, a, b).round(4))
             plots.show(plots.accuracy_profiles(acc_table, [a, b]))
             layers = pair_layers(layer_scores, a, b)
-            if not layers.empty:
+            if a == b:
+                print("The same network twice: pick another to compare layer by layer.")
+            elif layers.empty:  # say so: an empty space would read as "no difference"
+                print(f"No per-layer similarity stored for {a} and {b}: run chapter 4 (04_similarity) again.")
+            else:
                 display(layers.round(3))
 
     first.observe(update, "value")

@@ -5,8 +5,10 @@ py:percent → ipynb → papermill), writing executed notebooks into ``book/chap
 It validates the profile before running anything, stops at the first failing
 chapter naming it and the failing cell's error, and keeps the partial notebook.
 Chapters skip finished work themselves (checkpoints, evaluation cells, similarity
-cache), so rerunning is cheap. ``build_book`` renders the executed chapters with
-Jupyter Book (execution off, warnings as errors) and fails on any error output.
+cache), so rerunning is cheap. A chapter run by papermill directly loads its profile
+itself (:func:`profile_parameters`). ``build_book`` renders the executed chapters with
+Jupyter Book (execution off, warnings as errors, a footer naming the profile and
+commit) and fails on any error output.
 """
 
 from __future__ import annotations
@@ -19,21 +21,27 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from . import provenance
 from .progress import Follower, clock, elapsed
+from .publish import PublishFailed, publish
 
-__all__ = ["CHAPTERS", "ChapterFailed", "build_book", "chapter_paths", "check_run", "check_values", "load_profile",
-           "main", "profile_values", "run"]
+__all__ = ["CHAPTERS", "PROFILE_APPLIED", "ChapterFailed", "book_config", "build_book", "chapter_paths", "check_run",
+           "check_values", "inspect_chapter", "load_profile", "main", "profile_parameters", "profile_values", "run"]
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 BOOK = ROOT / "book"
 CHAPTERS = ("01_train", "02_finetune", "03_evaluate", "04_similarity", "05_paradox", "06_transplant")
+# Every chapter declares it (false); ``run`` passes it true with every value it resolved, so the
+# chapter loads no profile itself. Not a parameter a profile or -p may set.
+PROFILE_APPLIED = "profile_applied"
 
 
 class ChapterFailed(RuntimeError):
@@ -46,18 +54,25 @@ def profile_path(profile: str) -> Path:
 
 
 def chapter_parameters() -> dict[str, dict[str, Any]]:
-    """Each chapter's declared parameters (name → default), read from its parameters cell."""
+    """Each chapter's declared parameters (name → default), read from its parameters cell
+    (``profile_applied`` aside: it is ``run``'s, not the user's)."""
+    return {chapter: _chapter_defaults(chapter) for chapter in CHAPTERS}
+
+
+def inspect_chapter(chapter: str) -> dict[str, dict[str, str]]:
+    """papermill's view of a chapter's parameters cell, as ``papermill --help-notebook``
+    shows it: name → {name, inferred_type_name, default, help} (all text)."""
     import jupytext
     import papermill
 
-    out = {}
     with tempfile.TemporaryDirectory() as scratch:  # nothing is written into the repository
-        for chapter in CHAPTERS:
-            tmp = Path(scratch) / f"{chapter}.ipynb"
-            jupytext.write(jupytext.read(NOTEBOOKS / f"{chapter}.py"), tmp)
-            declared = papermill.inspect_notebook(str(tmp))
-            out[chapter] = {k: _literal(v["default"]) for k, v in declared.items()}
-    return out
+        tmp = Path(scratch) / f"{chapter}.ipynb"
+        jupytext.write(jupytext.read(NOTEBOOKS / f"{chapter}.py"), tmp)
+        return papermill.inspect_notebook(str(tmp))
+
+
+def _chapter_defaults(chapter: str) -> dict[str, Any]:
+    return {k: _literal(v["default"]) for k, v in inspect_chapter(chapter).items() if k != PROFILE_APPLIED}
 
 
 def _literal(text: str) -> Any:
@@ -147,6 +162,36 @@ def profile_values(profile: str, parameters: dict[str, Any] | None = None,
         raise ValueError(f"Unknown parameter {', '.join(unknown)}; the chapters take: {', '.join(sorted(defaults))}.")
     check_values(overrides, defaults, "Parameter override")
     return {**defaults, **values, **overrides}
+
+
+def profile_parameters(chapter: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """The values a chapter takes from its profile, set by its first setup cell:
+    ``globals().update(pipeline.profile_parameters("03_evaluate", globals()))``.
+
+    Under ``python -m paradox_utils run`` (``profile_applied`` true) every value was passed
+    already: nothing. Otherwise (``papermill chapter.ipynb out.ipynb -p profile tiny``, or
+    JupyterLab with ``profile`` edited) a ``profile`` other than the chapter's default is
+    loaded, and each parameter whose value still equals the chapter's default takes the
+    profile's value; a value that differs from the default (``-p eval_per_class 7``) wins.
+    So a ``-p`` value equal to the chapter's default loses to the profile (``run -p`` does
+    not). Every value is checked against its default's type first. Raises ValueError (one
+    sentence) for an unknown profile, a key it does not know, or a wrongly typed value.
+    """
+    if namespace.get(PROFILE_APPLIED):
+        return {}
+    defaults = _chapter_defaults(chapter)  # this chapter alone: the common case loads nothing more
+    current = {k: namespace[k] for k in defaults}
+    check_values(current, defaults, f"Chapter {chapter}")
+    if current["profile"] == defaults["profile"]:  # the parameters cell holds that profile's values
+        return {}
+    profile = load_profile(str(current["profile"]), chapter_parameters())
+    values = {k: profile[k] for k in defaults if k in profile and _same_value(current[k], defaults[k])}
+    values["profile"] = profile["profile"]  # a YAML path becomes the profile's name (its folders)
+    return values
+
+
+def _same_value(value: Any, default: Any) -> bool:
+    return type(value) is type(default) and value == default
 
 
 def check_values(values: dict[str, Any], defaults: dict[str, Any], source: str) -> None:
@@ -292,8 +337,9 @@ def _execute(chapter: str, values: dict[str, Any], declared: dict[str, Any], out
     target = out_dir / f"{chapter}.ipynb"
     notebook = jupytext.read(NOTEBOOKS / f"{chapter}.py")
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    provenance.stamp(notebook, values["profile"])  # the book's footer names them
     jupytext.write(notebook, source)
-    parameters = {k: v for k, v in values.items() if k in declared}
+    parameters = {**{k: v for k, v in values.items() if k in declared}, PROFILE_APPLIED: True}
     print(f"== {chapter} ({values['profile']} profile) started {clock()}", flush=True)
     started = time.perf_counter()
     try:
@@ -317,7 +363,9 @@ def notebook_errors(path: Path) -> list[str]:
 
 
 def build_book(book_dir: str | os.PathLike = BOOK) -> Path:
-    """Render the executed chapters into ``book/_build/html`` (offline plotly, -W)."""
+    """Render the executed chapters into ``book/_build/html`` (offline plotly, -W), every
+    page's footer naming the profile and commit the chapters ran with. ``_config.yml`` is
+    not touched: the build reads a copy with the footer, made in a temporary folder."""
     import plotly
 
     book_dir = Path(book_dir)
@@ -331,16 +379,33 @@ def build_book(book_dir: str | os.PathLike = BOOK) -> Path:
     static = book_dir / "_static"
     static.mkdir(exist_ok=True)
     shutil.copyfile(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", static / "plotly.min.js")
-    command = [sys.executable, "-m", "jupyter_book", "build", str(book_dir), "--warningiserror", "--nitpick",
-               "--keep-going"]
-    jb = Path(sys.executable).parent / "jupyter-book"
-    if jb.exists():
-        command = [str(jb), *command[3:]]
-    result = subprocess.run(command, capture_output=True, text=True)
+    footer = provenance.book_footer([chapters / f"{c}.ipynb" for c in CHAPTERS])
+    with tempfile.TemporaryDirectory() as scratch:
+        command = [sys.executable, "-m", "jupyter_book", "build", str(book_dir), "--warningiserror", "--nitpick",
+                   "--keep-going", "--config", str(book_config(book_dir, footer, Path(scratch)))]
+        jb = Path(sys.executable).parent / "jupyter-book"
+        if jb.exists():
+            command = [str(jb), *command[3:]]
+        result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).splitlines()[-30:])
         raise ChapterFailed(f"jupyter-book build failed (exit {result.returncode}):\n{tail}")
     return book_dir / "_build" / "html" / "index.html"
+
+
+def book_config(book_dir: Path, footer: str, folder: Path) -> Path:
+    """A copy of ``book_dir/_config.yml`` in ``folder`` with ``footer`` as every page's
+    ``html.extra_footer`` (appended to one the book has); local Sphinx extensions, which
+    Jupyter Book finds relative to the config file, are pointed back at ``book_dir``."""
+    config = yaml.safe_load((book_dir / "_config.yml").read_text()) or {}
+    html = config.setdefault("html", {})
+    html["extra_footer"] = (html.get("extra_footer") or "") + footer
+    extensions = config.get("sphinx", {}).get("local_extensions") or {}
+    for name, path in extensions.items():
+        extensions[name] = str((book_dir / path).resolve())
+    target = folder / "_config.yml"
+    target.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    return target
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -388,7 +453,22 @@ def main(argv: list[str] | None = None) -> int:
     population_parser.add_argument("--csv", metavar="FILE", help="write every network's every TrainConfig field here")
     population_parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                                    metavar=("NAME", "VALUE"), help="override one chapter parameter (as for run)")
-    args = parser.parse_args(argv)
+    publish_parser = commands.add_parser(
+        "publish", help="put the built book on the gh-pages branch of a remote (ghp-import)",
+        description="Commit book/_build/html as the gh-pages branch (with .nojekyll) and force-push it to the "
+                    "remote, as Jupyter Book's documentation recommends (ghp-import -n -p -f). Build it first.")
+    publish_parser.add_argument("--remote", default="origin", help="the git remote to push to (default origin)")
+    publish_parser.add_argument("--branch", default="gh-pages", help="the branch (default gh-pages)")
+    publish_parser.add_argument("--dir", default=str(BOOK / "_build" / "html"),
+                                help="the built HTML (default book/_build/html)")
+    commands.add_parser(
+        "lab", help="JupyterLab on notebooks/ (what make lab runs)",
+        description="JupyterLab serving notebooks/: chapters open as notebooks, jupytext pairs each .py with an "
+                    ".ipynb (git-ignored) that keeps the outputs. Further arguments go to jupyter lab "
+                    "(e.g. --port 8890).")
+    args, extra = parser.parse_known_args(argv)  # lab passes what it does not know on to jupyter lab
+    if extra and args.command != "lab":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.command == "run":
             overrides = {name: yaml.safe_load(value) for name, value in args.parameter}
@@ -405,10 +485,16 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "population":
             overrides = {name: yaml.safe_load(value) for name, value in args.parameter}
             print(describe_population(args.profile, overrides, args.csv))
+        elif args.command == "publish":
+            print(publish(args.dir, args.remote, args.branch))
+        elif args.command == "lab":
+            from . import lab
+
+            lab.main(extra)
         else:
             for path in sorted((NOTEBOOKS / "profiles").glob("*.yaml")):
                 print(f"{path.stem}:\n  " + "\n  ".join(path.read_text().strip().splitlines()))
-    except (ChapterFailed, ValueError, FileNotFoundError) as error:
+    except (ChapterFailed, PublishFailed, ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

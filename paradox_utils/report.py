@@ -24,7 +24,7 @@ from .population import NetworkSpec, read_catalog
 
 __all__ = [
     "done_networks", "evaluation_set", "histories", "layer_table", "load_matrices", "load_networks", "parents_of",
-    "load_nulls", "null_summary", "population_table", "probe_images", "read_correctness", "read_result",
+    "load_nulls", "null_summary", "pair_key", "population_table", "probe_images", "read_correctness", "read_result",
     "save_matrices", "save_nulls", "transplant_pair", "weight_hashes",
 ]
 
@@ -165,12 +165,21 @@ def load_matrices(path: Path, catalog: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return out
 
 
+def pair_key(a: str, b: str) -> tuple[str, str]:
+    """The one order a pair of networks is stored in (by id, alphabetically), whatever the
+    catalog's order: writers store ``(a, b) = pair_key(x, y)``, readers look up the same."""
+    return (a, b) if str(a) <= str(b) else (b, a)
+
+
 def layer_table(ids: Sequence[str], layers: np.ndarray, names: Sequence[str]) -> pd.DataFrame:
-    """Per-layer similarity (N, N, L) as the long table of ``layer_similarity.parquet``:
-    one row per pair (a before b in ``ids``' order) and layer."""
+    """Per-layer similarity (N, N, L) of the networks ``ids`` as the long table of
+    ``layer_similarity.parquet``: one row per pair and layer, (a, b) = :func:`pair_key`.
+    The value is ``layers[i, j]`` with i the earlier of the two in ``ids`` (the upper triangle)."""
     i, j = np.triu_indices(len(ids), 1)
-    ids, names = np.asarray(ids, dtype=object), np.asarray(names, dtype=object)
-    return pd.DataFrame({"a": np.repeat(ids[i], len(names)), "b": np.repeat(ids[j], len(names)),
+    keys = [pair_key(ids[x], ids[y]) for x, y in zip(i, j, strict=True)]
+    names = np.asarray(names, dtype=object)
+    return pd.DataFrame({"a": np.repeat(np.asarray([k[0] for k in keys], dtype=object), len(names)),
+                         "b": np.repeat(np.asarray([k[1] for k in keys], dtype=object), len(names)),
                          "layer": np.tile(names, len(i)), "value": np.asarray(layers, dtype=float)[i, j].ravel()})
 
 

@@ -95,8 +95,9 @@ def test_matrices_and_layer_table_round_trip(tmp_path):
     assert list(subset["paper"].index) == ["b", "a"]
     layers = np.arange(18.0).reshape(3, 3, 2)
     table = report.layer_table(ids, layers, ["conv1", "conv2"])
-    assert list(zip(table["a"], table["b"], table["layer"], strict=True))[:3] == [
-        ("b", "a", "conv1"), ("b", "a", "conv2"), ("b", "c", "conv1")]
+    assert list(zip(table["a"], table["b"], table["layer"], strict=True))[:3] == [  # (b, a) is stored as (a, b)
+        ("a", "b", "conv1"), ("a", "b", "conv2"), ("b", "c", "conv1")]
+    assert table.set_index(["a", "b", "layer"]).loc[("a", "b", "conv2"), "value"] == layers[0, 1, 1]
     assert table.set_index(["a", "b", "layer"]).loc[("a", "c", "conv2"), "value"] == layers[1, 2, 1]
     assert len(table) == 3 * 2
 
@@ -107,10 +108,35 @@ def _umask() -> int:
     return mask
 
 
+def test_explorer_finds_every_pair_of_a_population_the_writer_stored(tmp_path):
+    """Catalog order is not alphabetical (b010 before b002, offspring after all bases): the
+    explorer finds the layer table of every pair, in either order, through the Parquet file
+    chapter 4 writes and chapter 5 reads."""
+    ids = ["b010", "b002", "b001", "b010-ft-all", "b002-ft-none", "b001-ft-contrast", "a-first"]
+    names = ["conv1", "layer1.0.conv1", "layer3.2.conv2"]
+    rng = np.random.default_rng(0)
+    upper = np.triu(rng.uniform(size=(len(ids), len(ids))), 1)
+    layers = np.stack([upper + upper.T + np.eye(len(ids)) * (k + 1) for k in range(len(names))], axis=-1)
+    files.write_table(report.layer_table(ids, layers, names), tmp_path / "layers.parquet")
+    stored = files.read_table(tmp_path / "layers.parquet")
+    assert all(report.pair_key(a, b) == (a, b) for a, b in zip(stored["a"], stored["b"], strict=True))
+    found = 0
+    for i, a in enumerate(ids):
+        for j, b in enumerate(ids):
+            if i == j:
+                continue
+            row = explorer.pair_layers(stored, a, b)
+            assert list(row.columns) == names and row.index.tolist() == [f"{a} vs {b}"], (a, b)
+            np.testing.assert_allclose(row.to_numpy()[0], layers[i, j])
+            found += 1
+    assert found == len(ids) * (len(ids) - 1)
+    assert explorer.pair_layers(stored, "b001", "nobody").empty
+
+
 def test_explorer_helpers_find_a_pair_in_either_order(monkeypatch):
-    scores = pd.DataFrame({"a": ["b", "b"], "b": ["a", "a"], "layer": ["conv1", "conv2"], "value": [0.5, 0.7]})
+    scores = pd.DataFrame({"a": ["a", "a"], "b": ["b", "b"], "layer": ["conv1", "conv2"], "value": [0.5, 0.7]})
     for a, b in (("a", "b"), ("b", "a")):
-        assert explorer.pair_layers(scores, a, b).loc["value"].to_dict() == {"conv1": 0.5, "conv2": 0.7}
+        assert explorer.pair_layers(scores, a, b).iloc[0].to_dict() == {"conv1": 0.5, "conv2": 0.7}
     assert explorer.pair_layers(scores, "a", "c").empty
     ids = ["a", "b"]
     cells = explorer.pair_cells({"m": pd.DataFrame([[1, 0.3], [0.3, 1]], index=ids, columns=ids),
