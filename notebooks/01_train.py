@@ -49,6 +49,7 @@ scheduler: str = "auto"  # auto, serial, local, slurm, or a running Dask schedul
 workers: int = 0  # Dask workers of a local or slurm cluster (0: one per core, or one slurm job)
 device: str = "auto"  # torch device to train on (auto: a GPU when present, else the CPU)
 group_size: int = 1  # networks trained at once, stacked (for GPUs; 1 is fastest on a CPU)
+cluster_options: dict = {}  # scheduler slurm: SLURMCluster settings (queue, cores, memory, walltime …)
 retrain: list = []  # ids whose finished checkpoints are trained again (with their offspring)
 base_common: dict = {"epochs": 4, "train_per_class": 2000, "val_per_class": 50,
                      "batch_size": 128}  # training settings every base network shares (TrainConfig fields)
@@ -91,7 +92,8 @@ report.population_table(specs)
 # %%
 catalog = cluster.run_population(specs, paths["checkpoints"], scheduler=scheduler, workers=workers or None,
                                  device=str(runtime.pick_device(device)), group_size=group_size,
-                                 retrain=population.retrain_for(specs, retrain, "base"))
+                                 retrain=population.retrain_for(specs, retrain, "base"),
+                                 cluster_options=cluster_options or None)
 catalog[["net_id", "status", "epochs_done", "val_accuracy", "train_seconds", "error"]]
 
 # %% [markdown]

@@ -45,6 +45,7 @@ scheduler: str = "auto"  # auto, serial, local, slurm, or a running Dask schedul
 workers: int = 0  # Dask workers of a local or slurm cluster (0: one per core, or one slurm job)
 device: str = "auto"  # torch device to train on (auto: a GPU when present, else the CPU)
 group_size: int = 1  # networks trained at once, stacked (for GPUs; 1 is fastest on a CPU)
+cluster_options: dict = {}  # scheduler slurm: SLURMCluster settings (queue, cores, memory, walltime …)
 retrain: list = []  # ids whose finished checkpoints are trained again (with their offspring)
 finetune_parents: int = 2  # the first n base networks have offspring
 finetune_manipulations: list = [None, "all", "contrast", "gaussian"]  # the offspring's augmentations (None: none)
@@ -82,7 +83,8 @@ report.population_table([s for s in specs if s.kind == "finetune"])
 # %%
 catalog = cluster.run_population(specs, paths["checkpoints"], scheduler=scheduler, workers=workers or None,
                                  device=str(runtime.pick_device(device)), group_size=group_size,
-                                 retrain=population.retrain_for(specs, retrain, "finetune"))
+                                 retrain=population.retrain_for(specs, retrain, "finetune"),
+                                 cluster_options=cluster_options or None)
 offspring = catalog[catalog["kind"] == "finetune"]
 offspring[["net_id", "parent", "status", "val_accuracy", "train_seconds", "error"]]
 
