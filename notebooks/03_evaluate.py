@@ -35,7 +35,8 @@
 # their accuracies predict.
 #
 # ## Prerequisites
-# - The trained population (`checkpoints/<profile>/catalog.parquet`, chapters 1–2).
+# - The trained population (`checkpoints/<profile>/catalog.parquet`, chapters 1–2), or
+#   networks trained elsewhere and imported (`python -m paradox_utils import`).
 # - Output: `data/results/<profile>/accuracy.parquet`, one row per network × cell, and
 #   beside it `accuracy.correct.parquet`, the per-image correctness bits.
 
@@ -47,6 +48,7 @@ import numpy as np
 from myst_nb import glue
 
 from paradox_utils import bootstrap, evaluation, files, paradox, pipeline, plots, regime, report, runtime, sentences
+from paradox_utils.importing import origin_sentence
 
 # %% [markdown]
 # ## Parameters
@@ -155,6 +157,7 @@ glue("hardest", table.drop(columns=["clean", "vi", "vi_low", "vi_high"]).mean().
 glue("vi_interval_width", f"{(table['vi_high'] - table['vi_low']).median():.3f}", display=False)
 glue("disagree", f"{outcomes['disagree'].mean():.2f}", display=False)
 glue("kappa", sentences.mean_std(kappa.to_numpy()[np.triu_indices(len(kappa), 1)]), display=False)
+glue("origin", origin_sentence(catalog), display=False)  # the introduction: trained here, or imported from where
 
 # %% [markdown]
 # ## Summary

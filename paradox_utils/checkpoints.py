@@ -96,6 +96,9 @@ def save(path: str | os.PathLike, model: nn.Module | dict[str, torch.Tensor], ar
 
     ``extra_tensors`` (e.g. optimiser state, prefixed) are stored beside the weights
     under ``extra/``; ``metadata`` goes into the JSON (config, parent, history, ...).
+    A ``normalisation`` in it (``models.set_normalisation``'s, for an imported network)
+    is also written into the tensor file's header: results are cached by that file's
+    sha256, and the same weights behind another normalisation are another network.
     Returns the metadata written. The tensor file is renamed into place before the
     sidecar, and the sidecar carries its hash, so a torn pair is detected on load.
     """
@@ -108,7 +111,10 @@ def save(path: str | os.PathLike, model: nn.Module | dict[str, torch.Tensor], ar
         tensors[f"extra/{name}"] = value.detach().cpu().contiguous()
     try:
         with atomic_path(tensors_path) as tmp:
-            save_file(tensors, str(tmp), metadata={"arch": arch})
+            header = {"arch": arch}
+            if "normalisation" in metadata:
+                header["normalisation"] = json.dumps(metadata["normalisation"], sort_keys=True)
+            save_file(tensors, str(tmp), metadata=header)
         meta = {**metadata, "arch": arch, "num_classes": int(num_classes),
                 "sha256": sha256_file(tensors_path), "package_version": __version__}
         write_json(json_path, meta)
@@ -155,9 +161,11 @@ def load_state(path: str | os.PathLike, arch: str | None = None,
 
 def load(path: str | os.PathLike, arch: str | None = None, device: str | torch.device = "cpu",
          verify: bool = True) -> tuple[nn.Module, dict]:
-    """(model in eval mode on ``device``, metadata). Refuses another architecture."""
+    """(model in eval mode on ``device``, metadata). Refuses another architecture. An imported
+    network's recorded ``normalisation`` is rebuilt in front of it (none recorded: the arch's own)."""
     weights, _, meta = load_state(path, arch, verify)
-    model = build_for_loading(meta["arch"], meta["num_classes"])  # no initialiser: the weights are replaced
+    # no initialiser: the weights are replaced
+    model = build_for_loading(meta["arch"], meta["num_classes"], normalisation=meta.get("normalisation"))
     try:
         model.load_state_dict(weights, strict=True)
     except RuntimeError as error:

@@ -23,20 +23,29 @@ layers the Keras way.
 All models take RGB images in [0, 1], shape (N, 3, H, W), and normalise inside
 ``forward``: a checkpoint is the whole network, and the image manipulations act on
 [0, 1] pixels as the paper's did.
+
+Networks trained elsewhere (``paradox_utils.importing``) may also be any torchvision
+classification model, named ``torchvision:<name>`` (``torchvision:vgg11``): built by
+``torchvision.models.get_model`` and given the same normalisation in front of its
+``forward`` (:func:`set_normalisation`), so they too take [0, 1] images. The prefix
+keeps the two namespaces apart: plain ``resnet50`` is the project's, and a bare
+torchvision name (``resnet18``) is refused as before.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-__all__ = ["ARCHITECTURES", "KERAS_STAGES", "ResNet20", "ResNet50", "ResNet50Keras", "build", "build_for_loading",
-           "classifier", "conv_layers", "count_keras_parameters", "num_classes", "stage_outputs",
-           "torchvision_to_keras"]
+__all__ = ["ARCHITECTURES", "KERAS_STAGES", "TORCHVISION_PREFIX", "ResNet20", "ResNet50", "ResNet50Keras", "build",
+           "build_for_loading", "classifier", "conv_layers", "count_keras_parameters", "is_architecture",
+           "num_classes", "set_normalisation", "stage_outputs", "torchvision_architectures", "torchvision_to_keras"]
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
@@ -44,6 +53,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 ARCHITECTURES = {"resnet20": 10, "resnet50": 1000, "resnet50_keras": 1000}  # arch -> default number of classes
+TORCHVISION_PREFIX = "torchvision:"  # "torchvision:vgg11": a torchvision classification model (imported networks)
 
 
 def _he_normal_(weight: torch.Tensor) -> None:
@@ -302,35 +312,109 @@ _CLASSES = {"resnet20": ResNet20, "resnet50": ResNet50, "resnet50_keras": ResNet
 _DEFAULT_INIT = {"resnet20": "he_normal", "resnet50": "kaiming_normal", "resnet50_keras": "he_normal"}
 
 
+@functools.cache
+def torchvision_architectures() -> tuple[str, ...]:
+    """Every torchvision classification model as an architecture name here:
+    ``torchvision:<name>`` for each of ``torchvision.models.list_models(module=torchvision.models)``
+    (classification only: detection, segmentation and video models live in submodules)."""
+    return tuple(TORCHVISION_PREFIX + name for name in torchvision.models.list_models(module=torchvision.models))
+
+
+def is_architecture(arch: str) -> bool:
+    """``arch`` names one of :data:`ARCHITECTURES` or of :func:`torchvision_architectures`."""
+    return arch in ARCHITECTURES or arch in torchvision_architectures()
+
+
 def _checked_classes(arch: str, num_classes: int | None) -> int:
     """``num_classes`` (the arch's default when None), after checking ``arch`` and the count."""
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"Unknown architecture {arch!r}; valid: {sorted(ARCHITECTURES)}.")
-    num_classes = ARCHITECTURES[arch] if num_classes is None else int(num_classes)
+    if not is_architecture(arch):
+        hint = (f" ({arch!r} is torchvision's: name it {TORCHVISION_PREFIX}{arch})"
+                if TORCHVISION_PREFIX + arch in torchvision_architectures() else "")
+        raise ValueError(f"Unknown architecture {arch!r}; valid: {sorted(ARCHITECTURES)}, or "
+                         f"{TORCHVISION_PREFIX}<name> for a torchvision classification model{hint}.")
+    num_classes = ARCHITECTURES.get(arch, 1000) if num_classes is None else int(num_classes)
     if num_classes < 2:
         raise ValueError(f"num_classes must be at least 2, got {num_classes}.")
     return num_classes
 
 
-def build(arch: str, num_classes: int | None = None, init: str | None = None) -> nn.Module:
-    """A freshly initialised network of ``arch`` (one of :data:`ARCHITECTURES`).
+class _InputNormalised:
+    """Mixin put in front of a torchvision model's class: ``forward`` normalises the [0, 1]
+    input with the model's ``normalise`` module first, as the project's models do."""
 
-    ``num_classes`` defaults to 10 (resnet20) or 1000 (resnet50, resnet50_keras);
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(self.normalise(x))
+
+
+@functools.cache
+def _input_normalised(cls: type) -> type:
+    # one subclass per torchvision class (so isinstance and deepcopy see one type); same name, its module
+    return type(cls.__name__, (_InputNormalised, cls), {"__module__": cls.__module__})
+
+
+def _torchvision(arch: str, num_classes: int, init: str | None) -> nn.Module:
+    """torchvision's ``arch`` (prefixed name), untrained, with ImageNet normalisation in front
+    (torchvision's convention; :func:`set_normalisation` replaces it). ``init``: None keeps
+    torchvision's own initialisation, a name of ``INITIALISERS`` redraws every conv and Linear."""
+    model = torchvision.models.get_model(arch.removeprefix(TORCHVISION_PREFIX), weights=None,
+                                         num_classes=num_classes)
+    model.__class__ = _input_normalised(type(model))
+    model.normalise = _Normalise(IMAGENET_MEAN, IMAGENET_STD)
+    _initialise(model, init)
+    return model
+
+
+def set_normalisation(model: nn.Module, normalisation: str | Mapping[str, Sequence[float]] | None) -> nn.Module:
+    """``model`` (changed in place and returned) with another input normalisation in front.
+
+    ``normalisation``: None keeps the model's own; "none" feeds the [0, 1] images unchanged
+    (a network that normalises itself, or was trained on [0, 1] pixels); ``{"mean": (3,),
+    "std": (3,)}`` per RGB channel, as ``(x - mean) / std``. The normalisation holds no
+    parameters, so the state_dict's names and shapes are untouched. Every model
+    :func:`build` makes has one (``model.normalise``).
+    """
+    if normalisation is None:
+        return model
+    if not isinstance(getattr(model, "normalise", None), nn.Module):
+        raise ValueError(f"{type(model).__name__} has no input normalisation to set (models.build makes one).")
+    if normalisation == "none":
+        model.normalise = nn.Identity()
+        return model
+    if not isinstance(normalisation, Mapping) or set(normalisation) != {"mean", "std"}:
+        raise ValueError(f"A normalisation is 'none' or a mapping with mean and std, got {normalisation!r}.")
+    mean, std = (tuple(float(v) for v in normalisation[k]) for k in ("mean", "std"))
+    if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+        raise ValueError(f"A normalisation needs three means and three positive stds (RGB), got {normalisation!r}.")
+    model.normalise = _Normalise(mean, std)
+    return model
+
+
+def build(arch: str, num_classes: int | None = None, init: str | None = None) -> nn.Module:
+    """A freshly initialised network of ``arch`` (one of :data:`ARCHITECTURES`, or a
+    ``torchvision:<name>`` of :func:`torchvision_architectures`).
+
+    ``num_classes`` defaults to 10 (resnet20) or 1000 (resnet50, resnet50_keras, torchvision's);
     ``init`` to he_normal (resnet20, the paper's; resnet50_keras's convs, as Keras 2.2.4
-    declares) or torchvision's kaiming_normal (resnet50). Seed the global torch RNG
-    first for reproducible weights.
+    declares) or torchvision's kaiming_normal (resnet50); torchvision's models keep their
+    own initialisation unless ``init`` names one. Seed the global torch RNG first for
+    reproducible weights.
     """
     num_classes = _checked_classes(arch, num_classes)
+    if arch not in _CLASSES:
+        return _torchvision(arch, num_classes, init)
     return _CLASSES[arch](num_classes, init or _DEFAULT_INIT[arch])
 
 
-def build_for_loading(arch: str, num_classes: int | None = None) -> nn.Module:
+def build_for_loading(arch: str, num_classes: int | None = None,
+                      normalisation: str | Mapping[str, Sequence[float]] | None = None) -> nn.Module:
     """A network of ``arch`` whose weights are about to be replaced by a state_dict:
     PyTorch's own layer initialisation only, none of the Keras initialisers
     (he_normal's truncated draws take ~15 s for resnet50_keras's 23.5 M conv weights
-    on a busy 2-core CPU). Same names, shapes and buffers as :func:`build`'s."""
+    on a busy 2-core CPU). Same names, shapes and buffers as :func:`build`'s.
+    ``normalisation``: see :func:`set_normalisation` (None: the architecture's own)."""
     num_classes = _checked_classes(arch, num_classes)  # before the lookup: an unknown arch reads as one
-    return _CLASSES[arch](num_classes, init=None)
+    model = _CLASSES[arch](num_classes, init=None) if arch in _CLASSES else _torchvision(arch, num_classes, None)
+    return set_normalisation(model, normalisation)
 
 
 def conv_layers(model: nn.Module | dict) -> list[tuple[str, nn.Module | torch.Tensor]]:

@@ -466,6 +466,27 @@ def main(argv: list[str] | None = None) -> int:
         description="JupyterLab serving notebooks/: chapters open as notebooks, jupytext pairs each .py with an "
                     ".ipynb (git-ignored) that keeps the outputs. Further arguments go to jupyter lab "
                     "(e.g. --port 8890).")
+    import_parser = commands.add_parser(
+        "import", help="import networks trained elsewhere, for chapters 3–6",
+        description="Read every *.safetensors, *.pt/*.pth (state_dicts only: never a full unpickle) and Lightning "
+                    "*.ckpt in DIR, check each against the architecture, and write project checkpoints, the catalog "
+                    "and a profile.yaml into the checkpoint folder (default checkpoints/NAME). Then run chapters "
+                    "3–6 with the command it prints. Re-importing the same files changes nothing.")
+    import_parser.add_argument("folder", metavar="DIR", help="the folder holding the weight files")
+    import_parser.add_argument("--arch", required=True,
+                               help="resnet20, resnet50, resnet50_keras, or torchvision:<name> (torchvision:vgg11)")
+    import_parser.add_argument("--profile", required=True, metavar="NAME", help="a name for the imported population")
+    import_parser.add_argument("--lineage", metavar="CSV",
+                               help="net_id,parent[,label][,file] per network with a parent (default: all bases; "
+                                    "ids are the files' stems)")
+    import_parser.add_argument("--normalise", metavar="SPEC",
+                               help="the input normalisation the networks expect: cifar10, imagenet, none, or "
+                                    "M,M,M/S,S,S (default: the dataset's)")
+    import_parser.add_argument("--dataset", choices=["cifar10", "imagenet"],
+                               help="what chapters 3–6 evaluate on (default: by the networks' outputs, 10 or 1000)")
+    import_parser.add_argument("--num-classes", type=int, help="default: the first file's classifier's outputs")
+    import_parser.add_argument("--checkpoint-dir", metavar="DIR", help="default checkpoints/NAME")
+    import_parser.add_argument("--results-dir", metavar="DIR", help="default data/results/NAME")
     args, extra = parser.parse_known_args(argv)  # lab passes what it does not know on to jupyter lab
     if extra and args.command != "lab":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -482,6 +503,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"executed {path}")
         elif args.command == "book":
             print(f"built {build_book(args.dir)}")
+        elif args.command == "import":
+            from .importing import import_population
+
+            print(import_population(args.folder, args.arch, args.profile, args.lineage,
+                                    checkpoint_dir=args.checkpoint_dir, results_dir=args.results_dir,
+                                    normalisation=args.normalise, dataset=args.dataset, num_classes=args.num_classes))
         elif args.command == "population":
             overrides = {name: yaml.safe_load(value) for name, value in args.parameter}
             print(describe_population(args.profile, overrides, args.csv))

@@ -328,13 +328,18 @@ def read_catalog(checkpoint_dir: str | os.PathLike) -> pd.DataFrame:
     from the checkpoints' sidecars (the catalog is derived from them)."""
     path = catalog_path(checkpoint_dir)
     if not path.exists():
-        raise FileNotFoundError(f"No catalog at {path}: run the training chapter (01_train) first.")
+        raise FileNotFoundError(f"No catalog at {path}: run the training chapter (01_train) first, or import "
+                                "networks (python -m paradox_utils import).")
     try:
         return pd.read_parquet(path)
     except Exception as error:
         warnings.warn(f"The catalog {path} is unreadable ({type(error).__name__}); it is rebuilt from the "
                       "checkpoints' sidecars.", RuntimeWarning, stacklevel=2)
-    catalog = scan_catalog(_specs_from_sidecars(Path(checkpoint_dir)), checkpoint_dir)
+    from .importing import imported_catalog  # imported networks' sidecars hold no TrainConfig
+
+    catalog = imported_catalog(checkpoint_dir)
+    if catalog is None:
+        catalog = scan_catalog(_specs_from_sidecars(Path(checkpoint_dir)), checkpoint_dir)
     write_catalog(catalog, checkpoint_dir)
     return catalog
 

@@ -1,0 +1,399 @@
+"""Networks trained elsewhere: exported the ways users export them, imported, refused when they
+cannot be read safely or do not fit, re-imported without recomputation, and analysed by
+chapters 3–6 exactly as the same networks trained here."""
+
+import json
+import re
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file, save_file
+
+from paradox_utils import (
+    checkpoints,
+    data,
+    evaluation,
+    models,
+    pipeline,
+    population,
+    report,
+    similarity,
+    training,
+    transplant,
+)
+from paradox_utils.importing import ImportRefused, import_population, origin_sentence
+
+from .test_pipeline import USER_WORK, _tree_state
+
+CATALOG_COLUMNS = ["net_id", "arch", "kind", "parent", "config", "labels", "status", "checkpoint", "sha256",
+                   "val_accuracy", "epochs_done", "train_seconds", "error"]  # population.scan_catalog's
+
+
+def network(seed: int, arch: str = "resnet20", num_classes: int | None = None) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    model = models.build(arch, num_classes)
+    with torch.no_grad():  # BatchNorm statistics that are not the defaults, so they must travel too
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+def export(state: dict, path, how: str) -> None:
+    """Write ``state`` as a user would: a plain state_dict, safetensors, a Lightning
+    checkpoint (``model.`` prefix, a loss weight beside it) or a training checkpoint dict
+    saved from a DataParallel model."""
+    if how == "state_dict":
+        torch.save(state, path)
+    elif how == "safetensors":
+        save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    elif how == "lightning":
+        torch.save({"epoch": 3, "global_step": 30, "pytorch-lightning_version": "2.4.0",
+                    "state_dict": {**{f"model.{k}": v for k, v in state.items()},
+                                   "criterion.weight": torch.ones(10)},
+                    "optimizer_states": [{"state": {}, "param_groups": [{"lr": 0.1, "params": [0]}]}]}, path)
+    elif how == "checkpoint dict":
+        torch.save({"epoch": 7, "model_state_dict": {f"module.{k}": v for k, v in state.items()}}, path)
+
+
+FORMATS = {"a.pt": "state_dict", "b.safetensors": "safetensors", "c.ckpt": "lightning", "d.pth": "checkpoint dict"}
+
+
+@pytest.fixture
+def exported(tmp_path):
+    """Four random ResNet20, one per format, in ``tmp_path/src``: (folder, id → model)."""
+    folder = tmp_path / "src"
+    folder.mkdir()
+    nets = {}
+    for seed, (name, how) in enumerate(FORMATS.items()):
+        nets[name.split(".")[0]] = network(seed)
+        export(nets[name.split(".")[0]].state_dict(), folder / name, how)
+    return folder, nets
+
+
+def folders(tmp_path):
+    return {"checkpoint_dir": tmp_path / "ck", "results_dir": tmp_path / "res"}
+
+
+def test_every_format_imports_the_same_network(exported, tmp_path):
+    folder, nets = exported
+    result = import_population(folder, "resnet20", "mine", **folders(tmp_path))
+    catalog = result.catalog
+    assert list(catalog.columns) == [*CATALOG_COLUMNS, "source", "source_sha256"]
+    assert list(catalog["net_id"]) == ["a", "b", "c", "d"] and set(catalog["kind"]) == {"base"}
+    assert set(catalog["status"]) == {"done"} and sorted(result.written) == ["a", "b", "c", "d"]
+    assert report.done_networks(tmp_path / "ck").equals(catalog)  # what chapters 3–6 read
+    x = torch.rand(8, 3, 32, 32)
+    for row in catalog.itertuples():
+        original = nets[row.net_id]
+        model, meta = checkpoints.load(row.checkpoint)
+        assert all(torch.equal(v, original.state_dict()[k]) for k, v in model.state_dict().items())
+        with torch.no_grad():
+            assert torch.equal(model(x), original(x))
+        assert meta["source"] == row.source and row.source.endswith(f"{row.net_id}.{row.source.split('.')[-1]}")
+        assert meta["source_sha256"] == checkpoints.sha256_file(row.source) == row.source_sha256
+        assert meta["source_format"] == FORMATS[row.source.split("/")[-1]]
+        assert meta["normalisation"] == {"mean": list(models.CIFAR10_MEAN), "std": list(models.CIFAR10_STD)}
+        assert json.loads(row.config)["normalisation"] == meta["normalisation"]
+        assert "criterion.weight" not in load_file(row.checkpoint)  # the Lightning module's other tensors stay out
+    # the profile it writes is one the pipeline accepts, pointing at these folders
+    values = pipeline.load_profile(str(result.profile))
+    assert values["profile"] == "mine" and values["arch"] == "resnet20" and values["dataset"] == "cifar10"
+    assert values["checkpoint_dir"] == str((tmp_path / "ck").resolve())
+    assert values["results_dir"] == str((tmp_path / "res").resolve()) and "similarity_methods" not in values
+    assert "--from 03_evaluate --to 05_paradox" in result.command  # no lineage: no child for the transplant
+    assert "imported from" in origin_sentence(catalog) and "4 weight files" in origin_sentence(catalog)
+
+
+def refused(tmp_path, name: str, content, match: str, arch: str = "resnet20", how: str = "torch") -> None:
+    folder = tmp_path / name.split(".")[0]
+    folder.mkdir()
+    if how == "torch":
+        torch.save(content, folder / name)
+    else:
+        save_file(content, str(folder / name))
+    with pytest.raises(ImportRefused, match=match):
+        import_population(folder, arch, "mine", **folders(tmp_path / f"ck-{folder.name}"))
+    assert not (tmp_path / f"ck-{folder.name}" / "ck" / "catalog.parquet").exists()
+
+
+@pytest.fixture(autouse=True)
+def _repository_untouched():
+    """Every import here writes under pytest's folders, never the repository's: no file there
+    changes, and no folder (an empty results folder included) appears."""
+    def state():
+        return _tree_state(*USER_WORK), sorted(str(p) for f in USER_WORK if f.exists() for p in f.rglob("*"))
+
+    before = state()
+    yield
+    assert state() == before
+
+
+def test_what_cannot_be_read_safely_or_does_not_fit_is_refused(tmp_path):
+    state = network(0).state_dict()
+    refused(tmp_path, "whole.pt", network(0), r"whole\.pt holds pickled Python objects .*torch\.save\(model\).* "
+            r"save model\.state_dict\(\) instead")
+    torchvision18 = models.build("torchvision:resnet18", 10).state_dict()
+    refused(tmp_path, "r18.pt", torchvision18, r"r18\.pt does not fit resnet20: it lacks conv1\.bias \(\d+ of "
+            r"resnet20's 139 tensors missing, \d+ unexpected, \d+ of another shape\)\.$")
+    refused(tmp_path, "missing.pt", {k: v for k, v in state.items() if k != "layer2.0.shortcut.weight"},
+            r"missing\.pt does not fit resnet20: it lacks layer2\.0\.shortcut\.weight \(1 of resnet20's 139 tensors "
+            r"missing\)\.")
+    refused(tmp_path, "shape.safetensors", {**state, "layer1.0.conv2.weight": torch.zeros(16, 16, 5, 5)},
+            r"shape\.safetensors does not fit resnet20: layer1\.0\.conv2\.weight is \(16, 16, 5, 5\) there, "
+            r"\(16, 16, 3, 3\) in resnet20 \(1 of another shape\)\.", how="safetensors")
+    refused(tmp_path, "extra.pt", {**state, "fc2.weight": torch.zeros(3, 3)},
+            r"extra\.pt does not fit resnet20: it has fc2\.weight, which resnet20 has not")
+    refused(tmp_path, "lightning.ckpt", {"state_dict": {**{f"student.{k}": v for k, v in state.items()},
+                                                        **{f"teacher.{k}": v for k, v in state.items()}}},
+            r"lightning\.ckpt holds more than one resnet20 \(under student\. and teacher\.\)")
+    refused(tmp_path, "list.pt", [1, 2, 3], r"list\.pt holds a list, not a state_dict")
+    refused(tmp_path, "arch.pt", state, r"Unknown architecture 'resnet18'.*name it torchvision:resnet18",
+            arch="resnet18")
+    refused(tmp_path, "squeeze.pt", state, r"torchvision:squeezenet1_0 has no Linear classifier",
+            arch="torchvision:squeezenet1_0")
+    refused(tmp_path, "hundred.pt", {**state, "fc.weight": torch.zeros(100, 64), "fc.bias": torch.zeros(100)},
+            r"100 outputs; the chapters evaluate on cifar10 \(10 classes\) or imagenet")
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    with pytest.raises(ImportRefused, match="holds no"):
+        import_population(folder, "resnet20", "mine", **folders(tmp_path / "ck-empty"))
+
+
+def test_a_refused_file_leaves_the_catalog_and_a_trained_population_alone(exported, tmp_path):
+    folder, _ = exported
+    import_population(folder, "resnet20", "mine", **folders(tmp_path))
+    catalog = tmp_path / "ck" / "catalog.parquet"
+    before = catalog.read_bytes()
+    torch.save(network(9), folder / "e.pt")  # a whole pickled model joins the folder
+    with pytest.raises(ImportRefused, match=r"e\.pt holds pickled"):
+        import_population(folder, "resnet20", "mine", **folders(tmp_path))
+    assert catalog.read_bytes() == before
+    (folder / "e.pt").unlink()
+    trained = tmp_path / "trained"  # a folder of networks this project trained is never imported into
+    checkpoints.save(trained / "b000", network(0), "resnet20", 10, config=training.TrainConfig().to_dict())
+    with pytest.raises(ImportRefused, match=r"holds networks trained by this project \(b000"):
+        import_population(folder, "resnet20", "mine", checkpoint_dir=trained, results_dir=tmp_path / "res")
+    with pytest.raises(ImportRefused, match="should be a plain name"):
+        import_population(folder, "resnet20", "../elsewhere", **folders(tmp_path / "x"))
+
+
+def test_lineage_gives_parents_kinds_and_labels(exported, tmp_path):
+    folder, _ = exported
+    (folder / "a.pt").rename(folder / "parent net.pt")  # a stem that is no id: mapped in the CSV's file column
+    lineage = tmp_path / "lineage.csv"
+    lineage.write_text("net_id,parent,label,file\nb,p0,gamma,\nc,b,all,\np0,,,parent net.pt\n")
+    result = import_population(folder, "resnet20", "mine", lineage, **folders(tmp_path))
+    catalog = result.catalog.set_index("net_id")
+    assert list(result.catalog["net_id"]) == ["d", "p0", "b", "c"]  # parents before offspring, else file order
+    assert catalog.loc["c", "parent"] == "b" and catalog.loc["b", "parent"] == "p0"
+    assert dict(catalog["kind"]) == {"d": "base", "p0": "base", "b": "finetune", "c": "finetune"}
+    assert json.loads(catalog.loc["b", "labels"]) == {"label": "gamma"}
+    meta = checkpoints.load_metadata(catalog.loc["c", "checkpoint"])
+    assert meta["parent_sha256"] == catalog.loc["b", "sha256"]
+    assert report.transplant_pair(result.catalog) == ("p0", "b")  # chapter 6 finds a parent and its child
+    assert "--to" not in result.command
+    assert "2 base networks and 2 offspring, by the lineage given with them" in origin_sentence(result.catalog)
+    (tmp_path / "ck" / "catalog.parquet").write_text("torn")  # an unreadable catalog is rebuilt from the sidecars
+    with pytest.warns(RuntimeWarning, match="rebuilt from the checkpoints' sidecars"):
+        assert population.read_catalog(tmp_path / "ck").equals(result.catalog)
+    for text, match in [("net_id,parent\nb,nobody\n", "gives b the parent nobody, which no file is"),
+                        ("net_id,parent\nb,c\nc,b\n", "cycle of parents among b, c"),
+                        ("net_id,parent\nzz,\n", "names zz, which no file is"),
+                        ("net_id,mother\nb,c\n", "has columns net_id, mother"),
+                        ("net_id,parent\nb,\nb,c\n", "lists b more than once")]:
+        lineage.write_text(text)
+        with pytest.raises(ImportRefused, match=match):
+            import_population(folder, "resnet20", "mine", lineage, **folders(tmp_path))
+    shutil.copy(folder / "b.safetensors", folder / "d.safetensors")
+    with pytest.raises(ImportRefused, match=r"d\.pth and d\.safetensors would both be network d"):
+        import_population(folder, "resnet20", "mine", **folders(tmp_path))
+
+
+class Untouchable(torch.nn.Module):
+    """A network that must not run: its results are in the evaluation cache."""
+
+    def forward(self, x):
+        raise AssertionError("a network with cached results was evaluated again")
+
+
+def test_reimport_is_idempotent_and_a_changed_file_alone_is_recomputed(exported, tmp_path):
+    folder, _ = exported
+    first = import_population(folder, "resnet20", "mine", **folders(tmp_path))
+    (tmp_path / "ck" / "profile.yaml").write_text((tmp_path / "ck" / "profile.yaml").read_text()
+                                                  + "eval_per_class: 10\n")  # the user's own setting
+    files = sorted(p for p in (tmp_path / "ck").iterdir())
+    stamps = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in files}
+    again = import_population(folder, "resnet20", "mine", **folders(tmp_path))
+    assert again.written == [] and again.unchanged == ["a", "b", "c", "d"]
+    assert again.catalog.equals(first.catalog)
+    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in files} == stamps  # not a byte rewritten
+    assert yaml.safe_load(again.profile.read_text())["eval_per_class"] == 10
+    # results keyed on the checkpoints' sha256: evaluate once, change one file, evaluate again
+    generator = torch.Generator().manual_seed(0)
+    images = data.ImageSet(torch.randint(0, 256, (12, 3, 32, 32), dtype=torch.uint8, generator=generator),
+                           torch.randint(0, 10, (12,), generator=generator), torch.arange(12), list("0123456789"))
+    grid = [("contrast", 1.0), ("gaussian", 0.08)]
+    out = tmp_path / "res" / "accuracy.parquet"
+    evaluation.evaluate(report.load_networks(first.catalog), images, grid, out=out, top5=False, progress=False,
+                        weights=report.weight_hashes(first.catalog))
+    export(network(42).state_dict(), folder / "b.safetensors", "safetensors")
+    changed = import_population(folder, "resnet20", "mine", **folders(tmp_path))
+    assert changed.written == ["b"] and changed.unchanged == ["a", "c", "d"]
+    shas = dict(zip(first.catalog["net_id"], first.catalog["sha256"], strict=True))
+    new = report.weight_hashes(changed.catalog)
+    assert new["b"] != shas["b"] and {k: v for k, v in new.items() if k != "b"} == {k: shas[k] for k in "acd"}
+    networks = {n: Untouchable() for n in "acd"} | {"b": report.load_networks(changed.catalog.iloc[[1]])["b"]}
+    table = evaluation.evaluate(networks, images, grid, out=out, top5=False, progress=False, weights=new)
+    assert dict(zip(table["net_id"], table["weights_sha256"], strict=True)) == new
+
+
+def test_any_torchvision_model_with_its_normalisation(tmp_path):
+    arch = "torchvision:shufflenet_v2_x0_5"
+    folder = tmp_path / "src"
+    folder.mkdir()
+    nets = {f"n{i}": network(i, arch, 10) for i in range(2)}
+    for name, net in nets.items():
+        torch.save(net.state_dict(), folder / f"{name}.pt")
+    x = torch.rand(4, 3, 32, 32)
+    scaled = import_population(folder, arch, "tv", normalisation="0.5,0.5,0.5/0.25,0.25,0.25",
+                               **folders(tmp_path / "scaled"))
+    raw = import_population(folder, arch, "tv", normalisation="none", **folders(tmp_path / "raw"))
+    for row_scaled, row_raw in zip(scaled.catalog.itertuples(), raw.catalog.itertuples(), strict=True):
+        original = nets[row_scaled.net_id]
+        model_scaled, _ = checkpoints.load(row_scaled.checkpoint)
+        model_raw, _ = checkpoints.load(row_raw.checkpoint)
+        with torch.no_grad():
+            original.normalise = torch.nn.Identity()  # the bare torchvision network, fed by hand
+            assert torch.allclose(model_scaled(x), original((x - 0.5) / 0.25), atol=1e-6)
+            assert torch.equal(model_raw(x), original(x))
+        assert json.loads(row_raw.config)["normalisation"] == "none"
+        # the same weights behind another normalisation are another network: results are cached by this sha256
+        assert row_scaled.sha256 != row_raw.sha256
+    paths = dict(zip(raw.catalog["net_id"], raw.catalog["checkpoint"], strict=True))
+    # the kernel measures and CKA take it (the weights are the originals: the outputs above are equal)
+    paper = similarity.pairwise_similarity(paths, "paper", progress=False)
+    assert paper.shape == (2, 2) and 0 < paper[0, 1] < 1 and paper[0, 1] == paper[1, 0]
+    cka, _ = similarity.cka_matrix(report.load_networks(raw.catalog), x, progress=False)
+    assert cka.shape == (2, 2) and np.allclose(np.diag(cka), 1)
+    assert len(similarity.null_distribution(arch, "paper", n_networks=2)) == 1  # chapter 4's untrained networks
+    with pytest.raises(ValueError, match="coupled supports resnet20, resnet50, resnet50_keras"):
+        similarity.pairwise_similarity(paths, "coupled", progress=False)
+    a, b = report.load_networks(raw.catalog).values()
+    with pytest.raises(ValueError, match="supports resnet20, resnet50, resnet50_keras"):
+        transplant.transplant(a, b, models.conv_layers(a)[1][0])
+    values = yaml.safe_load(raw.profile.read_text())
+    assert values["similarity_methods"] == ["paper", "hungarian"] and values["arch"] == arch
+    assert any("coupled alignment and the transplant" in note for note in raw.notes)
+    assert any(f"chapter 3 stops at {arch}" in note for note in raw.notes)  # regime.regime_of knows the paper's
+    assert raw.command.endswith("--to 05_paradox")
+
+
+def test_command_line(exported, tmp_path, capsys):
+    folder, _ = exported
+    args = ["import", str(folder), "--arch", "resnet20", "--profile", "mine", "--checkpoint-dir", str(tmp_path / "ck"),
+            "--results-dir", str(tmp_path / "res")]
+    assert pipeline.main(args) == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"^imported  c  ← c\.ckpt$", printed, re.M)
+    assert f"next: python -m paradox_utils run --profile {tmp_path / 'ck' / 'profile.yaml'}" in printed
+    assert pipeline.main(args) == 0 and re.search(r"^unchanged c  ← c\.ckpt$", capsys.readouterr().out, re.M)
+    torch.save(network(0), folder / "whole.pt")
+    assert pipeline.main(args) == 1
+    assert re.search(r"^error: whole\.pt holds pickled Python objects.*model\.state_dict\(\)", capsys.readouterr().err)
+
+
+# ----------------------------------------------------------------------------- against native training
+
+TINY = dict(epochs=1, train_per_class=10, val_per_class=5, batch_size=32)
+EXPORTED_AS = {"b000": ("b000.pt", "state_dict"), "b001": ("b001.safetensors", "safetensors"),
+               "b000-ft-gamma": ("b000-ft-gamma.ckpt", "lightning")}
+CHAPTER_SETTINGS = {"eval_per_class": 10, "cka_probe_images": 64, "chance_networks": 15, "mantel_permutations": 99,
+                    "bootstrap_resamples": 50, "transplant_eval_per_class": 4, "transplant_sweep": False,
+                    "bn_recalibration_images": 64}  # the tiny profile's, the sweep aside
+# cells compared with the native networks (all 37 cost minutes on a busy 2-core machine): the identity, a noise
+# with its shared draws, a colour change
+SOME_CELLS = [("contrast", 1.0), ("gaussian", 0.05), ("illuminant", 0.25)]
+
+
+@pytest.fixture(scope="module")
+def native(tmp_path_factory, cifar_source):
+    """Three tiny ResNet20 trained here (two bases and an offspring), their checkpoints, and
+    their weights exported the three ways users export them, with a lineage CSV."""
+    root = tmp_path_factory.mktemp("native")
+    training.train(training.TrainConfig(**TINY), root / "native" / "b000", progress=False, net_id="b000")
+    training.train(training.TrainConfig(**TINY, seed=1), root / "native" / "b001", progress=False, net_id="b001")
+    training.fine_tune(root / "native" / "b000", training.TrainConfig(**TINY, manipulation="gamma", seed=10_000),
+                       root / "native" / "b000-ft-gamma", progress=False)
+    native = {n: root / "native" / f"{n}.safetensors" for n in EXPORTED_AS}
+    (root / "exported").mkdir()
+    for net_id, (name, how) in EXPORTED_AS.items():
+        export(checkpoints.load_state(native[net_id])[0], root / "exported" / name, how)
+    (root / "lineage.csv").write_text("net_id,parent,label\nb000-ft-gamma,b000,gamma\n")
+    return root, native
+
+
+def imported(root, tmp_path):
+    return import_population(root / "exported", "resnet20", "mine", root / "lineage.csv", **folders(tmp_path))
+
+
+def test_imported_networks_measure_as_the_same_networks_trained_here(native, small_test, tmp_path):
+    root, paths = native
+    catalog = imported(root, tmp_path).catalog
+    ids = list(catalog["net_id"])
+    assert ids == ["b000", "b001", "b000-ft-gamma"]
+    mine = report.load_networks(catalog)
+    theirs = {n: checkpoints.load(paths[n])[0] for n in ids}
+    columns = ["net_id", "manipulation", "level", "accuracy", "top5", "n_images"]
+    a = evaluation.evaluate(mine, small_test, SOME_CELLS, progress=False)[columns]
+    b = evaluation.evaluate(theirs, small_test, SOME_CELLS, progress=False)[columns]
+    pd.testing.assert_frame_equal(a, b)
+    for method in similarity.METHODS:
+        assert np.array_equal(similarity.pairwise_similarity(dict(zip(ids, catalog["checkpoint"], strict=True)),
+                                                             method, progress=False),
+                              similarity.pairwise_similarity([paths[n] for n in ids], method, progress=False))
+    probe = report.probe_images("cifar10", 64)
+    assert np.array_equal(similarity.cka_matrix(mine, probe, progress=False)[0],
+                          similarity.cka_matrix(theirs, probe, progress=False)[0])
+
+
+@pytest.mark.slow
+def test_chapters_3_to_6_run_on_an_imported_population(native, tmp_path):
+    root, paths = native
+    result = imported(root, tmp_path)
+    profile = result.profile
+    profile.write_text(profile.read_text() + yaml.safe_dump(CHAPTER_SETTINGS))  # kept by any later import
+    assert imported(root, tmp_path).written == []
+    executed = pipeline.run(str(profile), start="03_evaluate", output_dir=tmp_path / "chapters", progress=False)
+    assert [p.stem for p in executed] == list(pipeline.CHAPTERS[2:])
+    assert all(not pipeline.notebook_errors(p) for p in executed)
+    # chapter 3's table is what the same networks trained here score on the same images and noise
+    ids = list(result.catalog["net_id"])
+    images = report.evaluation_set("cifar10", CHAPTER_SETTINGS["eval_per_class"])
+    native_table = evaluation.evaluate({n: checkpoints.load(paths[n])[0] for n in ids}, images, SOME_CELLS, seed=0,
+                                       progress=False)
+    columns = ["net_id", "manipulation", "level", "accuracy", "n_images"]
+    chapter_table = pd.read_parquet(tmp_path / "res" / "accuracy.parquet")
+    assert len(chapter_table) == 37 * len(ids)
+    key = ["net_id", "manipulation", "level"]
+    chapter_table = chapter_table.merge(native_table[key], on=key)  # the cells computed natively
+    pd.testing.assert_frame_equal(chapter_table[columns].sort_values(key).reset_index(drop=True),
+                                  native_table[columns].sort_values(key).reset_index(drop=True))
+    # chapter 4's kernel similarity is the native networks'
+    matrices = report.load_matrices(tmp_path / "res" / "similarity.parquet", result.catalog)
+    for method in similarity.METHODS:
+        expected = similarity.pairwise_similarity([paths[n] for n in ids], method, progress=False)
+        assert np.allclose(matrices[method].loc[ids, ids].to_numpy(), expected, rtol=0, atol=1e-12), method
+    # the introduction's sentence, glued by chapter 3, says where the networks came from
+    cells = json.loads((tmp_path / "chapters" / "03_evaluate.ipynb").read_text())["cells"]
+    glued = [o["data"]["application/papermill.record/text/plain"] for c in cells for o in c.get("outputs", [])
+             if o.get("metadata", {}).get("scrapbook", {}).get("name") == "origin"]
+    assert glued and f"imported from {(root / 'exported').resolve()}" in glued[0]
+    assert "2 base networks and 1 offspring" in glued[0]
+    transplanted = pd.read_parquet(tmp_path / "res" / "transplant.parquet")
+    assert {"parent", "child"} <= set(transplanted["variant"])
