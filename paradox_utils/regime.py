@@ -56,12 +56,15 @@ def regime(arch: str, clean_accuracy: pd.Series | np.ndarray, unrelated: pd.Seri
     the intrinsic similarity (paper's measure) of the unrelated pairs; ``chance`` and
     ``chance_p99``: the mean and 99th percentile of that measure over untrained pairs.
     """
-    if arch not in PAPER_ACCURACY:
-        raise ValueError(f"No reference accuracy for {arch!r}; known: {', '.join(PAPER_ACCURACY)}.")
     accuracy = np.asarray(clean_accuracy, dtype=float)
     accuracy = accuracy[np.isfinite(accuracy)]
     if accuracy.size == 0:
         raise ValueError("regime needs the clean accuracy of at least one network.")
+    if arch not in PAPER_ACCURACY:  # e.g. an imported torchvision network: nothing to place it against
+        return Regime(False, f"The {accuracy.size} base network(s) of this run ({arch}) reach a clean accuracy of "
+                             f"{accuracy.mean():.3f} on average; the paper studied no {arch}, so this run is "
+                             "outside the paper's regime by construction: compare its statistics with the "
+                             "paper's only as a different study.")
     low, high = PAPER_ACCURACY[arch]
     inside = bool(accuracy.mean() >= REGIME_ACCURACY[arch])
     spread = f" ({accuracy.min():.3f}–{accuracy.max():.3f})" if accuracy.size > 1 else ""

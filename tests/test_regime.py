@@ -21,8 +21,10 @@ def test_trained_run_is_inside_and_says_so():
     assert "no more alike" not in box.text and "under-trained" not in box.text
     assert 'class="admonition note"' in box._repr_html_()
     assert regime("resnet50", [0.70]).inside and not regime("resnet50", [0.40]).inside
-    with pytest.raises(ValueError, match="No reference accuracy"):
-        regime("vgg16", [0.9])
+    other = regime("torchvision:vgg11", [0.9])  # an imported network the paper never trained
+    assert not other.inside and "the paper studied no torchvision:vgg11" in other.text
+    with pytest.raises(ValueError, match="at least one network"):
+        regime("resnet20", [float("nan")])
 
 
 def test_regime_from_a_runs_tables_uses_base_networks_only():
