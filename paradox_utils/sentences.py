@@ -77,6 +77,10 @@ def verdict(statistics: pd.DataFrame, alpha: float = 0.05, method: str = "paper"
     shows = ("This run shows both paradoxes." if syd and dys else
              "This run shows only one of the two paradoxes." if syd + dys else
              "This run shows neither paradox at these thresholds.")
+    few = [f"{n} {name} pair{'s' if n > 1 else ''}" for n, name in ((syd, "similar-yet-different"),
+                                                                    (dys, "different-yet-similar")) if 0 < n < 3]
+    if few:  # a pair or two beyond a threshold is what chance alone produces in a population of pairs
+        shows += f" The evidence is weak: only {' and '.join(few)} (a pair or two can cross a threshold by chance)."
     if not np.isfinite(row["mantel_p"]):
         return shows + " The Mantel test is undefined here (too few networks or constant values)."
     if row["mantel_p"] < alpha:

@@ -18,8 +18,10 @@ def statistics(syd: int, dys: int, r: float, p: float) -> pd.DataFrame:
 
 def test_verdict_and_method_sentences():
     assert sentences.verdict(statistics(2, 1, 0.4, 0.01)) == (
-        "This run shows both paradoxes. Even so, similarity and compatibility are positively related across "
-        "pairs (p < 0.05).")
+        "This run shows both paradoxes. The evidence is weak: only 2 similar-yet-different pairs and 1 "
+        "different-yet-similar pair (a pair or two can cross a threshold by chance). Even so, similarity and "
+        "compatibility are positively related across pairs (p < 0.05).")
+    assert "weak" not in sentences.verdict(statistics(0, 3, -0.2, 0.3))
     assert sentences.verdict(statistics(0, 3, -0.2, 0.3)).startswith("This run shows only one of the two")
     assert "does not significantly predict" in sentences.verdict(statistics(0, 3, -0.2, 0.3))
     assert "undefined" in sentences.verdict(statistics(0, 0, np.nan, np.nan))
