@@ -49,8 +49,14 @@ class ChapterFailed(RuntimeError):
 
 
 def profile_path(profile: str) -> Path:
+    """A profile's YAML: a path as given, else ``notebooks/profiles/NAME.yaml``, else the
+    ``profile.yaml`` an import wrote into ``checkpoints/NAME/``."""
     path = Path(profile)
-    return path if path.suffix in {".yaml", ".yml"} else NOTEBOOKS / "profiles" / f"{profile}.yaml"
+    if path.suffix in {".yaml", ".yml"}:
+        return path
+    shipped = NOTEBOOKS / "profiles" / f"{profile}.yaml"
+    imported = ROOT / "checkpoints" / profile / "profile.yaml"
+    return imported if not shipped.exists() and imported.exists() else shipped
 
 
 def chapter_parameters() -> dict[str, dict[str, Any]]:

@@ -151,3 +151,14 @@ def test_a_profile_extends_another_key_by_key(declared, tmp_path):
     (tmp_path / "orphan.yaml").write_text("extends: nowhere\n")
     with pytest.raises(ValueError, match="'nowhere' not found"):
         pipeline.load_profile(str(tmp_path / "orphan.yaml"), declared)
+
+
+def test_an_imported_population_is_found_by_its_name(monkeypatch, tmp_path):
+    """`run --profile mine` finds the profile.yaml an import wrote into checkpoints/mine/; a
+    shipped profile of that name comes first."""
+    monkeypatch.setattr(pipeline, "ROOT", tmp_path)
+    (tmp_path / "checkpoints" / "mine").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "mine" / "profile.yaml").write_text("eval_per_class: 3\n")
+    assert pipeline.profile_path("mine") == tmp_path / "checkpoints" / "mine" / "profile.yaml"
+    assert pipeline.profile_path("quick") == pipeline.NOTEBOOKS / "profiles" / "quick.yaml"
+    assert pipeline.profile_path("nowhere") == pipeline.NOTEBOOKS / "profiles" / "nowhere.yaml"  # → "not found"
