@@ -59,6 +59,12 @@ def profile_path(profile: str) -> Path:
     return imported if not shipped.exists() and imported.exists() else shipped
 
 
+def merged_defaults(declared: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Every chapter parameter's default in one mapping (a name declared by several chapters
+    has one default: the chapters agree, a test checks it)."""
+    return {k: v for params in declared.values() for k, v in params.items()}
+
+
 def chapter_parameters() -> dict[str, dict[str, Any]]:
     """Each chapter's declared parameters (name → default), read from its parameters cell
     (``profile_applied`` aside: it is ``run``'s, not the user's)."""
@@ -138,9 +144,7 @@ def load_profile(profile: str, declared: dict[str, dict[str, Any]] | None = None
     path = profile_path(profile)
     values = _profile_values(path)
     declared = declared or chapter_parameters()
-    defaults: dict[str, Any] = {}
-    for params in declared.values():
-        defaults.update(params)
+    defaults = merged_defaults(declared)
     unknown = sorted(set(values) - set(defaults))
     if unknown:
         raise ValueError(f"Profile {path.name} has unknown keys {unknown}; "
@@ -161,7 +165,7 @@ def profile_values(profile: str, parameters: dict[str, Any] | None = None,
     """Every chapter parameter for ``profile``: the chapters' defaults, then the profile's
     values, then ``parameters`` (overrides), each validated against its default's type."""
     declared = declared or chapter_parameters()
-    defaults = {k: v for params in declared.values() for k, v in params.items()}
+    defaults = merged_defaults(declared)
     values = load_profile(profile, declared)
     overrides = dict(parameters or {})
     if unknown := sorted(set(overrides) - set(defaults)):
@@ -270,7 +274,7 @@ def run(profile: str = "quick", start: str | None = None, scheduler: str | None 
     chapter starts. Raises
     :class:`ChapterFailed` at the first failing chapter."""
     declared = chapter_parameters()
-    defaults = {k: v for params in declared.values() for k, v in params.items()}
+    defaults = merged_defaults(declared)
     values = profile_values(profile, parameters, declared)
     if scheduler:
         values["scheduler"] = scheduler
