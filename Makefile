@@ -14,7 +14,7 @@ REMOTE ?= origin
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
-	@echo "  variables: PROFILE=tiny|quick|paper|imagenet (book), ARGS='...' (extra pytest/run/lab args), REMOTE=origin (publish)"
+	@echo "  variables: PROFILE=tiny|quick|laptop|paper-smoke|paper|imagenet (book), ARGS='...' (extra pytest/run/lab args), REMOTE=origin (publish)"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
