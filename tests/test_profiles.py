@@ -8,7 +8,7 @@ import pytest
 
 from paradox_utils import pipeline
 from paradox_utils.distortions import MANIPULATIONS
-from paradox_utils.population import assign_augmentations, from_parameters, listing, summary
+from paradox_utils.population import assign_augmentations, from_parameters, listing, summary, training_images
 from paradox_utils.training import TrainConfig
 
 # Settings an offspring may take from its group rather than its parent (everything else is the parent's).
@@ -138,6 +138,29 @@ def test_paper_smoke_is_the_paper_population_but_smaller(declared):
     values = pipeline.profile_values("paper-smoke", declared=declared)
     assert values["group_size"] == pipeline.profile_values("paper", declared=declared)["group_size"]
     assert values["profile"] == "paper-smoke"
+
+
+def test_laptop_profile_is_the_papers_regime_on_a_cpu(declared):
+    """The laptop profile as issue #14 asks: ≥ 6 bases on the full training set, each with
+    ≥ 2 offspring — one without a manipulation, one with all eight, the rest single ones —
+    every single manipulation different, ≥ 2,000 test images per cell in chapters 3 and 6,
+    and a training budget a 2-core CPU gives in about two hours (≤ 7.5 M training images at
+    ~1,000 images/s)."""
+    specs = _population("laptop", declared)
+    values = pipeline.profile_values("laptop", declared=declared)
+    bases = [s for s in specs if s.kind == "base"]
+    assert len(bases) >= 6
+    assert all(b.config.train_per_class is None and b.config.arch == "resnet20" for b in bases)
+    assert {b.config.optimiser for b in bases} == {"sgd"} and all(b.config.nesterov for b in bases)
+    for base in bases:
+        kinds = [s.config.manipulation for s in specs if s.parent == base.net_id]
+        assert len(kinds) >= 2 and None in kinds and "all" in kinds, base.net_id
+        assert set(kinds) - {None, "all"} <= set(MANIPULATIONS)
+    singles = [s.config.manipulation for s in specs if s.config.manipulation in MANIPULATIONS]
+    assert len(singles) == len(set(singles)) == len(bases)
+    assert values["eval_per_class"] * 10 >= 2000 and values["transplant_eval_per_class"] == values["eval_per_class"]
+    images = sum(s.config.epochs * training_images(s.config) for s in specs)
+    assert images <= 7_500_000
 
 
 def test_a_profile_extends_another_key_by_key(declared, tmp_path):
