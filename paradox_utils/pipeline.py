@@ -354,7 +354,11 @@ def _execute(chapter: str, values: dict[str, Any], declared: dict[str, Any], out
     started = time.perf_counter()
     try:
         papermill.execute_notebook(str(source), str(target), parameters=parameters, cwd=str(NOTEBOOKS),
-                                   kernel_name="python3", progress_bar=False, log_output=False)
+                                   kernel_name="python3", progress_bar=False, log_output=False,
+                                   # the kernel app's own notices ("running over TCP without encryption" on
+                                   # every start) would drown the progress lines; the code's warnings stay
+                                   # in the notebook
+                                   extra_arguments=["--IPKernelApp.log_level=ERROR"])
     except PapermillExecutionError as error:
         print(f"== {chapter} failed after {elapsed(time.perf_counter() - started)}", flush=True)
         raise ChapterFailed(f"Chapter {chapter} failed in cell {error.exec_count}: {error.ename}: "

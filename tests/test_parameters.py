@@ -92,8 +92,8 @@ def test_profile_values_fill_what_was_not_passed(declared, tmp_path):
     mine.write_text(f"profile: mine\nextends: {pipeline.profile_path('tiny')}\nmantel_permutations: 7\n")
     assert take("05_paradox", _namespace("05_paradox", declared, profile=str(mine))) == {
         "profile": "mine", "mantel_permutations": 7, "bootstrap_resamples": 50}
-    with pytest.raises(ValueError, match=r"Profile 'quik' not found .*known profiles: imagenet, paper, paper-smoke, "
-                                         r"quick, tiny\."):
+    with pytest.raises(ValueError, match=r"Profile 'quik' not found .*known profiles: imagenet, laptop, paper, "
+                                         r"paper-smoke, quick, tiny\."):
         take("05_paradox", _namespace("05_paradox", declared, profile="quik"))
     with pytest.raises(ValueError, match=r"Chapter 05_paradox: mantel_permutations should be an integer, got 9\.5"):
         take("05_paradox", _namespace("05_paradox", declared, mantel_permutations=9.5))
@@ -129,8 +129,8 @@ def test_papermill_names_a_mistyped_profile(kernel_env, tmp_path):
                                                "results_dir": str(tmp_path / "res")},
                                    cwd=str(tmp_path), progress_bar=False)
     assert failure.value.ename == "ValueError"
-    assert re.match(r"Profile 'quik' not found .*; known profiles: imagenet, paper, paper-smoke, quick, tiny\.$",
-                    failure.value.evalue)
+    assert re.match(r"Profile 'quik' not found .*; known profiles: imagenet, laptop, paper, paper-smoke, quick, "
+                    r"tiny\.$", failure.value.evalue)
     assert not (tmp_path / "ck").exists()  # it stopped before anything else
 
 

@@ -172,6 +172,27 @@ def test_intro_and_chapters_open_with_the_runs_regime(tiny_book):
 
 
 @pytest.mark.slow
+def test_results_table_is_computed_from_the_run(tiny_book):
+    """benchmarks/results.py (the README's Results table) reads a finished run's tables: the
+    base accuracy it prints is the catalog's networks' own, every similarity comes with its
+    chance level, and the chapter wall times come from the batch output."""
+    import runpy
+
+    _, _, folders, printed = tiny_book
+    results = runpy.run_path(str(ROOT / "benchmarks" / "results.py"))
+    rows = {quantity: mine for quantity, mine, _ in results["rows"](Path(folders["checkpoint_dir"]),
+                                                                    Path(folders["results_dir"]))}
+    assert re.fullmatch(r"0\.\d{3} ± 0\.\d{3} \(n = 2\)", rows["base clean accuracy (100 test images per cell)"])
+    unrelated = rows["unrelated similarity (paper)"]
+    assert "chance" in unrelated and re.search(r"\d+ of \d+ above p99", unrelated)
+    assert any(q.startswith("Mantel r, paper similarity × kappa") for q in rows)
+    assert any(q.startswith("transplant ΔVI") for q in rows)
+    log = Path(folders["results_dir"]).parent / "run.log"
+    log.write_text(printed)
+    assert [q for q, _, _ in results["wall_times"](log)] == [f"wall time {c}" for c in pipeline.CHAPTERS]
+
+
+@pytest.mark.slow
 def test_failing_chapter_is_named_and_kept(tiny_book, tmp_path):
     profile = yaml.safe_load((ROOT / "notebooks" / "profiles" / "tiny.yaml").read_text())
     profile["transplant_child"] = "no-such-network"
