@@ -31,7 +31,7 @@ from .paradox import NULL_QUANTILE, QUADRANT_NAMES, quadrant_counts, threshold
 __all__ = [
     "MATRIX_KINDS", "PARADOX_COLORSCALE", "SIMILARITY_COLORSCALE", "MatrixKind", "accuracy_profiles", "families",
     "heatmap", "layer_profile_figure", "lineage_order", "paradox_scatter", "representative_subset", "set_theme", "show",
-    "training_curves", "transplant_sweep_figure", "vi_bars",
+    "single_epoch_bars", "training_curves", "training_figure", "transplant_sweep_figure", "vi_bars",
 ]
 
 PARADOX_COLORSCALE = [[0.0, "#f2d600"], [0.5, "#1a9850"], [1.0, "#d73027"]]  # −1 yellow, 0 green, +1 red
@@ -392,6 +392,16 @@ def accuracy_profiles(acc_table: pd.DataFrame, ids: Sequence[str], metric: str =
     return fig
 
 
+def training_figure(histories: Mapping[str, Sequence[Mapping]]) -> go.Figure:
+    """Validation accuracy over training (``histories``: net_id → its checkpoint's history,
+    one mapping per epoch with epoch and val_accuracy, a fraction): :func:`training_curves`
+    when some network trained two epochs or more, else :func:`single_epoch_bars` — a
+    curve of one point per network would be a column of dots at epoch 1."""
+    if max((len(history) for history in histories.values()), default=0) >= 2:
+        return training_curves(histories)
+    return single_epoch_bars(histories)
+
+
 def training_curves(histories: Mapping[str, Sequence[Mapping]]) -> go.Figure:
     """Validation accuracy per epoch, one line per network."""
     fig = go.Figure()
@@ -399,6 +409,17 @@ def training_curves(histories: Mapping[str, Sequence[Mapping]]) -> go.Figure:
         fig.add_scatter(x=[h["epoch"] for h in history], y=[h["val_accuracy"] for h in history],
                         mode="lines+markers", name=net)
     fig.update_layout(title="Validation accuracy per epoch", xaxis_title="epoch", yaxis_title="accuracy")
+    return fig
+
+
+def single_epoch_bars(histories: Mapping[str, Sequence[Mapping]]) -> go.Figure:
+    """Validation accuracy after the one epoch each network trained: one bar per network
+    (in the order of ``histories``; a network without a recorded epoch is left out)."""
+    trained = {net: history[-1]["val_accuracy"] for net, history in histories.items() if history}
+    fig = go.Figure(go.Bar(x=list(trained), y=list(trained.values()), text=[f"{v:.3f}" for v in trained.values()],
+                           textposition="outside", hovertemplate="%{x}<br>validation accuracy %{y:.3f}<extra></extra>"))
+    fig.update_layout(title="Validation accuracy after the single epoch each network trained",
+                      xaxis_title="network", yaxis_title="accuracy")
     return fig
 
 

@@ -79,6 +79,18 @@ def test_vi_bars_draw_the_subset_sorted_by_vi_and_say_how_many():
     assert "networks)" not in plots.vi_bars(acc).layout.title.text
 
 
+def test_training_figure_draws_curves_for_several_epochs_and_bars_for_one():
+    def history(*accuracies):
+        return [{"epoch": k + 1, "val_accuracy": a} for k, a in enumerate(accuracies)]
+
+    curves = plots.training_figure({"a": history(0.3, 0.5), "b": history(0.4)})
+    assert [t.type for t in curves.data] == ["scatter", "scatter"] and list(curves.data[0].y) == [0.3, 0.5]
+    single = plots.training_figure({"a": history(0.3), "b": history(0.45), "c": []})  # every network: one epoch
+    assert [t.type for t in single.data] == ["bar"]  # not a column of dots at epoch 1
+    assert list(single.data[0].x) == ["a", "b"] and list(single.data[0].y) == [0.3, 0.45]
+    assert "single epoch" in single.layout.title.text
+
+
 def population(families: dict[str, int], singletons: int) -> dict[str, str | None]:
     """net_id → parent: each key of ``families`` a parent with that many children, then singletons."""
     parents: dict[str, str | None] = {}
