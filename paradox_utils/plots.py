@@ -25,8 +25,9 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .distortions import MANIPULATIONS, PAPER_GRID
-from .evaluation import per_manipulation, visual_intelligence
+from .evaluation import images_per_cell, per_manipulation, visual_intelligence
 from .paradox import NULL_QUANTILE, QUADRANT_NAMES, quadrant_counts, threshold
+from .sentences import images_text
 
 __all__ = [
     "MATRIX_KINDS", "PARADOX_COLORSCALE", "SIMILARITY_COLORSCALE", "MatrixKind", "accuracy_profiles", "families",
@@ -86,7 +87,10 @@ def vi_bars(acc_table: pd.DataFrame, metric: str = "accuracy", title: str | None
     (its mean accuracy / 8, so the bar's height is the VI), sorted by VI.
 
     ``networks``: the ids to draw (default all, e.g. :func:`representative_subset`); when
-    fewer than the table holds, the title says "k of N networks"."""
+    fewer than the table holds, the title says "k of N networks". The default title and
+    the axis name the evaluation set ("on 1,000 test images") when the table has
+    ``evaluate``'s n_images column: another set gives the same network another VI."""
+    where = f" on {images_text(images_per_cell(acc_table))}" if "n_images" in acc_table else ""
     means = per_manipulation(acc_table, metric)
     shown = _shown(list(means.index), networks)
     vi = visual_intelligence(acc_table, metric).loc[shown].sort_values()
@@ -97,9 +101,9 @@ def vi_bars(acc_table: pd.DataFrame, metric: str = "accuracy", title: str | None
                     marker_color=MANIPULATION_COLOURS.get(name), customdata=np.stack([column, vi], axis=1),
                     hovertemplate=f"%{{x}}<br>{name}: %{{customdata[0]:.3f}}<br>"
                                   "VI: %{customdata[1]:.3f}<extra></extra>")
-    title = _of(title or "Visual intelligence per network (sorted)", shown, means.index)
+    title = _of(title or f"Visual intelligence per network{where} (sorted)", shown, means.index)
     fig.update_layout(barmode="stack", title=title, xaxis_title="network",
-                      yaxis_title="VI (stacked: manipulation mean / 8)", legend_title="manipulation")
+                      yaxis_title=f"VI{where} (stacked: manipulation mean / 8)", legend_title="manipulation")
     return fig
 
 
@@ -426,13 +430,16 @@ def single_epoch_bars(histories: Mapping[str, Sequence[Mapping]]) -> go.Figure:
 def transplant_sweep_figure(sweep: pd.DataFrame, chance: float | None = None) -> go.Figure:
     """ΔVI of single-layer transplants against that layer's parent–child correlation
     (``sweep``: columns layer, layer_correlation, delta_vi). ``chance``: the kernel
-    similarity's chance level, marked on the correlation axis as in :func:`layer_profile_figure`."""
+    similarity's chance level, marked on the correlation axis as in :func:`layer_profile_figure`.
+    A test_images column (the evaluation set) is named on the ΔVI axis."""
+    where = f" on {images_text(int(sweep['test_images'].iloc[0]))}" if "test_images" in sweep and len(sweep) else ""
     fig = go.Figure(go.Scatter(x=sweep["layer_correlation"], y=sweep["delta_vi"], mode="markers+text",
                                text=sweep["layer"], textposition="top center", marker={"size": 9},
                                hovertemplate="%{text}<br>parent–child r %{x:.4f}<br>ΔVI %{y:+.4f}<extra></extra>"))
     fig.add_hline(y=0, line_dash="dot")
     fig.update_layout(title="Transplanting one layer from child into parent",
-                      xaxis_title="parent–child kernel correlation of the layer", yaxis_title="ΔVI of the parent")
+                      xaxis_title="parent–child kernel correlation of the layer",
+                      yaxis_title=f"ΔVI of the parent{where}")
     if chance is not None and len(sweep):
         low, high = _padded(sweep["layer_correlation"])
         fig.update_xaxes(range=[low, high])

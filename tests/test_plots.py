@@ -77,6 +77,9 @@ def test_vi_bars_draw_the_subset_sorted_by_vi_and_say_how_many():
     assert list(fig.data[0].x) == list(expected)
     assert fig.layout.title.text == "Visual intelligence per network (sorted) (2 of 3 networks)"
     assert "networks)" not in plots.vi_bars(acc).layout.title.text
+    measured = plots.vi_bars(acc.assign(n_images=1000))  # evaluate's table: the set is named beside the VI
+    assert measured.layout.title.text == "Visual intelligence per network on 1,000 test images (sorted)"
+    assert measured.layout.yaxis.title.text.startswith("VI on 1,000 test images")
 
 
 def test_training_figure_draws_curves_for_several_epochs_and_bars_for_one():
@@ -182,3 +185,6 @@ def test_transplant_sweep_marks_chance_on_the_correlation_axis():
     assert next(a for a in far.layout.annotations if a.name == "chance").text == "chance 0.136 left of this axis"
     near = plots.transplant_sweep_figure(sweep.assign(layer_correlation=[0.1, 0.4, 0.9]), chance=0.136)
     assert next(s for s in near.layout.shapes if s.name == "chance").x0 == 0.136
+    assert far.layout.yaxis.title.text == "ΔVI of the parent"
+    measured = plots.transplant_sweep_figure(sweep.assign(test_images=300))
+    assert measured.layout.yaxis.title.text == "ΔVI of the parent on 300 test images"
