@@ -24,15 +24,15 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 __all__ = [
-    "FILE_MODE", "ResultError", "atomic_path", "place", "read_cache_table", "read_provenance", "read_table",
-    "write_json", "write_table",
+    "FILE_MODE", "ResultError", "atomic_path", "lock_handle", "place", "read_cache_table", "read_provenance",
+    "read_table", "write_json", "write_table",
 ]
 
 PROVENANCE_KEY = b"paradox.provenance"
@@ -77,6 +77,18 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def lock_handle(path: str | os.PathLike) -> IO[str]:
+    """An append handle on the lock file ``path`` (for ``fcntl.flock``), created empty with
+    :data:`FILE_MODE` when absent. Not through :func:`place`: every holder must lock one
+    and the same inode, and a rename would swap it for another."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        os.fchmod(fd, FILE_MODE)  # os.open's mode passes through the umask; the package's does not
+    except FileExistsError:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    return os.fdopen(fd, "a")
 
 
 def write_json(target: str | os.PathLike, payload: Any) -> None:
