@@ -98,10 +98,11 @@ catalog[["net_id", "status", "epochs_done", "val_accuracy", "train_seconds", "er
 
 # %% [markdown]
 # ## Learning curves
-# Validation accuracy after each epoch (a held-out stratified subset of the test split).
+# Validation accuracy after each epoch (a held-out stratified subset of the test split);
+# when every network trained a single epoch, a bar each: a curve needs two epochs.
 
 # %%
-plots.show(plots.training_curves(report.histories(catalog)))
+plots.show(plots.training_figure(report.histories(catalog)))
 
 # %%
 glue("n_base", len(catalog), display=False)

@@ -99,10 +99,11 @@ comparison["change"] = comparison["val_accuracy"] - comparison["parent_val_accur
 comparison[["net_id", "parent", "parent_val_accuracy", "val_accuracy", "change"]]
 
 # %% [markdown]
-# Validation accuracy per fine-tuning epoch:
+# Validation accuracy per fine-tuning epoch — or, when every offspring was fine-tuned for
+# a single epoch, a bar each (a curve needs two epochs):
 
 # %%
-plots.show(plots.training_curves(report.histories(offspring)))
+plots.show(plots.training_figure(report.histories(offspring)))
 
 # %%
 glue("n_offspring", len(offspring), display=False)

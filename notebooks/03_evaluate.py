@@ -26,8 +26,10 @@
 # sample of images, so a network's VI — and a difference between two — would move with
 # another sample. The intervals below measure how much for each network's VI.
 # *Visual intelligence* (VI) is the mean over the eight manipulations of the mean
-# accuracy over their levels. The [methods appendix](../methods.md) gives each
-# manipulation's formula and levels, and the measures of behaviour.
+# accuracy over their levels; every VI here is quoted with the number of test images it
+# was measured on, as another set — chapter 6's, say — gives the same network another VI.
+# The [methods appendix](../methods.md) gives each manipulation's formula and levels,
+# and the measures of behaviour.
 #
 # Beyond the paper, the engine keeps *which* images each network got right in every
 # cell, so behaviour can be compared trial by trial: error consistency (Cohen's κ,
@@ -115,13 +117,13 @@ plots.show(plots.vi_bars(accuracy, networks=shown))
 
 # %%
 vi = bootstrap.vi_interval(report.read_correctness(paths["accuracy"], catalog), image_resamples, statistics_seed)
-table = evaluation.per_manipulation(accuracy).assign(clean=evaluation.clean_accuracy(accuracy))
-table = table.join(vi[["vi", "low", "high"]].rename(columns={"low": "vi_low", "high": "vi_high"}))
+table = evaluation.network_table(accuracy, vi)
 table.sort_values("vi", ascending=False).round(3)
 
 # %% [markdown]
 # `vi_low`–`vi_high` is a 95 % interval from resampling the test images (the same
 # draw for every network): how much a network's VI owes to which images were drawn.
+# `test_images` is how many images every value of the row was measured on.
 #
 # ## Trial by trial: which images
 # For each cell, the share of images that every network classifies correctly, that
@@ -149,11 +151,11 @@ plots.show(plots.heatmap(kappa, "Error consistency κ (pooled over the 37 cells)
 
 # %%
 glue("n_evaluated", len(table), display=False)
-glue("n_images", int(accuracy["n_images"].iloc[0]), display=False)
+glue("n_images", f"{evaluation.images_per_cell(accuracy):,}", display=False)
 glue("clean_accuracy", sentences.mean_std(table["clean"]), display=False)
-glue("vi", sentences.mean_std(table["vi"]), display=False)
+glue("vi", sentences.vi_summary(table["vi"], evaluation.images_per_cell(accuracy)), display=False)
 glue("vi_range", f"{table['vi'].min():.3f}–{table['vi'].max():.3f}", display=False)
-glue("hardest", table.drop(columns=["clean", "vi", "vi_low", "vi_high"]).mean().idxmin(), display=False)
+glue("hardest", evaluation.hardest_manipulation(accuracy), display=False)
 glue("vi_interval_width", f"{(table['vi_high'] - table['vi_low']).median():.3f}", display=False)
 glue("disagree", f"{outcomes['disagree'].mean():.2f}", display=False)
 glue("kappa", sentences.mean_std(kappa.to_numpy()[np.triu_indices(len(kappa), 1)]), display=False)

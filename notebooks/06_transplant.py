@@ -24,7 +24,10 @@
 # the child's VI (as in the paper). This chapter repeats both, sweeps every conv layer
 # one at a time, and checks whether re-estimating BatchNorm statistics after a
 # transplant changes the answer. The [methods appendix](../methods.md) describes the
-# transplant and the intervals over images.
+# transplant and the intervals over images. Every VI here is measured on this chapter's
+# own evaluation set (`transplant_eval_per_class` images a class), which may be smaller
+# than chapter 3's: the parent and child then have other VIs than there, and the chapter
+# says by how much and why.
 #
 # ## Prerequisites
 # - The population (chapters 1–2); the evaluation settings of chapter 3; the
@@ -61,7 +64,7 @@ results_dir: str = ""  # where the result tables go ("": data/results/<profile>)
 device: str = "auto"  # torch device to evaluate on (auto: a GPU when present, else the CPU)
 transplant_parent: str = ""  # the parent whose offspring is transplanted ("": any parent)
 transplant_child: str = ""  # the offspring ("": one trained with all eight manipulations, else the first)
-transplant_eval_per_class: int = 30  # test images of each class for every variant's VI
+transplant_eval_per_class: int = 30  # test images of each class for every VI (as eval_per_class: chapter 3's VIs)
 transplant_sweep: bool = True  # also transplant every conv layer on its own
 bn_recalibration_images: int = 500  # clean images that re-estimate BatchNorm after a transplant (0: none)
 noise_seed: int = 0  # seed of the noise every variant shares
@@ -113,6 +116,21 @@ files.write_table(results["sweep"], paths["sweep"], provenance=made_from)
 results["summary"].round(4)
 
 # %% [markdown]
+# ## The same networks in chapter 3
+# Chapter 3 measured the parent's and the child's VI too, on its own evaluation set
+# (`eval_per_class` images a class). A VI belongs to a network *and* the images it was
+# measured on: the two chapters' values agree only when both use the same images and
+# the same noise.
+
+# %%
+both_chapters = transplant.vi_in_both_chapters(results, accuracy, parent_id, child_id)
+glue("vi_chapters", sentences.vi_across_chapters(both_chapters), display=False)
+both_chapters.round(4)
+
+# %% [markdown]
+# {glue:text}`vi_chapters`
+
+# %% [markdown]
 # ## The layer that moved most
 # Parent–child kernel correlation per layer for this pair; the lowest is transplanted.
 # The chance level (the paper's measure between untrained networks, chapter 4) is
@@ -137,7 +155,7 @@ for name, text in sentences.transplant_glue(results, parent_id, child_id).items(
 
 # %% [markdown]
 # ## Summary
-# Parent {glue:text}`tp_parent` has VI {glue:text}`vi_parent`, its offspring
+# On {glue:text}`tp_images`, parent {glue:text}`tp_parent` has VI {glue:text}`vi_parent`, its offspring
 # {glue:text}`tp_child` {glue:text}`vi_child` (ΔVI {glue:text}`change_child`).
 # Transplanting the most-moved layer, {glue:text}`tp_layer`, gives the parent VI
 # {glue:text}`vi_one` (ΔVI {glue:text}`change_one`); transplanting every conv layer

@@ -36,6 +36,7 @@ import pandas as pd
 import torch
 
 from .checkpoints import CheckpointWriteError
+from .files import lock_handle
 from .population import NetworkSpec, descendants, scan_catalog, write_catalog
 from .progress import tqdm
 from .runtime import tune_allocator
@@ -77,7 +78,7 @@ def _training_locks(folder: Path, net_ids: Sequence[str]) -> Iterator[None]:
     On a file system without locks (some Lustre mounts) the job trains unguarded."""
     with contextlib.ExitStack() as held:
         for net_id in sorted(set(net_ids)):
-            handle = held.enter_context(open(folder / f".{net_id}.lock", "a"))
+            handle = held.enter_context(lock_handle(folder / f".{net_id}.lock"))
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX)
             except OSError as error:

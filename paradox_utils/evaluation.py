@@ -25,7 +25,8 @@ from .files import read_cache_table, write_table
 from .models import num_classes
 from .progress import tqdm
 
-__all__ = ["accuracy_vectors", "clean_accuracy", "evaluate", "per_manipulation", "visual_intelligence"]
+__all__ = ["accuracy_vectors", "clean_accuracy", "evaluate", "hardest_manipulation", "images_per_cell",
+           "network_table", "per_manipulation", "visual_intelligence"]
 
 COLUMNS = ["net_id", "weights_sha256", "eval_set", "noise_seed", "manipulation", "level", "accuracy", "top5",
            "n_images"]
@@ -165,6 +166,32 @@ def per_manipulation(table: pd.DataFrame, metric: str = "accuracy") -> pd.DataFr
 def visual_intelligence(table: pd.DataFrame, metric: str = "accuracy") -> pd.Series:
     """VI per network: mean over manipulations of the mean over that manipulation's levels."""
     return per_manipulation(table, metric).mean(axis=1).rename("vi")
+
+
+def images_per_cell(table: pd.DataFrame) -> int:
+    """How many images every cell of an accuracy table (``evaluate``'s, with its n_images
+    column) was measured on: the evaluation set a VI from that table is quoted with —
+    the same network has another VI on another set. Refused when the cells differ."""
+    counts = sorted(set(table["n_images"].astype(int)))
+    if len(counts) != 1:
+        raise ValueError(f"The accuracy table's cells were measured on different numbers of images ({counts}); "
+                         "a VI needs one evaluation set.")
+    return counts[0]
+
+
+def network_table(table: pd.DataFrame, vi_intervals: pd.DataFrame) -> pd.DataFrame:
+    """Chapter 3's table, one row per network: the mean accuracy per manipulation (paper
+    order), clean accuracy, VI with its interval (``vi_intervals``: a
+    ``bootstrap.vi_interval`` table with vi, low, high) as vi, vi_low, vi_high, and
+    test_images — the evaluation set every VI of the row was measured on."""
+    intervals = vi_intervals[["vi", "low", "high"]].rename(columns={"low": "vi_low", "high": "vi_high"})
+    out = per_manipulation(table).assign(clean=clean_accuracy(table)).join(intervals)
+    return out.assign(test_images=images_per_cell(table))
+
+
+def hardest_manipulation(table: pd.DataFrame, metric: str = "accuracy") -> str:
+    """The manipulation with the lowest mean ``metric`` over its levels and all networks."""
+    return str(per_manipulation(table, metric).mean().idxmin())
 
 
 def clean_accuracy(table: pd.DataFrame, metric: str = "accuracy") -> pd.Series:

@@ -1,11 +1,13 @@
 """Writing and reading the project's files: atomically, with ordinary permissions, and
 with a clear sentence when a file cannot be read.
 
-One rule for every file the package writes (checkpoints, caches, result tables):
-write to a temporary file in the target's folder, give it the permissions a plain
-``open()`` would (``0666 & ~umask``, usually 0644 — ``mkstemp`` alone gives 0600,
-which breaks a checkpoint folder shared by Dask workers of different users), then
-rename it into place, so a kill never leaves half a file.
+One rule for every file the package writes (checkpoints, sidecars, the catalog, caches,
+result tables, the executed chapters): write to a temporary file in the target's folder,
+give it :data:`FILE_MODE` — the permissions a plain ``open()`` would (``0666 & ~umask``,
+usually 0644; ``mkstemp`` alone gives 0600, which breaks a checkpoint folder shared by
+Dask workers of different users) — then rename it into place (:func:`place`), so a
+kill never leaves half a file. A writer that cannot be handed a path of its own choosing
+(papermill, pandas, safetensors) writes to :func:`atomic_path`'s temporary path.
 
 Result tables are Parquet. A table may carry *provenance* — a JSON mapping stored
 in the Parquet schema metadata (e.g. ``{"weights": {net_id: sha256}, "eval_set":
@@ -22,15 +24,15 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 __all__ = [
-    "ResultError", "atomic_path", "read_cache_table", "read_provenance", "read_table", "write_json",
-    "write_table",
+    "FILE_MODE", "ResultError", "atomic_path", "lock_handle", "place", "read_cache_table", "read_provenance",
+    "read_table", "write_json", "write_table",
 ]
 
 PROVENANCE_KEY = b"paradox.provenance"
@@ -46,27 +48,47 @@ def _umask() -> int:
     return mask
 
 
+# The mode every file the package writes ends with (0644 under the usual umask 022).
 # Read once: os.umask can only be read by setting it, which would race with other threads.
-_FILE_MODE = 0o666 & ~_umask()
+FILE_MODE = 0o666 & ~_umask()
+
+
+def place(finished: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """Put the complete file ``finished`` (in ``target``'s folder) in place as ``target``:
+    flushed to disk, given :data:`FILE_MODE`, then renamed onto it in one step."""
+    with open(finished, "rb+") as handle:  # on disk before the rename, so a crash never leaves an empty file
+        os.fsync(handle.fileno())
+    os.chmod(finished, FILE_MODE)
+    os.replace(finished, target)
+    return Path(target)
 
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; on success give it ordinary permissions
-    (0666 & ~umask) and rename it onto ``target``. On failure the target is untouched."""
+    """Yield a temporary path beside ``target``; on success :func:`place` it onto ``target``
+    (with :data:`FILE_MODE`). On failure the target is untouched."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     try:
         yield Path(tmp)
-        with open(tmp, "rb+") as handle:  # on disk before the rename, so a crash never leaves an empty file
-            os.fsync(handle.fileno())
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, target)
+        place(tmp, target)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def lock_handle(path: str | os.PathLike) -> IO[str]:
+    """An append handle on the lock file ``path`` (for ``fcntl.flock``), created empty with
+    :data:`FILE_MODE` when absent. Not through :func:`place`: every holder must lock one
+    and the same inode, and a rename would swap it for another."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        os.fchmod(fd, FILE_MODE)  # os.open's mode passes through the umask; the package's does not
+    except FileExistsError:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    return os.fdopen(fd, "a")
 
 
 def write_json(target: str | os.PathLike, payload: Any) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from . import provenance
+from . import files, provenance
 from .progress import Follower, clock, elapsed
 from .publish import PublishFailed, publish
 
@@ -314,7 +314,8 @@ def describe_population(profile: str, parameters: dict[str, Any] | None = None, 
     specs = from_parameters(profile_values(profile, parameters))
     table = listing(specs)
     if csv:
-        table.to_csv(csv, index=False)
+        with files.atomic_path(csv) as tmp:
+            table.to_csv(tmp, index=False)
     settings = [c for c in table.columns if c not in ("net_id", "parent", "kind")]
     varying = [c for c in settings if table[c].astype(str).nunique() > 1]
     shared = ", ".join(f"{c}={table[c].iloc[0]}" for c in settings if c not in varying)
@@ -338,13 +339,18 @@ def _chapter(name: str) -> str:
 
 def _execute(chapter: str, values: dict[str, Any], declared: dict[str, Any], out_dir: Path) -> Path:
     """Run one chapter with papermill into ``out_dir``; raise ChapterFailed on error.
-    Prints a line when it starts and one when it ends, with its wall time."""
+    Prints a line when it starts and one when it ends, with its wall time.
+
+    papermill writes the notebook as it runs into a hidden file beside it, which is then
+    put in place by ``files.place`` (the package's one file mode) — on failure too, so a
+    partial notebook is kept; a reader never sees a half-written one."""
     import jupytext
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     source = out_dir / f".{chapter}.source.ipynb"
     target = out_dir / f"{chapter}.ipynb"
+    running = out_dir / f".{chapter}.running.ipynb"
     notebook = jupytext.read(NOTEBOOKS / f"{chapter}.py")
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     provenance.stamp(notebook, values["profile"])  # the book's footer names them
@@ -353,7 +359,7 @@ def _execute(chapter: str, values: dict[str, Any], declared: dict[str, Any], out
     print(f"== {chapter} ({values['profile']} profile) started {clock()}", flush=True)
     started = time.perf_counter()
     try:
-        papermill.execute_notebook(str(source), str(target), parameters=parameters, cwd=str(NOTEBOOKS),
+        papermill.execute_notebook(str(source), str(running), parameters=parameters, cwd=str(NOTEBOOKS),
                                    kernel_name="python3", progress_bar=False, log_output=False,
                                    # the kernel app's own notices ("running over TCP without encryption" on
                                    # every start) would drown the progress lines; the code's warnings stay
@@ -365,6 +371,8 @@ def _execute(chapter: str, values: dict[str, Any], declared: dict[str, Any], out
                             f"{error.evalue} (partial notebook kept at {target}).") from None
     finally:
         source.unlink(missing_ok=True)
+        if running.exists():
+            files.place(running, target)
     print(f"== {chapter} done in {elapsed(time.perf_counter() - started)}", flush=True)
     return target
 
@@ -392,7 +400,8 @@ def build_book(book_dir: str | os.PathLike = BOOK) -> Path:
         raise ChapterFailed("Executed chapters hold errors: " + "; ".join(errors))
     static = book_dir / "_static"
     static.mkdir(exist_ok=True)
-    shutil.copyfile(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", static / "plotly.min.js")
+    with files.atomic_path(static / "plotly.min.js") as tmp:
+        shutil.copyfile(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", tmp)
     footer = provenance.book_footer([chapters / f"{c}.ipynb" for c in CHAPTERS])
     with tempfile.TemporaryDirectory() as scratch:
         command = [sys.executable, "-m", "jupyter_book", "build", str(book_dir), "--warningiserror", "--nitpick",

@@ -25,13 +25,14 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .distortions import MANIPULATIONS, PAPER_GRID
-from .evaluation import per_manipulation, visual_intelligence
+from .evaluation import images_per_cell, per_manipulation, visual_intelligence
 from .paradox import NULL_QUANTILE, QUADRANT_NAMES, quadrant_counts, threshold
+from .sentences import images_text
 
 __all__ = [
     "MATRIX_KINDS", "PARADOX_COLORSCALE", "SIMILARITY_COLORSCALE", "MatrixKind", "accuracy_profiles", "families",
     "heatmap", "layer_profile_figure", "lineage_order", "paradox_scatter", "representative_subset", "set_theme", "show",
-    "training_curves", "transplant_sweep_figure", "vi_bars",
+    "single_epoch_bars", "training_curves", "training_figure", "transplant_sweep_figure", "vi_bars",
 ]
 
 PARADOX_COLORSCALE = [[0.0, "#f2d600"], [0.5, "#1a9850"], [1.0, "#d73027"]]  # −1 yellow, 0 green, +1 red
@@ -86,7 +87,10 @@ def vi_bars(acc_table: pd.DataFrame, metric: str = "accuracy", title: str | None
     (its mean accuracy / 8, so the bar's height is the VI), sorted by VI.
 
     ``networks``: the ids to draw (default all, e.g. :func:`representative_subset`); when
-    fewer than the table holds, the title says "k of N networks"."""
+    fewer than the table holds, the title says "k of N networks". The default title and
+    the axis name the evaluation set ("on 1,000 test images") when the table has
+    ``evaluate``'s n_images column: another set gives the same network another VI."""
+    where = f" on {images_text(images_per_cell(acc_table))}" if "n_images" in acc_table else ""
     means = per_manipulation(acc_table, metric)
     shown = _shown(list(means.index), networks)
     vi = visual_intelligence(acc_table, metric).loc[shown].sort_values()
@@ -97,9 +101,9 @@ def vi_bars(acc_table: pd.DataFrame, metric: str = "accuracy", title: str | None
                     marker_color=MANIPULATION_COLOURS.get(name), customdata=np.stack([column, vi], axis=1),
                     hovertemplate=f"%{{x}}<br>{name}: %{{customdata[0]:.3f}}<br>"
                                   "VI: %{customdata[1]:.3f}<extra></extra>")
-    title = _of(title or "Visual intelligence per network (sorted)", shown, means.index)
+    title = _of(title or f"Visual intelligence per network{where} (sorted)", shown, means.index)
     fig.update_layout(barmode="stack", title=title, xaxis_title="network",
-                      yaxis_title="VI (stacked: manipulation mean / 8)", legend_title="manipulation")
+                      yaxis_title=f"VI{where} (stacked: manipulation mean / 8)", legend_title="manipulation")
     return fig
 
 
@@ -392,6 +396,16 @@ def accuracy_profiles(acc_table: pd.DataFrame, ids: Sequence[str], metric: str =
     return fig
 
 
+def training_figure(histories: Mapping[str, Sequence[Mapping]]) -> go.Figure:
+    """Validation accuracy over training (``histories``: net_id → its checkpoint's history,
+    one mapping per epoch with epoch and val_accuracy, a fraction): :func:`training_curves`
+    when some network trained two epochs or more, else :func:`single_epoch_bars` — a
+    curve of one point per network would be a column of dots at epoch 1."""
+    if max((len(history) for history in histories.values()), default=0) >= 2:
+        return training_curves(histories)
+    return single_epoch_bars(histories)
+
+
 def training_curves(histories: Mapping[str, Sequence[Mapping]]) -> go.Figure:
     """Validation accuracy per epoch, one line per network."""
     fig = go.Figure()
@@ -402,16 +416,30 @@ def training_curves(histories: Mapping[str, Sequence[Mapping]]) -> go.Figure:
     return fig
 
 
+def single_epoch_bars(histories: Mapping[str, Sequence[Mapping]]) -> go.Figure:
+    """Validation accuracy after the one epoch each network trained: one bar per network
+    (in the order of ``histories``; a network without a recorded epoch is left out)."""
+    trained = {net: history[-1]["val_accuracy"] for net, history in histories.items() if history}
+    fig = go.Figure(go.Bar(x=list(trained), y=list(trained.values()), text=[f"{v:.3f}" for v in trained.values()],
+                           textposition="outside", hovertemplate="%{x}<br>validation accuracy %{y:.3f}<extra></extra>"))
+    fig.update_layout(title="Validation accuracy after the single epoch each network trained",
+                      xaxis_title="network", yaxis_title="accuracy")
+    return fig
+
+
 def transplant_sweep_figure(sweep: pd.DataFrame, chance: float | None = None) -> go.Figure:
     """ΔVI of single-layer transplants against that layer's parent–child correlation
     (``sweep``: columns layer, layer_correlation, delta_vi). ``chance``: the kernel
-    similarity's chance level, marked on the correlation axis as in :func:`layer_profile_figure`."""
+    similarity's chance level, marked on the correlation axis as in :func:`layer_profile_figure`.
+    A test_images column (the evaluation set) is named on the ΔVI axis."""
+    where = f" on {images_text(int(sweep['test_images'].iloc[0]))}" if "test_images" in sweep and len(sweep) else ""
     fig = go.Figure(go.Scatter(x=sweep["layer_correlation"], y=sweep["delta_vi"], mode="markers+text",
                                text=sweep["layer"], textposition="top center", marker={"size": 9},
                                hovertemplate="%{text}<br>parent–child r %{x:.4f}<br>ΔVI %{y:+.4f}<extra></extra>"))
     fig.add_hline(y=0, line_dash="dot")
     fig.update_layout(title="Transplanting one layer from child into parent",
-                      xaxis_title="parent–child kernel correlation of the layer", yaxis_title="ΔVI of the parent")
+                      xaxis_title="parent–child kernel correlation of the layer",
+                      yaxis_title=f"ΔVI of the parent{where}")
     if chance is not None and len(sweep):
         low, high = _padded(sweep["layer_correlation"])
         fig.update_xaxes(range=[low, high])

@@ -4,6 +4,10 @@ chapter shows beside its figures is written here, from the chapter's result tabl
 Each function returns text (or a table of text); none computes a statistic the
 chapters do not already hold. ``paradox_glue`` and ``transplant_glue`` give the
 named values chapters 5 and 6 glue (the names the book's pages refer to).
+
+A VI is a property of a network *and* of the images it was measured on: every sentence
+that quotes one names its evaluation set (:func:`images_text`), and
+:func:`vi_across_chapters` says why chapters 3 and 6 quote different VIs for one network.
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "against_chance", "behaviour_against_chance", "best_sweep_layer", "change_text", "mean_std", "method_sentences",
-    "most_moved_layer", "pair_intervals", "paradox_glue", "relation_summary", "share_above", "survival",
-    "transplant_glue", "verdict",
+    "against_chance", "behaviour_against_chance", "best_sweep_layer", "change_text", "images_text", "mean_std",
+    "method_sentences", "most_moved_layer", "pair_intervals", "paradox_glue", "relation_summary", "share_above",
+    "survival", "transplant_glue", "verdict", "vi_across_chapters", "vi_summary",
 ]
 
 # What each behavioural null of ``paradox.behaviour_nulls`` is, as the sentences name it.
@@ -36,6 +40,17 @@ def mean_std(values: Sequence[float] | pd.Series, digits: int = 3) -> str:
     if len(values) == 0:
         return "n/a (no values)"
     return f"{values.mean():.{digits}f} ± {values.std():.{digits}f} (n = {len(values)})"
+
+
+def images_text(n_images: int) -> str:
+    """"2,000 test images": the evaluation set a VI is quoted with."""
+    return f"{n_images:,} test image{'s' if n_images != 1 else ''}"
+
+
+def vi_summary(values: Sequence[float] | pd.Series, n_images: int) -> str:
+    """"0.394 ± 0.020 (n = 4) on 1,000 test images": VIs over networks (:func:`mean_std`)
+    with the evaluation set they were measured on."""
+    return f"{mean_std(values)} on {images_text(n_images)}"
 
 
 def relation_summary(pairs: pd.DataFrame, methods: Sequence[str]) -> pd.DataFrame:
@@ -199,21 +214,23 @@ def pair_intervals(compatibility: Mapping, kappa: Mapping) -> str:
 
 def best_sweep_layer(sweep: pd.DataFrame) -> str:
     """A sentence on the single-layer transplants (columns layer, layer_correlation,
-    delta_vi): which raises the parent's VI most — or that none does — and whether the
-    largest change is a decrease."""
+    delta_vi, and test_images where known — the evaluation set, named beside the VI):
+    which raises the parent's VI most — or that none does — and whether the largest
+    change is a decrease."""
     finite = sweep[np.isfinite(sweep["delta_vi"].to_numpy(dtype=float))] if len(sweep) else sweep
     if finite.empty:
         return "the sweep was not run." if sweep.empty else "no single-layer transplant has a finite ΔVI."
     best = finite.loc[finite["delta_vi"].idxmax()]
     worst = finite.loc[finite["delta_vi"].idxmin()]
+    vi = f"VI on {images_text(int(finite['test_images'].iloc[0]))}" if "test_images" in finite else "VI"
     if best["delta_vi"] > 0:
-        text = f"{best['layer']} raises the parent's VI most ({change_text(best)})"
+        text = f"{best['layer']} raises the parent's {vi} most ({change_text(best)})"
         if -worst["delta_vi"] > best["delta_vi"]:
             text += f", but the largest change is a decrease: {worst['layer']} ({worst['delta_vi']:+.3f})"
     elif worst["delta_vi"] == 0:
-        text = "no single layer changes the parent's VI"
+        text = f"no single layer changes the parent's {vi}"
     else:
-        text = (f"no single layer raises the parent's VI (the least harmful, {best['layer']}, changes it by "
+        text = (f"no single layer raises the parent's {vi} (the least harmful, {best['layer']}, changes it by "
                 f"{best['delta_vi']:+.3f}); the largest change is a decrease: {worst['layer']} "
                 f"({worst['delta_vi']:+.3f})")
     varies = len(finite) > 2 and finite["layer_correlation"].nunique() > 1 and finite["delta_vi"].nunique() > 1
@@ -236,14 +253,55 @@ def change_text(row: Mapping) -> str:
 
 def transplant_glue(results: Mapping, parent_id: str, child_id: str) -> dict[str, str]:
     """Chapter 6's glued values from ``transplant.transplant_experiments``: tp_parent, tp_child,
-    tp_layer (the most-moved layer), vi_parent, vi_child, vi_one (the parent with that one
-    child layer), vi_all (with every child conv), change_one / change_all / change_child
-    (their ΔVI with its interval, :func:`change_text`) and sweep_best."""
+    tp_layer (the most-moved layer), tp_images (the evaluation set of every VI: "300 test
+    images"), vi_parent, vi_child, vi_one (the parent with that one child layer), vi_all
+    (with every child conv), change_one / change_all / change_child (their ΔVI with its
+    interval, :func:`change_text`) and sweep_best. The VIs are bare numbers: the sentence
+    quoting them names tp_images beside them."""
     summary = results["summary"]
     vi = summary["vi"]
     one, every = results["one_layer"], "parent + all child convs"
     return {"tp_parent": parent_id, "tp_child": child_id, "tp_layer": str(results["deviated"]),
+            "tp_images": images_text(int(summary["test_images"].iloc[0])),
             "vi_parent": f"{vi['parent']:.3f}", "vi_child": f"{vi['child']:.3f}", "vi_one": f"{vi[one]:.3f}",
             "vi_all": f"{vi[every]:.3f}", "change_one": change_text(summary.loc[one]),
             "change_all": change_text(summary.loc[every]), "change_child": change_text(summary.loc["child"]),
             "sweep_best": best_sweep_layer(results["sweep"])}
+
+
+def vi_across_chapters(both: pd.DataFrame) -> str:
+    """One sentence on why the transplant pair's VI in chapter 6 differs from chapter 3's —
+    or that it is the same — from ``transplant.vi_in_both_chapters`` (rows: parent, child).
+
+    Three cases: other images (a VI is an estimate from a finite sample of test images, so
+    two samples give two VIs; equal ``eval_per_class`` and ``transplant_eval_per_class``,
+    as in the laptop profile, give one set); the same images under another noise seed;
+    the same images and noise (one measurement made twice)."""
+    ids = list(both.index)
+    names = " and ".join(ids)
+
+    def values(column: str) -> str:
+        return " and ".join(f"{v:.3f}" for v in both[column])
+
+    here, there = int(both["test_images"].iloc[0]), int(both["test_images_chapter3"].iloc[0])
+    seed, seed3 = int(both["noise_seed"].iloc[0]), int(both["noise_seed_chapter3"].iloc[0])
+    gap = float(both["difference"].abs().max())
+    if not bool(both["same_images"].all()):
+        sets = (f"on {images_text(there)} (VI {values('vi_chapter3')}), this chapter on {here:,} "
+                f"({values('vi')})" if here != there else
+                f"on another sample of {images_text(here)} (VI {values('vi_chapter3')}) than this chapter "
+                f"({values('vi')})")
+        return (f"Chapter 3 measured {names} {sets}: a VI is estimated from a finite sample of test images, so "
+                f"two samples give VIs that differ — here by up to {gap:.3f} — with no change in the networks; a "
+                f"profile that sets transplant_eval_per_class to eval_per_class (as the laptop profile does) "
+                f"measures both chapters on the same images, and their VIs agree.")
+    if seed != seed3:
+        return (f"Chapter 3 measured {names} on the same {images_text(here)} but with noise seed {seed3} (this "
+                f"chapter: {seed}), so the four noise manipulations drew other noise: VI {values('vi_chapter3')} "
+                f"there, {values('vi')} here (up to {gap:.3f} apart); one noise_seed for both chapters gives one VI.")
+    if gap < 5e-4:
+        return (f"Chapter 3 measured {names} on the same {images_text(here)} with the same noise, so their VIs "
+                f"agree: {values('vi')} in both chapters.")
+    return (f"Chapter 3 measured {names} on the same {images_text(here)} with the same noise, yet their VIs "
+            f"differ by up to {gap:.3f} ({values('vi_chapter3')} there, {values('vi')} here): only numerical "
+            f"differences (another device or batch size) can cause that.")

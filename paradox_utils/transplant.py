@@ -16,7 +16,7 @@ from . import bootstrap, distortions, evaluation, similarity
 from .models import conv_layers
 from .permutations import permutation_graph
 
-__all__ = ["bn_neighbours", "recalibrate_batchnorm", "transplant", "transplant_experiments"]
+__all__ = ["bn_neighbours", "recalibrate_batchnorm", "transplant", "transplant_experiments", "vi_in_both_chapters"]
 
 
 def bn_neighbours(model: nn.Module, layer: str) -> list[str]:
@@ -90,10 +90,12 @@ def transplant_experiments(parent: nn.Module, child: nn.Module, images, grid=dis
     ``recalibration_images``: float (n, 3, H, W) in [0, 1] — when given, each
     transplanted variant is also evaluated with its BatchNorm statistics re-estimated.
     Returns "accuracy" (the tidy table of every variant), "summary" (per variant —
-    its index, named "variant" — the mean accuracy per manipulation, VI, ΔVI and its
+    its index, named "variant" — the mean accuracy per manipulation, VI, test_images (the
+    number of images every VI and ΔVI was measured on), ΔVI and its
     paired bootstrap interval over the evaluation images: delta_low, delta_high, and a
     verdict, "not distinguishable from no change" when the interval spans 0; ``resamples``
-    draws), "sweep" (per layer: parent–child correlation, ΔVI with its interval and verdict), "profile" (the pair's
+    draws), "sweep" (per layer: parent–child correlation, VI, test_images, ΔVI with its interval and verdict),
+    "profile" (the pair's
     per-layer correlations), "deviated" (the name of the most-moved layer) and
     "one_layer" (the summary's name of the parent with that one child layer).
     """
@@ -111,16 +113,47 @@ def transplant_experiments(parent: nn.Module, child: nn.Module, images, grid=dis
     table, correct = evaluation.evaluate(variants, images, grid=grid, seed=seed, progress=progress, device=device,
                                          return_correctness=True)
     vi = evaluation.visual_intelligence(table)
+    n_images = evaluation.images_per_cell(table)
     changes = bootstrap.delta_vi(correct, "parent", [v for v in variants if v != "parent"], resamples, seed)
     changes.loc["parent"] = {"parent": "parent", "delta": 0.0, "low": 0.0, "high": 0.0, "verdict": "—"}
-    summary = evaluation.per_manipulation(table).assign(vi=vi).loc[[v for v in variants if not v.startswith("sweep:")]]
+    summary = evaluation.per_manipulation(table).assign(vi=vi, test_images=n_images)
+    summary = summary.loc[[v for v in variants if not v.startswith("sweep:")]]
     summary["delta_vi"] = summary["vi"] - vi["parent"]
     summary = summary.join(changes[["low", "high", "verdict"]].rename(columns={"low": "delta_low",
                                                                                 "high": "delta_high"}))
     summary.index.name = "variant"
-    rows = [{"layer": layer, "layer_correlation": r, "vi": vi[f"sweep:{layer}"],
+    rows = [{"layer": layer, "layer_correlation": r, "vi": vi[f"sweep:{layer}"], "test_images": n_images,
              "delta_vi": vi[f"sweep:{layer}"] - vi["parent"], "delta_low": changes.loc[f"sweep:{layer}", "low"],
              "delta_high": changes.loc[f"sweep:{layer}", "high"], "verdict": changes.loc[f"sweep:{layer}", "verdict"]}
             for layer, r in zip(profile["layer"], profile["mean"], strict=True) if f"sweep:{layer}" in vi]
     return {"accuracy": table, "summary": summary, "sweep": pd.DataFrame(rows), "deviated": deviated,
             "profile": profile, "one_layer": one_layer}
+
+
+def vi_in_both_chapters(results: dict, chapter3_accuracy: pd.DataFrame, parent_id: str, child_id: str) -> pd.DataFrame:
+    """The transplant pair's VI here and in chapter 3, which measures every network on its
+    own evaluation set: one row per network (index net_id: ``parent_id``, then ``child_id``).
+
+    ``results``: :func:`transplant_experiments`' (its "accuracy" holds the variants "parent"
+    and "child"); ``chapter3_accuracy``: chapter 3's accuracy table (``evaluation.evaluate``).
+    Columns: vi, test_images, noise_seed (this chapter's evaluation), vi_chapter3,
+    test_images_chapter3, noise_seed_chapter3, difference (vi − vi_chapter3) and
+    same_images (both evaluation sets have one fingerprint: the same images). With the
+    same images and noise seed the two VIs are one measurement made twice."""
+    here = results["accuracy"].replace({"net_id": {"parent": parent_id, "child": child_id}})
+    rows = []
+    for net_id in (parent_id, child_id):
+        mine = here[here["net_id"] == net_id]
+        theirs = chapter3_accuracy[chapter3_accuracy["net_id"] == net_id]
+        if theirs.empty:
+            raise ValueError(f"Chapter 3's accuracy table has no rows for {net_id}: run chapter 3 (03_evaluate) "
+                             "again.")
+        rows.append({"net_id": net_id, "vi": float(evaluation.visual_intelligence(mine).iloc[0]),
+                     "test_images": evaluation.images_per_cell(mine), "noise_seed": int(mine["noise_seed"].iloc[0]),
+                     "vi_chapter3": float(evaluation.visual_intelligence(theirs).iloc[0]),
+                     "test_images_chapter3": evaluation.images_per_cell(theirs),
+                     "noise_seed_chapter3": int(theirs["noise_seed"].iloc[0]),
+                     "same_images": set(mine["eval_set"]) == set(theirs["eval_set"])})
+    table = pd.DataFrame(rows).set_index("net_id")
+    table.insert(6, "difference", table["vi"] - table["vi_chapter3"])
+    return table

@@ -80,6 +80,22 @@ def test_vi_is_mean_of_manipulation_means():
     assert vectors.shape == (2, 3) and list(vectors.columns[0]) == ["contrast", 0.5]
 
 
+def test_chapter3_table_names_the_images_each_vi_was_measured_on():
+    rows = [("a", "contrast", 0.5, 0.2), ("a", "contrast", 1.0, 0.6), ("a", "gamma", 1.0, 0.9),
+            ("b", "contrast", 0.5, 0.1), ("b", "contrast", 1.0, 0.1), ("b", "gamma", 1.0, 0.4)]
+    table = pd.DataFrame(rows, columns=["net_id", "manipulation", "level", "accuracy"]).assign(n_images=300)
+    intervals = pd.DataFrame({"vi": [0.65, 0.25], "low": [0.6, 0.2], "high": [0.7, 0.3], "se": 0.01},
+                             index=pd.Index(["a", "b"], name="net_id"))
+    out = evaluation.network_table(table, intervals)
+    assert list(out.columns) == ["contrast", "gamma", "clean", "vi", "vi_low", "vi_high", "test_images"]
+    assert out.loc["a"].to_dict() == pytest.approx({"contrast": 0.4, "gamma": 0.9, "clean": 0.6, "vi": 0.65,
+                                                    "vi_low": 0.6, "vi_high": 0.7, "test_images": 300})
+    assert evaluation.images_per_cell(table) == 300
+    assert evaluation.hardest_manipulation(table) == "contrast"
+    with pytest.raises(ValueError, match=r"different numbers of images \(\[30, 300\]\)"):
+        evaluation.images_per_cell(table.assign(n_images=[300] * 5 + [30]))
+
+
 def test_bad_grid_fails_before_work(nets, small_test):
     with pytest.raises(ValueError, match="Unknown manipulation"):
         evaluation.evaluate(nets, small_test, grid=[("contrast", 1.0), ("sepia", 1.0)], progress=False)

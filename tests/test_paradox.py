@@ -232,8 +232,9 @@ def test_transplant_experiments_returns_the_chapter_tables(pair):
                                           f"{one} (BN re-estimated)", "parent + all child convs (BN re-estimated)"]
     assert out["summary"].loc["parent", "delta_vi"] == 0
     sweep = out["sweep"].set_index("layer")
-    assert len(sweep) == 21 and list(sweep.columns) == ["layer_correlation", "vi", "delta_vi", "delta_low",
-                                                        "delta_high", "verdict"]
+    assert len(sweep) == 21 and list(sweep.columns) == ["layer_correlation", "vi", "test_images", "delta_vi",
+                                                        "delta_low", "delta_high", "verdict"]
+    assert (sweep["test_images"] == 8).all() and (out["summary"]["test_images"] == 8).all()  # the set beside each VI
     assert (sweep["delta_low"] <= sweep["delta_vi"]).all() and (sweep["delta_vi"] <= sweep["delta_high"]).all()
     assert sweep.loc[deviated, "vi"] == out["summary"].loc[one, "vi"]  # the same network, reached twice
 

@@ -8,6 +8,7 @@ import io
 import json
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import threading
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from paradox_utils import pipeline
+from paradox_utils import files, pipeline
 
 from .browser import Browser
 
@@ -190,6 +191,51 @@ def test_results_table_is_computed_from_the_run(tiny_book):
     log = Path(folders["results_dir"]).parent / "run.log"
     log.write_text(printed)
     assert [q for q, _, _ in results["wall_times"](log)] == [f"wall time {c}" for c in pipeline.CHAPTERS]
+
+
+@pytest.mark.slow
+def test_every_file_the_run_wrote_has_one_mode(tiny_book, _data_dir):
+    """Checkpoints, sidecars, lock files, catalog, result tables, correctness bits, caches,
+    decoded data, the executed chapters and the book's plotly.js: one mode, the files
+    module's (0644 under the usual umask 022) — some result files were once 0600."""
+    _, index, folders, _ = tiny_book
+    book = index.parents[2]  # book/_build/html/index.html
+    written = [*Path(folders["checkpoint_dir"]).rglob("*"), *Path(folders["results_dir"]).rglob("*"),
+               *(book / "chapters").rglob("*"), book / "_static" / "plotly.min.js", *_data_dir.rglob("*")]
+    modes = {str(p): stat.S_IMODE(p.stat().st_mode) for p in written if p.is_file()}
+    assert any(p.endswith(".lock") for p in modes) and any(p.endswith("b000.safetensors") for p in modes)
+    assert any(p.endswith("correct.parquet") for p in modes) and any(p.endswith("06_transplant.ipynb") for p in modes)
+    others = {p: oct(mode) for p, mode in modes.items() if mode != files.FILE_MODE}
+    assert not others, f"not {oct(files.FILE_MODE)} (files.FILE_MODE): {others}"
+
+
+@pytest.mark.slow
+def test_vis_name_their_test_images_and_chapter_6_says_why_they_differ_from_chapter_3(tiny_book):
+    """The tiny profile evaluates on 10 images a class in chapter 3 and 4 in chapter 6: each
+    VI is quoted with its set, and chapter 6 explains the difference in a sentence."""
+    executed, index, _, _ = tiny_book
+    chapters = index.parent / "chapters"
+    evaluate, transplant = (re.sub(r"<[^>]+>", "", (chapters / f"{c}.html").read_text())  # glued values sit in spans
+                            for c in ("03_evaluate", "06_transplant"))
+    assert "on 100 test images" in evaluate and "Visual intelligence per network on 100 test images" in evaluate
+    assert "On 40 test images, parent" in transplant
+    assert re.search(r"Chapter 3 measured b000 and b000-ft-all on 100 test images \(VI 0\.\d{3} and 0\.\d{3}\), "
+                     r"this chapter on 40 \(0\.\d{3} and 0\.\d{3}\): a VI is estimated from a finite sample",
+                     transplant), "chapter 6 says why its VIs differ from chapter 3's"
+    cells = json.loads(next(p for p in executed if p.stem == "06_transplant").read_text())["cells"]
+    axes = [o["data"]["application/vnd.plotly.v1+json"]["layout"].get("yaxis", {}).get("title", {}).get("text")
+            for c in cells for o in c.get("outputs", []) if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    assert "ΔVI of the parent on 40 test images" in axes
+
+
+@pytest.mark.slow
+def test_single_epoch_training_is_drawn_as_bars_not_a_column_of_dots(tiny_book):
+    executed, _, _, _ = tiny_book
+    for chapter in ("01_train", "02_finetune"):  # the tiny profile trains and fine-tunes one epoch
+        cells = json.loads(next(p for p in executed if p.stem == chapter).read_text())["cells"]
+        figures = [o["data"]["application/vnd.plotly.v1+json"] for c in cells for o in c.get("outputs", [])
+                   if "application/vnd.plotly.v1+json" in o.get("data", {})]
+        assert [[t["type"] for t in f["data"]] for f in figures] == [["bar"]], chapter
 
 
 @pytest.mark.slow

@@ -77,6 +77,21 @@ def test_vi_bars_draw_the_subset_sorted_by_vi_and_say_how_many():
     assert list(fig.data[0].x) == list(expected)
     assert fig.layout.title.text == "Visual intelligence per network (sorted) (2 of 3 networks)"
     assert "networks)" not in plots.vi_bars(acc).layout.title.text
+    measured = plots.vi_bars(acc.assign(n_images=1000))  # evaluate's table: the set is named beside the VI
+    assert measured.layout.title.text == "Visual intelligence per network on 1,000 test images (sorted)"
+    assert measured.layout.yaxis.title.text.startswith("VI on 1,000 test images")
+
+
+def test_training_figure_draws_curves_for_several_epochs_and_bars_for_one():
+    def history(*accuracies):
+        return [{"epoch": k + 1, "val_accuracy": a} for k, a in enumerate(accuracies)]
+
+    curves = plots.training_figure({"a": history(0.3, 0.5), "b": history(0.4)})
+    assert [t.type for t in curves.data] == ["scatter", "scatter"] and list(curves.data[0].y) == [0.3, 0.5]
+    single = plots.training_figure({"a": history(0.3), "b": history(0.45), "c": []})  # every network: one epoch
+    assert [t.type for t in single.data] == ["bar"]  # not a column of dots at epoch 1
+    assert list(single.data[0].x) == ["a", "b"] and list(single.data[0].y) == [0.3, 0.45]
+    assert "single epoch" in single.layout.title.text
 
 
 def population(families: dict[str, int], singletons: int) -> dict[str, str | None]:
@@ -170,3 +185,6 @@ def test_transplant_sweep_marks_chance_on_the_correlation_axis():
     assert next(a for a in far.layout.annotations if a.name == "chance").text == "chance 0.136 left of this axis"
     near = plots.transplant_sweep_figure(sweep.assign(layer_correlation=[0.1, 0.4, 0.9]), chance=0.136)
     assert next(s for s in near.layout.shapes if s.name == "chance").x0 == 0.136
+    assert far.layout.yaxis.title.text == "ΔVI of the parent"
+    measured = plots.transplant_sweep_figure(sweep.assign(test_images=300))
+    assert measured.layout.yaxis.title.text == "ΔVI of the parent on 300 test images"

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from paradox_utils import explorer, files, paradox, report, sentences
+from paradox_utils import distortions, explorer, files, paradox, report, sentences, transplant
 
 
 def statistics(syd: int, dys: int, r: float, p: float) -> pd.DataFrame:
@@ -58,6 +58,8 @@ def test_best_sweep_layer_says_raise_decrease_or_none():
     assert "undefined" in sentences.best_sweep_layer(sweep([0.02, 0.01]))  # two layers: no rank correlation
     assert sentences.best_sweep_layer(sweep([])) == "the sweep was not run."
     assert "changes most" not in rises + mixed + none
+    measured = sentences.best_sweep_layer(sweep([0.01, 0.05, -0.02]).assign(test_images=300))
+    assert measured.startswith("l1 raises the parent's VI on 300 test images most (+0.050)")  # the set beside the VI
 
 
 def test_mean_std_relation_summary_and_most_moved_layer():
@@ -154,17 +156,55 @@ def test_transplant_glue_names_the_one_layer_variant():
                             "verdict": ["—", "increase", "increase", "not distinguishable from no change",
                                         "increase"]},
                            index=["parent", "child", "parent + all child convs", "parent + child's layer3.0.conv1",
-                                  "parent + child's layer3.0.conv1 (BN re-estimated)"])
+                                  "parent + child's layer3.0.conv1 (BN re-estimated)"]).assign(test_images=2000)
     results = {"summary": summary, "deviated": "layer3.0.conv1", "one_layer": "parent + child's layer3.0.conv1",
                "sweep": sweep([0.1, -0.2, 0.0])}
     glued = sentences.transplant_glue(results, "n1", "n1-ft-all")
     assert glued["vi_one"] == "0.650" and glued["vi_all"] == "0.700"  # by name, not by row position
     assert glued["change_one"].endswith("-0.010 to +0.300: not distinguishable from no change")
     assert glued["change_all"] == "+0.200, 95 % interval +0.100 to +0.300"
-    assert {k: glued[k] for k in ("tp_parent", "tp_child", "tp_layer", "vi_parent", "vi_child")} == {
-        "tp_parent": "n1", "tp_child": "n1-ft-all", "tp_layer": "layer3.0.conv1", "vi_parent": "0.500",
-        "vi_child": "0.600"}
+    assert {k: glued[k] for k in ("tp_parent", "tp_child", "tp_layer", "tp_images", "vi_parent", "vi_child")} == {
+        "tp_parent": "n1", "tp_child": "n1-ft-all", "tp_layer": "layer3.0.conv1", "tp_images": "2,000 test images",
+        "vi_parent": "0.500", "vi_child": "0.600"}
     assert glued["sweep_best"] == sentences.best_sweep_layer(results["sweep"])
+
+
+def evaluated(vis: dict[str, float], n_images: int, eval_set: str = "set-a", noise_seed: int = 0) -> pd.DataFrame:
+    """An accuracy table as ``evaluation.evaluate`` writes it, with every cell of a network at its VI."""
+    return pd.DataFrame([{"net_id": net, "manipulation": m, "level": float(lv), "accuracy": vi, "n_images": n_images,
+                          "eval_set": eval_set, "noise_seed": noise_seed}
+                         for net, vi in vis.items() for m, lv in distortions.PAPER_GRID])
+
+
+def test_vi_across_chapters_says_why_the_transplant_pair_has_other_vis_than_in_chapter_3():
+    chapter3 = evaluated({"b000": 0.394, "b000-ft-all": 0.401, "b001": 0.5}, 1000)
+    smaller = {"accuracy": evaluated({"parent": 0.408, "child": 0.412, "parent + all child convs": 0.41}, 300,
+                                     "set-b")}
+    both = transplant.vi_in_both_chapters(smaller, chapter3, "b000", "b000-ft-all")
+    assert list(both.index) == ["b000", "b000-ft-all"]
+    assert both.loc["b000", ["vi", "test_images", "vi_chapter3", "test_images_chapter3"]].tolist() == pytest.approx(
+        [0.408, 300, 0.394, 1000])
+    assert both.loc["b000", "difference"] == pytest.approx(0.014) and not both["same_images"].any()
+    assert sentences.vi_across_chapters(both) == (
+        "Chapter 3 measured b000 and b000-ft-all on 1,000 test images (VI 0.394 and 0.401), this chapter on 300 "
+        "(0.408 and 0.412): a VI is estimated from a finite sample of test images, so two samples give VIs that "
+        "differ — here by up to 0.014 — with no change in the networks; a profile that sets "
+        "transplant_eval_per_class to eval_per_class (as the laptop profile does) measures both chapters on the "
+        "same images, and their VIs agree.")
+    same = {"accuracy": evaluated({"parent": 0.394, "child": 0.401}, 1000)}  # the laptop profile: one set
+    agree = sentences.vi_across_chapters(transplant.vi_in_both_chapters(same, chapter3, "b000", "b000-ft-all"))
+    assert agree == ("Chapter 3 measured b000 and b000-ft-all on the same 1,000 test images with the same noise, "
+                     "so their VIs agree: 0.394 and 0.401 in both chapters.")
+    noise = {"accuracy": evaluated({"parent": 0.399, "child": 0.401}, 1000, noise_seed=1)}
+    other_noise = sentences.vi_across_chapters(transplant.vi_in_both_chapters(noise, chapter3, "b000", "b000-ft-all"))
+    assert "the same 1,000 test images but with noise seed 0 (this chapter: 1)" in other_noise
+    resampled = {"accuracy": evaluated({"parent": 0.41, "child": 0.401}, 1000, "set-c")}  # as many, other images
+    assert "on another sample of 1,000 test images (VI 0.394 and 0.401) than this chapter (0.410 and 0.401)" in (
+        sentences.vi_across_chapters(transplant.vi_in_both_chapters(resampled, chapter3, "b000", "b000-ft-all")))
+    with pytest.raises(ValueError, match="no rows for b000-ft-all: run chapter 3"):
+        transplant.vi_in_both_chapters(same, chapter3[chapter3["net_id"] != "b000-ft-all"], "b000", "b000-ft-all")
+    assert sentences.vi_summary([0.3, 0.5], 1000) == "0.400 ± 0.100 (n = 2) on 1,000 test images"
+    assert sentences.images_text(1) == "1 test image"
 
 
 def test_change_text_quotes_the_interval_and_says_when_it_spans_zero():
