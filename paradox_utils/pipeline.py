@@ -6,9 +6,10 @@ It validates the profile before running anything, stops at the first failing
 chapter naming it and the failing cell's error, and keeps the partial notebook.
 Chapters skip finished work themselves (checkpoints, evaluation cells, similarity
 cache), so rerunning is cheap. A chapter run by papermill directly loads its profile
-itself (:func:`profile_parameters`). ``build_book`` renders the executed chapters with
-Jupyter Book (execution off, warnings as errors, a footer naming the profile and
-commit) and fails on any error output.
+itself (:func:`profile_parameters`). Chapters 1–2 (training) are refused for a population
+imported with ``python -m paradox_utils import`` (:func:`check_training_applies`).
+``build_book`` renders the executed chapters with Jupyter Book (execution off, warnings as
+errors, a footer naming the profile and commit) and fails on any error output.
 """
 
 from __future__ import annotations
@@ -32,13 +33,15 @@ from . import provenance
 from .progress import Follower, clock, elapsed
 from .publish import PublishFailed, publish
 
-__all__ = ["CHAPTERS", "PROFILE_APPLIED", "ChapterFailed", "book_config", "build_book", "chapter_paths", "check_run",
-           "check_values", "inspect_chapter", "load_profile", "main", "profile_parameters", "profile_values", "run"]
+__all__ = ["CHAPTERS", "PROFILE_APPLIED", "TRAINING_CHAPTERS", "ChapterFailed", "book_config", "build_book",
+           "chapter_paths", "check_run", "check_training_applies", "check_values", "checkpoint_folder",
+           "inspect_chapter", "load_profile", "main", "profile_parameters", "profile_values", "run"]
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 BOOK = ROOT / "book"
 CHAPTERS = ("01_train", "02_finetune", "03_evaluate", "04_similarity", "05_paradox", "06_transplant")
+TRAINING_CHAPTERS = CHAPTERS[:2]  # they make the population; an imported one has its own (check_training_applies)
 # Every chapter declares it (false); ``run`` passes it true with every value it resolved, so the
 # chapter loads no profile itself. Not a parameter a profile or -p may set.
 PROFILE_APPLIED = "profile_applied"
@@ -185,18 +188,20 @@ def profile_parameters(chapter: str, namespace: Mapping[str, Any]) -> dict[str, 
     profile's value; a value that differs from the default (``-p eval_per_class 7``) wins.
     So a ``-p`` value equal to the chapter's default loses to the profile (``run -p`` does
     not). Every value is checked against its default's type first. Raises ValueError (one
-    sentence) for an unknown profile, a key it does not know, or a wrongly typed value.
+    sentence) for an unknown profile, a key it does not know, a wrongly typed value, or
+    chapter 1 or 2 on an imported population (:func:`check_training_applies`).
     """
     if namespace.get(PROFILE_APPLIED):
         return {}
     defaults = _chapter_defaults(chapter)  # this chapter alone: the common case loads nothing more
     current = {k: namespace[k] for k in defaults}
     check_values(current, defaults, f"Chapter {chapter}")
-    if current["profile"] == defaults["profile"]:  # the parameters cell holds that profile's values
-        return {}
-    profile = load_profile(str(current["profile"]), chapter_parameters())
-    values = {k: profile[k] for k in defaults if k in profile and _same_value(current[k], defaults[k])}
-    values["profile"] = profile["profile"]  # a YAML path becomes the profile's name (its folders)
+    values = {}
+    if current["profile"] != defaults["profile"]:  # else the parameters cell holds that profile's values
+        profile = load_profile(str(current["profile"]), chapter_parameters())
+        values = {k: profile[k] for k in defaults if k in profile and _same_value(current[k], defaults[k])}
+        values["profile"] = profile["profile"]  # a YAML path becomes the profile's name (its folders)
+    check_training_applies((chapter,), {**current, **values}, str(current["profile"]))
     return values
 
 
@@ -243,9 +248,30 @@ def check_run(values: dict[str, Any], defaults: dict[str, Any], chapters: tuple[
             raise ValueError(f"The output folder {folder} is not writable ({error.strerror}).") from None
 
 
+def check_training_applies(chapters: tuple[str, ...], values: Mapping[str, Any], given: str) -> None:
+    """Refuse, in one sentence and before any work, chapters 1–2 (training) for a population that
+    was imported (``python -m paradox_utils import``): it was trained elsewhere, and training here
+    would write a population of the profile's own into its checkpoint folder. ``values``: the
+    resolved ``profile`` and ``checkpoint_dir``; ``given``: the profile as the user named it (for
+    the command to run instead). ``run`` and a chapter's setup (:func:`profile_parameters`) ask."""
+    from .importing import holds_imported_networks
+
+    training = [c for c in chapters if c in TRAINING_CHAPTERS]
+    folder = checkpoint_folder(str(values["profile"]), str(values.get("checkpoint_dir") or ""))
+    if training and holds_imported_networks(folder):
+        raise ValueError(f"The networks in {folder} were imported (python -m paradox_utils import), so chapters 1–2 "
+                         f"(training) do not apply to them: run chapters 3–6 with `python -m paradox_utils run "
+                         f"--profile {given} --from 03_evaluate`.")
+
+
+def checkpoint_folder(profile: str, checkpoint_dir: str = "") -> Path:
+    """A profile's checkpoint folder (not made): ``checkpoint_dir``, else ``checkpoints/<profile>``."""
+    return Path(checkpoint_dir) if checkpoint_dir else ROOT / "checkpoints" / profile
+
+
 def chapter_paths(profile: str, checkpoint_dir: str = "", results_dir: str = "") -> dict[str, Path]:
     """Where a profile's artifacts live (the chapters' only channel to each other)."""
-    checkpoints = Path(checkpoint_dir) if checkpoint_dir else ROOT / "checkpoints" / profile
+    checkpoints = checkpoint_folder(profile, checkpoint_dir)
     results = Path(results_dir) if results_dir else ROOT / "data" / "results" / profile
     for folder in (checkpoints, results):
         try:
@@ -271,7 +297,8 @@ def run(profile: str = "quick", start: str | None = None, scheduler: str | None 
     the last) with ``profile``; return the executed notebooks. ``parameters`` override the
     profile's values (validated alike); ``retrain``: network ids whose finished checkpoints
     are trained again. Everything :func:`check_run` checks is checked before the first
-    chapter starts. Raises
+    chapter starts, and chapters 1–2 are refused for an imported population
+    (:func:`check_training_applies`). Raises
     :class:`ChapterFailed` at the first failing chapter."""
     declared = chapter_parameters()
     defaults = merged_defaults(declared)
@@ -285,6 +312,7 @@ def run(profile: str = "quick", start: str | None = None, scheduler: str | None 
     chapters = CHAPTERS[first:last + 1]
     if not chapters:
         raise ValueError(f"No chapter runs from {start} through {until}: the first comes after the last.")
+    check_training_applies(chapters, values, profile)  # first: nothing else matters when training does not apply
     check_run(values, defaults, chapters)
     out_dir = Path(output_dir) if output_dir else BOOK / "chapters"
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -308,6 +308,32 @@ def test_command_line(exported, tmp_path, capsys):
     assert re.search(r"^error: whole\.pt holds pickled Python objects.*model\.state_dict\(\)", capsys.readouterr().err)
 
 
+def test_training_chapters_refuse_an_imported_population(exported, tmp_path, capsys):
+    """Chapters 1–2 train a population; an imported one was trained elsewhere. ``run`` from chapter 1
+    or 2, and chapter 1 under papermill with the profile, stop before any work in one sentence that
+    says to run from chapter 3; a folder of networks trained here, or chapters 3–6, pass."""
+    folder, _ = exported
+    result = import_population(folder, "resnet20", "mine", **folders(tmp_path))
+    sentence = (rf"The networks in {re.escape(str((tmp_path / 'ck').resolve()))} were imported \(python -m "
+                r"paradox_utils import\), so chapters 1–2 \(training\) do not apply to them: run chapters 3–6 with "
+                rf"`python -m paradox_utils run --profile {re.escape(str(result.profile))} --from 03_evaluate`\.")
+    before = _tree_state(tmp_path)
+    for start in (None, "02_finetune"):
+        with pytest.raises(ValueError, match=f"^{sentence}$"):
+            pipeline.run(str(result.profile), start=start, output_dir=tmp_path / "chapters", progress=False)
+    assert pipeline.main(["run", "--profile", str(result.profile), "--output-dir", str(tmp_path / "chapters")]) == 1
+    assert re.fullmatch(f"error: {sentence}\n", capsys.readouterr().err)
+    chapter_one = {**pipeline.chapter_parameters()["01_train"], "profile": str(result.profile)}  # papermill -p profile
+    with pytest.raises(ValueError, match=f"^{sentence}$"):
+        pipeline.profile_parameters("01_train", chapter_one)
+    assert _tree_state(tmp_path) == before and not (tmp_path / "chapters").exists()  # nothing trained or written
+    values = {"profile": "mine", "checkpoint_dir": str(tmp_path / "ck")}
+    pipeline.check_training_applies(pipeline.CHAPTERS[2:], values, "mine")  # what the sentence says to run
+    trained = tmp_path / "trained"
+    checkpoints.save(trained / "b000", network(0), "resnet20", 10, config=training.TrainConfig().to_dict())
+    pipeline.check_training_applies(pipeline.TRAINING_CHAPTERS, {**values, "checkpoint_dir": str(trained)}, "mine")
+
+
 # ----------------------------------------------------------------------------- against native training
 
 TINY = dict(epochs=1, train_per_class=10, val_per_class=5, batch_size=32)
