@@ -62,8 +62,8 @@ from . import checkpoints, models
 from .files import atomic_path
 
 __all__ = ["DATASET_CLASSES", "ImportRefused", "ImportResult", "NORMALISATIONS", "PROFILE_FILE", "WEIGHT_SUFFIXES",
-           "holds_imported_networks", "import_population", "imported_catalog", "origin_sentence", "parse_normalisation",
-           "read_lineage", "read_weights"]
+           "holds_imported_networks", "import_population", "imported_catalog", "is_imported", "normalisation_phrase",
+           "origin_sentence", "parse_normalisation", "read_lineage", "read_weights"]
 
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt")
 NORMALISATIONS = {"cifar10": (models.CIFAR10_MEAN, models.CIFAR10_STD),
@@ -399,22 +399,48 @@ def imported_catalog(checkpoint_dir: str | os.PathLike, ids: Sequence[str] | Non
     return pd.DataFrame([_row(*metas[n]) for n in ids])
 
 
+def is_imported(catalog: pd.DataFrame) -> bool:
+    """Whether the catalog's networks were imported (its rows name their source files), not
+    trained by chapters 1–2: what the book is made of follows from it (``pipeline.book_chapters``)."""
+    return bool(_sources(catalog))
+
+
+def _sources(catalog: pd.DataFrame) -> list[str]:
+    return [s for s in catalog.get("source", pd.Series(dtype=str)).fillna("") if s]
+
+
+def normalisation_phrase(normalisation: Mapping[str, Sequence[float]] | str) -> str:
+    """What a recorded normalisation (:func:`parse_normalisation`) does to the inputs, in words:
+    "normalised with CIFAR-10's mean and std", "not normalised ([0, 1] pixels)", or the numbers."""
+    if normalisation == "none":
+        return "not normalised ([0, 1] pixels)"
+    mean, std = (tuple(float(v) for v in normalisation[k]) for k in ("mean", "std"))
+    for name, title in (("cifar10", "CIFAR-10"), ("imagenet", "ImageNet")):
+        if (mean, std) == tuple(tuple(float(v) for v in values) for values in NORMALISATIONS[name]):
+            return f"normalised with {title}'s mean and std"
+    return f"normalised with mean {', '.join(f'{v:g}' for v in mean)} and std {', '.join(f'{v:g}' for v in std)}"
+
+
 def origin_sentence(catalog: pd.DataFrame) -> str:
     """Where the catalog's networks come from, in one sentence (the book's introduction):
-    imported from which folder, from how many files and with which lineage — or trained by
-    chapters 1–2 (a catalog without a ``source`` column)."""
+    imported from which folder, how many, of which architecture, expecting which input
+    normalisation and with which lineage — or trained by chapters 1–2 (a catalog without a
+    ``source`` column)."""
     n = len(catalog)
     children = int(sum(isinstance(p, str) and bool(p) for p in catalog["parent"]))
     family = f"{n - children} base network{'s' * (n - children != 1)} and {children} offspring"
-    sources = [s for s in catalog.get("source", pd.Series(dtype=str)).fillna("") if s]
+    sources = _sources(catalog)
     if not sources:
         return f"The {n} networks analysed here were trained by chapters 1 and 2 of this run ({family})."
     folders = sorted({str(Path(s).parent) for s in sources})
     where = folders[0] if len(folders) == 1 else f"{len(folders)} folders ({', '.join(folders)})"
     lineage = (f"{family}, by the lineage given with them" if children else
                f"{'all' if n > 1 else 'it'} base network{'s' * (n != 1)} (no lineage was given)")
-    return (f"The {n} networks analysed here were imported from {where} ({len(sources)} weight "
-            f"file{'s' * (len(sources) != 1)}; {lineage}): they were trained elsewhere, not by chapters 1 and 2.")
+    archs = " and ".join(dict.fromkeys(catalog["arch"].astype(str)))
+    inputs = " or ".join(dict.fromkeys(normalisation_phrase(json.loads(c)["normalisation"]) for c in catalog["config"]))
+    return (f"The {n} {archs} networks analysed here were imported from {where} ({len(sources)} weight "
+            f"file{'s' * (len(sources) != 1)}; {lineage}; inputs {inputs}): they were trained elsewhere, "
+            "not by chapters 1 and 2.")
 
 
 # ----------------------------------------------------------------------------- the import

@@ -107,7 +107,10 @@ def test_every_format_imports_the_same_network(exported, tmp_path):
     assert values["checkpoint_dir"] == str((tmp_path / "ck").resolve())
     assert values["results_dir"] == str((tmp_path / "res").resolve()) and "similarity_methods" not in values
     assert "--from 03_evaluate --to 05_paradox" in result.command  # no lineage: no child for the transplant
-    assert "imported from" in origin_sentence(catalog) and "4 weight files" in origin_sentence(catalog)
+    origin = origin_sentence(catalog)  # the book's introduction: from where, how many, what, how normalised
+    assert origin.startswith(f"The 4 resnet20 networks analysed here were imported from {folder.resolve()} (4 weight "
+                             "files; all base networks (no lineage was given); inputs normalised with CIFAR-10's "
+                             "mean and std)")
 
 
 def refused(tmp_path, name: str, content, match: str, arch: str = "resnet20", how: str = "torch") -> None:
@@ -292,6 +295,9 @@ def test_any_torchvision_model_with_its_normalisation(tmp_path):
     assert any("coupled alignment and the transplant" in note for note in raw.notes)
     assert any(f"chapter 3 stops at {arch}" in note for note in raw.notes)  # regime.regime_of knows the paper's
     assert raw.command.endswith("--to 05_paradox")
+    assert f"The 2 {arch} networks" in origin_sentence(raw.catalog)
+    assert "inputs not normalised ([0, 1] pixels)" in origin_sentence(raw.catalog)
+    assert "inputs normalised with mean 0.5, 0.5, 0.5 and std 0.25, 0.25, 0.25" in origin_sentence(scaled.catalog)
 
 
 def test_command_line(exported, tmp_path, capsys):
