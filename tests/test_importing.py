@@ -2,10 +2,12 @@
 cannot be read safely or do not fit, re-imported without recomputation, and analysed by
 chapters 3–6 exactly as the same networks trained here."""
 
+import html
 import json
 import re
 import shutil
 
+import nbformat
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,6 +22,7 @@ from paradox_utils import (
     models,
     pipeline,
     population,
+    provenance,
     report,
     similarity,
     training,
@@ -27,7 +30,7 @@ from paradox_utils import (
 )
 from paradox_utils.importing import ImportRefused, import_population, origin_sentence
 
-from .test_pipeline import USER_WORK, _tree_state
+from .test_pipeline import ROOT, USER_WORK, _tree_state
 
 CATALOG_COLUMNS = ["net_id", "arch", "kind", "parent", "config", "labels", "status", "checkpoint", "sha256",
                    "val_accuracy", "epochs_done", "train_seconds", "error"]  # population.scan_catalog's
@@ -340,6 +343,50 @@ def test_training_chapters_refuse_an_imported_population(exported, tmp_path, cap
     pipeline.check_training_applies(pipeline.TRAINING_CHAPTERS, {**values, "checkpoint_dir": str(trained)}, "mine")
 
 
+def executed_chapter(folder, chapter: str, profile: str, imported: bool | None = None) -> None:
+    """A stand-in for an executed chapter, stamped as ``run`` stamps it; ``imported``: the value it
+    glues under ``pipeline.IMPORTED_GLUE`` (chapter 3), as ``myst_nb.glue`` writes it."""
+    cells = [nbformat.v4.new_markdown_cell(f"# {chapter} ({profile})")]
+    if imported is not None:
+        cells.append(nbformat.v4.new_code_cell("glue(...)", outputs=[nbformat.v4.new_output(
+            "display_data", data={"application/papermill.record/text/plain": repr(imported)},
+            metadata={"scrapbook": {"name": pipeline.IMPORTED_GLUE, "mime_prefix": "application/papermill.record/"}})]))
+    notebook = nbformat.v4.new_notebook(cells=cells)
+    notebook.metadata["paradox"] = {"profile": profile, "commit": "0123456789ab"}
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, folder / f"{chapter}.ipynb")
+
+
+def test_an_imported_populations_book_is_chapters_3_to_6(tmp_path):
+    """The book of an imported population is the chapters that ran on it: never 1–2 (those in the
+    folder were left by another profile's run), 6 only where it ran with the same profile; the
+    table of contents is the book's own less the rest, written under _build/."""
+    chapters = tmp_path / "chapters"
+    for chapter in pipeline.CHAPTERS:  # a quick run's book, then chapters 3–6 on imported networks
+        executed_chapter(chapters, chapter, "quick", imported=False if chapter == "03_evaluate" else None)
+    assert pipeline.book_chapters(chapters) == pipeline.CHAPTERS
+    for chapter in pipeline.CHAPTERS[2:]:
+        executed_chapter(chapters, chapter, "mine", imported=True if chapter == "03_evaluate" else None)
+    assert pipeline.book_chapters(chapters) == pipeline.CHAPTERS[2:]
+    executed_chapter(chapters, "06_transplant", "quick")  # chapter 6 left by the quick run (no lineage here)
+    assert pipeline.book_chapters(chapters) == pipeline.CHAPTERS[2:5]
+    (chapters / "04_similarity.ipynb").unlink()
+    with pytest.raises(ValueError, match=r"^Chapters not executed yet for the imported population mine: "
+                                         r"04_similarity \(run `python -m paradox_utils run --profile mine --from "
+                                         r"03_evaluate` first\)\.$"):
+        pipeline.book_chapters(chapters)
+    executed_chapter(chapters, "03_evaluate", "quick", imported=False)
+    (chapters / "01_train.ipynb").unlink()
+    with pytest.raises(ValueError, match=r"^Chapters not executed yet: 01_train, 04_similarity"):
+        pipeline.book_chapters(chapters)
+    tracked = (ROOT / "book" / "_toc.yml").read_bytes()
+    toc = pipeline.book_toc(ROOT / "book", pipeline.CHAPTERS[2:], tmp_path / "_build")
+    assert toc == tmp_path / "_build" / "_toc.yml" and (ROOT / "book" / "_toc.yml").read_bytes() == tracked
+    entries = yaml.safe_load(toc.read_text())
+    assert entries["root"] == "intro"
+    assert [e["file"] for e in entries["chapters"]] == [*(f"chapters/{c}" for c in pipeline.CHAPTERS[2:]), "methods"]
+
+
 # ----------------------------------------------------------------------------- against native training
 
 TINY = dict(epochs=1, train_per_class=10, val_per_class=5, batch_size=32)
@@ -395,13 +442,17 @@ def test_imported_networks_measure_as_the_same_networks_trained_here(native, sma
 
 
 @pytest.mark.slow
-def test_chapters_3_to_6_run_on_an_imported_population(native, tmp_path):
+def test_chapters_3_to_6_run_on_an_imported_population_and_make_its_book(native, tmp_path):
     root, paths = native
     result = imported(root, tmp_path)
     profile = result.profile
     profile.write_text(profile.read_text() + yaml.safe_dump(CHAPTER_SETTINGS))  # kept by any later import
     assert imported(root, tmp_path).written == []
-    executed = pipeline.run(str(profile), start="03_evaluate", output_dir=tmp_path / "chapters", progress=False)
+    book = tmp_path / "book"  # a copy of the book's sources, as tests/test_pipeline.py's tiny_book makes
+    shutil.copytree(ROOT / "book", book, ignore=shutil.ignore_patterns("_build", "chapters"))
+    for chapter in pipeline.TRAINING_CHAPTERS:  # left in the folder by an earlier run of another profile
+        executed_chapter(book / "chapters", chapter, "quick")
+    executed = pipeline.run(str(profile), start="03_evaluate", output_dir=book / "chapters", progress=False)
     assert [p.stem for p in executed] == list(pipeline.CHAPTERS[2:])
     assert all(not pipeline.notebook_errors(p) for p in executed)
     # chapter 3's table is what the same networks trained here score on the same images and noise
@@ -422,10 +473,23 @@ def test_chapters_3_to_6_run_on_an_imported_population(native, tmp_path):
         expected = similarity.pairwise_similarity([paths[n] for n in ids], method, progress=False)
         assert np.allclose(matrices[method].loc[ids, ids].to_numpy(), expected, rtol=0, atol=1e-12), method
     # the introduction's sentence, glued by chapter 3, says where the networks came from
-    cells = json.loads((tmp_path / "chapters" / "03_evaluate.ipynb").read_text())["cells"]
-    glued = [o["data"]["application/papermill.record/text/plain"] for c in cells for o in c.get("outputs", [])
-             if o.get("metadata", {}).get("scrapbook", {}).get("name") == "origin"]
-    assert glued and f"imported from {(root / 'exported').resolve()}" in glued[0]
-    assert "2 base networks and 1 offspring" in glued[0]
+    glued = provenance.glued_text(book / "chapters" / "03_evaluate.ipynb", "origin")
+    assert glued and f"imported from {(root / 'exported').resolve()}" in glued
+    assert "2 base networks and 1 offspring" in glued
     transplanted = pd.read_parquet(tmp_path / "res" / "transplant.parquet")
     assert {"parent", "child"} <= set(transplanted["variant"])
+    # the book: chapters 3–6 and the introduction saying where the networks came from; never chapters 1–2
+    site = pipeline.build_book(book).parent
+    intro = html.unescape((site / "intro.html").read_text())
+    assert f"The 3 resnet20 networks analysed here were imported from {(root / 'exported').resolve()} (3 weight " \
+           "files; 2 base networks and 1 offspring, by the lineage given with them; inputs normalised with " \
+           "CIFAR-10's mean and std): they were trained elsewhere, not by chapters 1 and 2." in intro
+    assert sorted(p.stem for p in (site / "chapters").glob("*.html")) == list(pipeline.CHAPTERS[2:])
+    toc = yaml.safe_load((book / "_build" / "_toc.yml").read_text())
+    assert [e["file"] for e in toc["chapters"]] == [*(f"chapters/{c}" for c in pipeline.CHAPTERS[2:]), "methods"]
+    assert (book / "_toc.yml").read_bytes() == (ROOT / "book" / "_toc.yml").read_bytes()  # the sources untouched
+    for page in site.rglob("*.html"):  # no link to them, in the introduction's list or any page's navigation
+        assert not re.search(r'href="[^"]*0[12]_(train|finetune)', page.read_text()), page
+    for chapter in pipeline.CHAPTERS[2:]:  # listed by the introduction, from the table of contents
+        assert f'href="chapters/{chapter}.html"' in intro, chapter
+    assert "Made with the <code>mine</code> profile" in intro  # the footer names no other profile's run
