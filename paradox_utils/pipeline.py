@@ -537,7 +537,9 @@ def main(argv: list[str] | None = None) -> int:
                             help="print no progress lines (only each chapter's start and end)")
     book_parser = commands.add_parser("book", help="build the Jupyter Book from the executed chapters",
                                       description="Render book/chapters into book/_build/html "
-                                                  "(offline, warnings as errors).")
+                                                  "(offline, warnings as errors): the six chapters, or for networks "
+                                                  "imported with `import` the chapters that ran on them (3–6), "
+                                                  "never 1–2.")
     book_parser.add_argument("--dir", default=str(BOOK), help="the book folder (default book/)")
     commands.add_parser("profiles", help="list the profiles and their parameters")
     population_parser = commands.add_parser(
