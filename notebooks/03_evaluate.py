@@ -50,7 +50,7 @@ import numpy as np
 from myst_nb import glue
 
 from paradox_utils import bootstrap, evaluation, files, paradox, pipeline, plots, regime, report, runtime, sentences
-from paradox_utils.importing import origin_sentence
+from paradox_utils.importing import is_imported, origin_sentence
 
 # %% [markdown]
 # ## Parameters
@@ -160,6 +160,7 @@ glue("vi_interval_width", f"{(table['vi_high'] - table['vi_low']).median():.3f}"
 glue("disagree", f"{outcomes['disagree'].mean():.2f}", display=False)
 glue("kappa", sentences.mean_std(kappa.to_numpy()[np.triu_indices(len(kappa), 1)]), display=False)
 glue("origin", origin_sentence(catalog), display=False)  # the introduction: trained here, or imported from where
+glue(pipeline.IMPORTED_GLUE, is_imported(catalog), display=False)  # true: the book has no chapters 1–2
 
 # %% [markdown]
 # ## Summary

@@ -217,4 +217,6 @@ for name, text in sentences.paradox_glue(statistics).items():  # n_pairs, n_syd,
 # By measure: {glue:text}`per_method`
 #
 # ## What's next
-# [Chapter 6](06_transplant.ipynb) moves single layers between a parent and its offspring.
+# Chapter 6 moves single layers between a parent and its offspring; a population without
+# offspring (networks imported without a lineage) ends here.
+# % Not a link: a book without chapter 6 fails on a link to it (warnings are errors); the page's "Next" links it.

@@ -46,7 +46,7 @@ import json
 import os
 import pickle
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,8 +62,8 @@ from . import checkpoints, models
 from .files import atomic_path
 
 __all__ = ["DATASET_CLASSES", "ImportRefused", "ImportResult", "NORMALISATIONS", "PROFILE_FILE", "WEIGHT_SUFFIXES",
-           "import_population", "imported_catalog", "origin_sentence", "parse_normalisation", "read_lineage",
-           "read_weights"]
+           "holds_imported_networks", "import_population", "imported_catalog", "is_imported", "normalisation_phrase",
+           "origin_sentence", "parse_normalisation", "read_lineage", "read_weights"]
 
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt")
 NORMALISATIONS = {"cifar10": (models.CIFAR10_MEAN, models.CIFAR10_STD),
@@ -338,15 +338,32 @@ def _destination(profile: str, checkpoint_dir: str | os.PathLike | None) -> Path
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ImportRefused(f"The checkpoint folder {folder} cannot be created ({error.strerror}).") from None
-    for sidecar in sorted(folder.glob("*.json")):
-        try:
-            meta = checkpoints.load_metadata(sidecar)
-        except checkpoints.CheckpointError:
-            continue
-        if "source_sha256" not in meta:
+    for sidecar, meta in _sidecars(folder):
+        if not _was_imported(meta):
             raise ImportRefused(f"{folder} holds networks trained by this project ({sidecar.stem} …): import into a "
                                 "folder of its own (another profile name, or checkpoint_dir).")
     return folder
+
+
+def _sidecars(folder: Path) -> Iterator[tuple[Path, dict]]:
+    """(sidecar, its metadata) for every readable checkpoint sidecar in ``folder``, by name."""
+    for sidecar in sorted(folder.glob("*.json")):
+        try:
+            yield sidecar, checkpoints.load_metadata(sidecar)
+        except checkpoints.CheckpointError:
+            continue  # not a checkpoint's sidecar
+
+
+def _was_imported(meta: dict) -> bool:
+    """A checkpoint written by an import: it records the file it came from (a trained one never does)."""
+    return "source_sha256" in meta
+
+
+def holds_imported_networks(checkpoint_dir: str | os.PathLike) -> bool:
+    """Whether ``checkpoint_dir`` holds networks imported by :func:`import_population`: then its
+    population was trained elsewhere, and chapters 1–2 (training) do not apply to it. An import
+    never writes beside networks trained here, so the first checkpoint decides."""
+    return next((_was_imported(meta) for _, meta in _sidecars(Path(checkpoint_dir))), False)
 
 
 # ----------------------------------------------------------------------------- the catalog
@@ -366,15 +383,8 @@ def imported_catalog(checkpoint_dir: str | os.PathLike, ids: Sequence[str] | Non
     """The catalog of the imported networks in ``checkpoint_dir`` as their sidecars say
     (``ids``: these, in this order; None: every imported sidecar, parents first), or None
     when the folder holds none. Rebuilds an unreadable catalog (``population.read_catalog``)."""
-    folder = Path(checkpoint_dir)
-    metas = {}
-    for sidecar in sorted(folder.glob("*.json")):
-        try:
-            meta = checkpoints.load_metadata(sidecar)
-        except checkpoints.CheckpointError:
-            continue
-        if "source_sha256" in meta and "net_id" in meta:
-            metas[meta["net_id"]] = (meta, sidecar.with_suffix(".safetensors"))
+    metas = {meta["net_id"]: (meta, sidecar.with_suffix(".safetensors")) for sidecar, meta in
+             _sidecars(Path(checkpoint_dir)) if _was_imported(meta) and "net_id" in meta}
     if not metas:
         return None
     if ids is None:
@@ -389,22 +399,48 @@ def imported_catalog(checkpoint_dir: str | os.PathLike, ids: Sequence[str] | Non
     return pd.DataFrame([_row(*metas[n]) for n in ids])
 
 
+def is_imported(catalog: pd.DataFrame) -> bool:
+    """Whether the catalog's networks were imported (its rows name their source files), not
+    trained by chapters 1–2: what the book is made of follows from it (``pipeline.book_chapters``)."""
+    return bool(_sources(catalog))
+
+
+def _sources(catalog: pd.DataFrame) -> list[str]:
+    return [s for s in catalog.get("source", pd.Series(dtype=str)).fillna("") if s]
+
+
+def normalisation_phrase(normalisation: Mapping[str, Sequence[float]] | str) -> str:
+    """What a recorded normalisation (:func:`parse_normalisation`) does to the inputs, in words:
+    "normalised with CIFAR-10's mean and std", "not normalised ([0, 1] pixels)", or the numbers."""
+    if normalisation == "none":
+        return "not normalised ([0, 1] pixels)"
+    mean, std = (tuple(float(v) for v in normalisation[k]) for k in ("mean", "std"))
+    for name, title in (("cifar10", "CIFAR-10"), ("imagenet", "ImageNet")):
+        if (mean, std) == tuple(tuple(float(v) for v in values) for values in NORMALISATIONS[name]):
+            return f"normalised with {title}'s mean and std"
+    return f"normalised with mean {', '.join(f'{v:g}' for v in mean)} and std {', '.join(f'{v:g}' for v in std)}"
+
+
 def origin_sentence(catalog: pd.DataFrame) -> str:
     """Where the catalog's networks come from, in one sentence (the book's introduction):
-    imported from which folder, from how many files and with which lineage — or trained by
-    chapters 1–2 (a catalog without a ``source`` column)."""
+    imported from which folder, how many, of which architecture, expecting which input
+    normalisation and with which lineage — or trained by chapters 1–2 (a catalog without a
+    ``source`` column)."""
     n = len(catalog)
     children = int(sum(isinstance(p, str) and bool(p) for p in catalog["parent"]))
     family = f"{n - children} base network{'s' * (n - children != 1)} and {children} offspring"
-    sources = [s for s in catalog.get("source", pd.Series(dtype=str)).fillna("") if s]
+    sources = _sources(catalog)
     if not sources:
         return f"The {n} networks analysed here were trained by chapters 1 and 2 of this run ({family})."
     folders = sorted({str(Path(s).parent) for s in sources})
     where = folders[0] if len(folders) == 1 else f"{len(folders)} folders ({', '.join(folders)})"
     lineage = (f"{family}, by the lineage given with them" if children else
                f"{'all' if n > 1 else 'it'} base network{'s' * (n != 1)} (no lineage was given)")
-    return (f"The {n} networks analysed here were imported from {where} ({len(sources)} weight "
-            f"file{'s' * (len(sources) != 1)}; {lineage}): they were trained elsewhere, not by chapters 1 and 2.")
+    archs = " and ".join(dict.fromkeys(catalog["arch"].astype(str)))
+    inputs = " or ".join(dict.fromkeys(normalisation_phrase(json.loads(c)["normalisation"]) for c in catalog["config"]))
+    return (f"The {n} {archs} networks analysed here were imported from {where} ({len(sources)} weight "
+            f"file{'s' * (len(sources) != 1)}; {lineage}; inputs {inputs}): they were trained elsewhere, "
+            "not by chapters 1 and 2.")
 
 
 # ----------------------------------------------------------------------------- the import
@@ -459,7 +495,7 @@ def _write_profile(path: Path, values: dict[str, Any], drop: Sequence[str], sour
     merged.update({k: v for k, v in values.items() if k not in merged})
     text = (f"# Written by `python -m paradox_utils import` for the networks of {source}. Analyse them with\n"
             f"#   python -m paradox_utils run --profile {path.resolve()} {chapters}\n"
-            "# (from chapter 3: chapters 1–2 would train this profile's own population into this folder).\n"
+            "# (from chapter 3: chapters 1–2 train a population, so they refuse one that was imported).\n"
             "# Keys added here (eval_per_class, subset, ...) are kept by a later import.\n"
             + yaml.safe_dump(merged, sort_keys=False, allow_unicode=True))
     if not path.exists() or path.read_text() != text:

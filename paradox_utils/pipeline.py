@@ -6,9 +6,11 @@ It validates the profile before running anything, stops at the first failing
 chapter naming it and the failing cell's error, and keeps the partial notebook.
 Chapters skip finished work themselves (checkpoints, evaluation cells, similarity
 cache), so rerunning is cheap. A chapter run by papermill directly loads its profile
-itself (:func:`profile_parameters`). ``build_book`` renders the executed chapters with
-Jupyter Book (execution off, warnings as errors, a footer naming the profile and
-commit) and fails on any error output.
+itself (:func:`profile_parameters`). Chapters 1–2 (training) are refused for a population
+imported with ``python -m paradox_utils import`` (:func:`check_training_applies`).
+``build_book`` renders the executed chapters with Jupyter Book (execution off, warnings as
+errors, a footer naming the profile and commit; an imported population's book is chapters
+3–6) and fails on any error output.
 """
 
 from __future__ import annotations
@@ -32,13 +34,19 @@ from . import files, provenance
 from .progress import Follower, clock, elapsed
 from .publish import PublishFailed, publish
 
-__all__ = ["CHAPTERS", "PROFILE_APPLIED", "ChapterFailed", "book_config", "build_book", "chapter_paths", "check_run",
-           "check_values", "inspect_chapter", "load_profile", "main", "profile_parameters", "profile_values", "run"]
+__all__ = ["CHAPTERS", "IMPORTED_GLUE", "PROFILE_APPLIED", "TRAINING_CHAPTERS", "ChapterFailed", "book_chapters",
+           "book_config", "book_toc", "build_book", "chapter_paths", "check_run", "check_training_applies",
+           "check_values", "checkpoint_folder", "inspect_chapter", "load_profile", "main", "profile_parameters",
+           "profile_values", "run"]
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 BOOK = ROOT / "book"
 CHAPTERS = ("01_train", "02_finetune", "03_evaluate", "04_similarity", "05_paradox", "06_transplant")
+TRAINING_CHAPTERS = CHAPTERS[:2]  # they make the population; an imported one has its own (check_training_applies)
+# Chapter 3 glues it: true when its networks were imported (importing.is_imported), so the book has no
+# chapters 1–2 (book_chapters).
+IMPORTED_GLUE = "networks_imported"
 # Every chapter declares it (false); ``run`` passes it true with every value it resolved, so the
 # chapter loads no profile itself. Not a parameter a profile or -p may set.
 PROFILE_APPLIED = "profile_applied"
@@ -185,18 +193,20 @@ def profile_parameters(chapter: str, namespace: Mapping[str, Any]) -> dict[str, 
     profile's value; a value that differs from the default (``-p eval_per_class 7``) wins.
     So a ``-p`` value equal to the chapter's default loses to the profile (``run -p`` does
     not). Every value is checked against its default's type first. Raises ValueError (one
-    sentence) for an unknown profile, a key it does not know, or a wrongly typed value.
+    sentence) for an unknown profile, a key it does not know, a wrongly typed value, or
+    chapter 1 or 2 on an imported population (:func:`check_training_applies`).
     """
     if namespace.get(PROFILE_APPLIED):
         return {}
     defaults = _chapter_defaults(chapter)  # this chapter alone: the common case loads nothing more
     current = {k: namespace[k] for k in defaults}
     check_values(current, defaults, f"Chapter {chapter}")
-    if current["profile"] == defaults["profile"]:  # the parameters cell holds that profile's values
-        return {}
-    profile = load_profile(str(current["profile"]), chapter_parameters())
-    values = {k: profile[k] for k in defaults if k in profile and _same_value(current[k], defaults[k])}
-    values["profile"] = profile["profile"]  # a YAML path becomes the profile's name (its folders)
+    values = {}
+    if current["profile"] != defaults["profile"]:  # else the parameters cell holds that profile's values
+        profile = load_profile(str(current["profile"]), chapter_parameters())
+        values = {k: profile[k] for k in defaults if k in profile and _same_value(current[k], defaults[k])}
+        values["profile"] = profile["profile"]  # a YAML path becomes the profile's name (its folders)
+    check_training_applies((chapter,), {**current, **values}, str(current["profile"]))
     return values
 
 
@@ -243,9 +253,30 @@ def check_run(values: dict[str, Any], defaults: dict[str, Any], chapters: tuple[
             raise ValueError(f"The output folder {folder} is not writable ({error.strerror}).") from None
 
 
+def check_training_applies(chapters: tuple[str, ...], values: Mapping[str, Any], given: str) -> None:
+    """Refuse, in one sentence and before any work, chapters 1–2 (training) for a population that
+    was imported (``python -m paradox_utils import``): it was trained elsewhere, and training here
+    would write a population of the profile's own into its checkpoint folder. ``values``: the
+    resolved ``profile`` and ``checkpoint_dir``; ``given``: the profile as the user named it (for
+    the command to run instead). ``run`` and a chapter's setup (:func:`profile_parameters`) ask."""
+    from .importing import holds_imported_networks
+
+    training = [c for c in chapters if c in TRAINING_CHAPTERS]
+    folder = checkpoint_folder(str(values["profile"]), str(values.get("checkpoint_dir") or ""))
+    if training and holds_imported_networks(folder):
+        raise ValueError(f"The networks in {folder} were imported (python -m paradox_utils import), so chapters 1–2 "
+                         f"(training) do not apply to them: run chapters 3–6 with `python -m paradox_utils run "
+                         f"--profile {given} --from 03_evaluate`.")
+
+
+def checkpoint_folder(profile: str, checkpoint_dir: str = "") -> Path:
+    """A profile's checkpoint folder (not made): ``checkpoint_dir``, else ``checkpoints/<profile>``."""
+    return Path(checkpoint_dir) if checkpoint_dir else ROOT / "checkpoints" / profile
+
+
 def chapter_paths(profile: str, checkpoint_dir: str = "", results_dir: str = "") -> dict[str, Path]:
     """Where a profile's artifacts live (the chapters' only channel to each other)."""
-    checkpoints = Path(checkpoint_dir) if checkpoint_dir else ROOT / "checkpoints" / profile
+    checkpoints = checkpoint_folder(profile, checkpoint_dir)
     results = Path(results_dir) if results_dir else ROOT / "data" / "results" / profile
     for folder in (checkpoints, results):
         try:
@@ -271,7 +302,8 @@ def run(profile: str = "quick", start: str | None = None, scheduler: str | None 
     the last) with ``profile``; return the executed notebooks. ``parameters`` override the
     profile's values (validated alike); ``retrain``: network ids whose finished checkpoints
     are trained again. Everything :func:`check_run` checks is checked before the first
-    chapter starts. Raises
+    chapter starts, and chapters 1–2 are refused for an imported population
+    (:func:`check_training_applies`). Raises
     :class:`ChapterFailed` at the first failing chapter."""
     declared = chapter_parameters()
     defaults = merged_defaults(declared)
@@ -285,6 +317,7 @@ def run(profile: str = "quick", start: str | None = None, scheduler: str | None 
     chapters = CHAPTERS[first:last + 1]
     if not chapters:
         raise ValueError(f"No chapter runs from {start} through {until}: the first comes after the last.")
+    check_training_applies(chapters, values, profile)  # first: nothing else matters when training does not apply
     check_run(values, defaults, chapters)
     out_dir = Path(output_dir) if output_dir else BOOK / "chapters"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -386,26 +419,33 @@ def notebook_errors(path: Path) -> list[str]:
 
 def build_book(book_dir: str | os.PathLike = BOOK) -> Path:
     """Render the executed chapters into ``book/_build/html`` (offline plotly, -W), every
-    page's footer naming the profile and commit the chapters ran with. ``_config.yml`` is
-    not touched: the build reads a copy with the footer, made in a temporary folder."""
+    page's footer naming the profile and commit the chapters ran with. Which chapters make
+    the book is :func:`book_chapters`' rule (an imported population's: 3–6, never 1–2); the
+    table of contents is the book's ``_toc.yml`` less the others (:func:`book_toc`), and the
+    introduction lists what it lists. Nothing tracked is touched: the build reads a copy of
+    ``_config.yml`` with the footer, made in a temporary folder, and the table of contents
+    from ``_build/``."""
     import plotly
 
     book_dir = Path(book_dir)
-    chapters = book_dir / "chapters"
-    missing = [c for c in CHAPTERS if not (chapters / f"{c}.ipynb").exists()]
-    if missing:
-        raise ValueError(f"Chapters not executed yet: {', '.join(missing)} (run `python -m paradox_utils run` first).")
-    errors = [e for c in CHAPTERS for e in notebook_errors(chapters / f"{c}.ipynb")]
+    chapters = book_chapters(book_dir / "chapters")
+    executed = [book_dir / "chapters" / f"{c}.ipynb" for c in chapters]
+    errors = [e for path in executed for e in notebook_errors(path)]
     if errors:
         raise ChapterFailed("Executed chapters hold errors: " + "; ".join(errors))
     static = book_dir / "_static"
     static.mkdir(exist_ok=True)
     with files.atomic_path(static / "plotly.min.js") as tmp:
         shutil.copyfile(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", tmp)
-    footer = provenance.book_footer([chapters / f"{c}.ipynb" for c in CHAPTERS])
+    footer = provenance.book_footer(executed)
+    # A page of a chapter left out, from an earlier build, must not linger in the site that is published
+    # (Sphinx only adds pages); the parsed pages in _build/.doctrees stay, so only the HTML is written again.
+    shutil.rmtree(book_dir / "_build" / "html", ignore_errors=True)
+    toc = book_toc(book_dir, chapters, book_dir / "_build")  # a fixed path: a new one would make Sphinx reread all
     with tempfile.TemporaryDirectory() as scratch:
         command = [sys.executable, "-m", "jupyter_book", "build", str(book_dir), "--warningiserror", "--nitpick",
-                   "--keep-going", "--config", str(book_config(book_dir, footer, Path(scratch)))]
+                   "--keep-going", "--config", str(book_config(book_dir, footer, Path(scratch))),
+                   "--toc", str(toc.resolve())]  # absolute: Jupyter Book reads a relative one from book_dir
         jb = Path(sys.executable).parent / "jupyter-book"
         if jb.exists():
             command = [str(jb), *command[3:]]
@@ -414,6 +454,54 @@ def build_book(book_dir: str | os.PathLike = BOOK) -> Path:
         tail = "\n".join((result.stdout + result.stderr).splitlines()[-30:])
         raise ChapterFailed(f"jupyter-book build failed (exit {result.returncode}):\n{tail}")
     return book_dir / "_build" / "html" / "index.html"
+
+
+def book_chapters(folder: str | os.PathLike) -> tuple[str, ...]:
+    """The executed chapters in ``folder`` (``book/chapters``) that make the book.
+
+    Networks trained here: all six (one may come from an earlier run; the footer names each
+    one's profile and commit). An imported population — chapter 3 glues
+    :data:`IMPORTED_GLUE` true — has no chapters 1–2: they do not apply to it, so any in the
+    folder were left by another profile's run. Its book is chapters 3–5, and 6 where it ran
+    (the transplant needs a parent and its child), each one run with chapter 3's profile.
+    Raises ValueError naming the chapters still to run.
+    """
+    folder = Path(folder)
+
+    def executed(chapter: str) -> Path:
+        return folder / f"{chapter}.ipynb"
+
+    evaluate = executed("03_evaluate")
+    if evaluate.exists() and provenance.glued_text(evaluate, IMPORTED_GLUE) == "True":
+        profile = provenance.chapter_origin(evaluate)[0]
+        ran = tuple(c for c in CHAPTERS[2:]
+                    if executed(c).exists() and provenance.chapter_origin(executed(c))[0] == profile)
+        if missing := [c for c in CHAPTERS[2:5] if c not in ran]:  # the introduction pastes values from 3, 4 and 5
+            raise ValueError(f"Chapters not executed yet for the imported population {profile}: {', '.join(missing)} "
+                             f"(run `python -m paradox_utils run --profile {profile} --from 03_evaluate` first).")
+        return ran
+    if missing := [c for c in CHAPTERS if not executed(c).exists()]:
+        raise ValueError(f"Chapters not executed yet: {', '.join(missing)} (run `python -m paradox_utils run` first).")
+    return CHAPTERS
+
+
+def book_toc(book_dir: Path, chapters: tuple[str, ...], folder: Path) -> Path:
+    """``book_dir/_toc.yml`` without the executed chapters that are not in ``chapters``,
+    written to ``folder/_toc.yml`` (rewritten only when it changes); its path."""
+    left_out = {f"chapters/{c}" for c in CHAPTERS if c not in chapters}
+
+    def kept(entries: list[dict]) -> list[dict]:
+        return [{k: kept(v) if k in ("parts", "chapters", "sections") else v for k, v in entry.items()}
+                for entry in entries if entry.get("file") not in left_out]
+
+    toc = yaml.safe_load((book_dir / "_toc.yml").read_text())
+    text = yaml.safe_dump(kept([toc])[0], sort_keys=False, allow_unicode=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "_toc.yml"
+    if not target.exists() or target.read_text() != text:
+        with files.atomic_path(target) as tmp:
+            tmp.write_text(text)
+    return target
 
 
 def book_config(book_dir: Path, footer: str, folder: Path) -> Path:
@@ -463,7 +551,9 @@ def main(argv: list[str] | None = None) -> int:
                             help="print no progress lines (only each chapter's start and end)")
     book_parser = commands.add_parser("book", help="build the Jupyter Book from the executed chapters",
                                       description="Render book/chapters into book/_build/html "
-                                                  "(offline, warnings as errors).")
+                                                  "(offline, warnings as errors): the six chapters, or for networks "
+                                                  "imported with `import` the chapters that ran on them (3–6), "
+                                                  "never 1–2.")
     book_parser.add_argument("--dir", default=str(BOOK), help="the book folder (default book/)")
     commands.add_parser("profiles", help="list the profiles and their parameters")
     population_parser = commands.add_parser(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-__all__ = ["book_footer", "chapter_origin", "source_commit", "stamp"]
+__all__ = ["book_footer", "chapter_origin", "glued_text", "source_commit", "stamp"]
 
 
 def source_commit(root: str | Path = ROOT) -> str:
@@ -46,6 +46,16 @@ def chapter_origin(path: str | Path) -> tuple[str, str]:
     origin = metadata.get("paradox") or {}
     profile = origin.get("profile") or metadata.get("papermill", {}).get("parameters", {}).get("profile", "unknown")
     return str(profile), str(origin.get("commit") or "not recorded")
+
+
+def glued_text(path: str | Path, name: str) -> str | None:
+    """The text an executed chapter glued under ``name`` (``myst_nb.glue``: what
+    ``{glue:text}`` pastes into the book), or None when it glued none."""
+    for cell in json.loads(Path(path).read_text())["cells"]:
+        for output in cell.get("outputs", []):
+            if output.get("metadata", {}).get("scrapbook", {}).get("name") == name:
+                return output.get("data", {}).get("application/papermill.record/text/plain")
+    return None
 
 
 def book_footer(chapters: Sequence[str | Path]) -> str:

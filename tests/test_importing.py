@@ -2,10 +2,12 @@
 cannot be read safely or do not fit, re-imported without recomputation, and analysed by
 chapters 3–6 exactly as the same networks trained here."""
 
+import html
 import json
 import re
 import shutil
 
+import nbformat
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,6 +22,7 @@ from paradox_utils import (
     models,
     pipeline,
     population,
+    provenance,
     report,
     similarity,
     training,
@@ -27,7 +30,7 @@ from paradox_utils import (
 )
 from paradox_utils.importing import ImportRefused, import_population, origin_sentence
 
-from .test_pipeline import USER_WORK, _tree_state
+from .test_pipeline import ROOT, USER_WORK, _tree_state
 
 CATALOG_COLUMNS = ["net_id", "arch", "kind", "parent", "config", "labels", "status", "checkpoint", "sha256",
                    "val_accuracy", "epochs_done", "train_seconds", "error"]  # population.scan_catalog's
@@ -107,7 +110,10 @@ def test_every_format_imports_the_same_network(exported, tmp_path):
     assert values["checkpoint_dir"] == str((tmp_path / "ck").resolve())
     assert values["results_dir"] == str((tmp_path / "res").resolve()) and "similarity_methods" not in values
     assert "--from 03_evaluate --to 05_paradox" in result.command  # no lineage: no child for the transplant
-    assert "imported from" in origin_sentence(catalog) and "4 weight files" in origin_sentence(catalog)
+    origin = origin_sentence(catalog)  # the book's introduction: from where, how many, what, how normalised
+    assert origin.startswith(f"The 4 resnet20 networks analysed here were imported from {folder.resolve()} (4 weight "
+                             "files; all base networks (no lineage was given); inputs normalised with CIFAR-10's "
+                             "mean and std)")
 
 
 def refused(tmp_path, name: str, content, match: str, arch: str = "resnet20", how: str = "torch") -> None:
@@ -292,6 +298,9 @@ def test_any_torchvision_model_with_its_normalisation(tmp_path):
     assert any("coupled alignment and the transplant" in note for note in raw.notes)
     assert any(f"chapter 3 stops at {arch}" in note for note in raw.notes)  # regime.regime_of knows the paper's
     assert raw.command.endswith("--to 05_paradox")
+    assert f"The 2 {arch} networks" in origin_sentence(raw.catalog)
+    assert "inputs not normalised ([0, 1] pixels)" in origin_sentence(raw.catalog)
+    assert "inputs normalised with mean 0.5, 0.5, 0.5 and std 0.25, 0.25, 0.25" in origin_sentence(scaled.catalog)
 
 
 def test_command_line(exported, tmp_path, capsys):
@@ -306,6 +315,76 @@ def test_command_line(exported, tmp_path, capsys):
     torch.save(network(0), folder / "whole.pt")
     assert pipeline.main(args) == 1
     assert re.search(r"^error: whole\.pt holds pickled Python objects.*model\.state_dict\(\)", capsys.readouterr().err)
+
+
+def test_training_chapters_refuse_an_imported_population(exported, tmp_path, capsys):
+    """Chapters 1–2 train a population; an imported one was trained elsewhere. ``run`` from chapter 1
+    or 2, and chapter 1 under papermill with the profile, stop before any work in one sentence that
+    says to run from chapter 3; a folder of networks trained here, or chapters 3–6, pass."""
+    folder, _ = exported
+    result = import_population(folder, "resnet20", "mine", **folders(tmp_path))
+    sentence = (rf"The networks in {re.escape(str((tmp_path / 'ck').resolve()))} were imported \(python -m "
+                r"paradox_utils import\), so chapters 1–2 \(training\) do not apply to them: run chapters 3–6 with "
+                rf"`python -m paradox_utils run --profile {re.escape(str(result.profile))} --from 03_evaluate`\.")
+    before = _tree_state(tmp_path)
+    for start in (None, "02_finetune"):
+        with pytest.raises(ValueError, match=f"^{sentence}$"):
+            pipeline.run(str(result.profile), start=start, output_dir=tmp_path / "chapters", progress=False)
+    assert pipeline.main(["run", "--profile", str(result.profile), "--output-dir", str(tmp_path / "chapters")]) == 1
+    assert re.fullmatch(f"error: {sentence}\n", capsys.readouterr().err)
+    chapter_one = {**pipeline.chapter_parameters()["01_train"], "profile": str(result.profile)}  # papermill -p profile
+    with pytest.raises(ValueError, match=f"^{sentence}$"):
+        pipeline.profile_parameters("01_train", chapter_one)
+    assert _tree_state(tmp_path) == before and not (tmp_path / "chapters").exists()  # nothing trained or written
+    values = {"profile": "mine", "checkpoint_dir": str(tmp_path / "ck")}
+    pipeline.check_training_applies(pipeline.CHAPTERS[2:], values, "mine")  # what the sentence says to run
+    trained = tmp_path / "trained"
+    checkpoints.save(trained / "b000", network(0), "resnet20", 10, config=training.TrainConfig().to_dict())
+    pipeline.check_training_applies(pipeline.TRAINING_CHAPTERS, {**values, "checkpoint_dir": str(trained)}, "mine")
+
+
+def executed_chapter(folder, chapter: str, profile: str, imported: bool | None = None) -> None:
+    """A stand-in for an executed chapter, stamped as ``run`` stamps it; ``imported``: the value it
+    glues under ``pipeline.IMPORTED_GLUE`` (chapter 3), as ``myst_nb.glue`` writes it."""
+    cells = [nbformat.v4.new_markdown_cell(f"# {chapter} ({profile})")]
+    if imported is not None:
+        cells.append(nbformat.v4.new_code_cell("glue(...)", outputs=[nbformat.v4.new_output(
+            "display_data", data={"application/papermill.record/text/plain": repr(imported)},
+            metadata={"scrapbook": {"name": pipeline.IMPORTED_GLUE, "mime_prefix": "application/papermill.record/"}})]))
+    notebook = nbformat.v4.new_notebook(cells=cells)
+    notebook.metadata["paradox"] = {"profile": profile, "commit": "0123456789ab"}
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, folder / f"{chapter}.ipynb")
+
+
+def test_an_imported_populations_book_is_chapters_3_to_6(tmp_path):
+    """The book of an imported population is the chapters that ran on it: never 1–2 (those in the
+    folder were left by another profile's run), 6 only where it ran with the same profile; the
+    table of contents is the book's own less the rest, written under _build/."""
+    chapters = tmp_path / "chapters"
+    for chapter in pipeline.CHAPTERS:  # a quick run's book, then chapters 3–6 on imported networks
+        executed_chapter(chapters, chapter, "quick", imported=False if chapter == "03_evaluate" else None)
+    assert pipeline.book_chapters(chapters) == pipeline.CHAPTERS
+    for chapter in pipeline.CHAPTERS[2:]:
+        executed_chapter(chapters, chapter, "mine", imported=True if chapter == "03_evaluate" else None)
+    assert pipeline.book_chapters(chapters) == pipeline.CHAPTERS[2:]
+    executed_chapter(chapters, "06_transplant", "quick")  # chapter 6 left by the quick run (no lineage here)
+    assert pipeline.book_chapters(chapters) == pipeline.CHAPTERS[2:5]
+    (chapters / "04_similarity.ipynb").unlink()
+    with pytest.raises(ValueError, match=r"^Chapters not executed yet for the imported population mine: "
+                                         r"04_similarity \(run `python -m paradox_utils run --profile mine --from "
+                                         r"03_evaluate` first\)\.$"):
+        pipeline.book_chapters(chapters)
+    executed_chapter(chapters, "03_evaluate", "quick", imported=False)
+    (chapters / "01_train.ipynb").unlink()
+    with pytest.raises(ValueError, match=r"^Chapters not executed yet: 01_train, 04_similarity"):
+        pipeline.book_chapters(chapters)
+    tracked = (ROOT / "book" / "_toc.yml").read_bytes()
+    toc = pipeline.book_toc(ROOT / "book", pipeline.CHAPTERS[2:], tmp_path / "_build")
+    assert toc == tmp_path / "_build" / "_toc.yml" and (ROOT / "book" / "_toc.yml").read_bytes() == tracked
+    entries = yaml.safe_load(toc.read_text())
+    assert entries["root"] == "intro"
+    assert [e["file"] for e in entries["chapters"]] == [*(f"chapters/{c}" for c in pipeline.CHAPTERS[2:]), "methods"]
 
 
 # ----------------------------------------------------------------------------- against native training
@@ -363,13 +442,17 @@ def test_imported_networks_measure_as_the_same_networks_trained_here(native, sma
 
 
 @pytest.mark.slow
-def test_chapters_3_to_6_run_on_an_imported_population(native, tmp_path):
+def test_chapters_3_to_6_run_on_an_imported_population_and_make_its_book(native, tmp_path):
     root, paths = native
     result = imported(root, tmp_path)
     profile = result.profile
     profile.write_text(profile.read_text() + yaml.safe_dump(CHAPTER_SETTINGS))  # kept by any later import
     assert imported(root, tmp_path).written == []
-    executed = pipeline.run(str(profile), start="03_evaluate", output_dir=tmp_path / "chapters", progress=False)
+    book = tmp_path / "book"  # a copy of the book's sources, as tests/test_pipeline.py's tiny_book makes
+    shutil.copytree(ROOT / "book", book, ignore=shutil.ignore_patterns("_build", "chapters"))
+    for chapter in pipeline.TRAINING_CHAPTERS:  # left in the folder by an earlier run of another profile
+        executed_chapter(book / "chapters", chapter, "quick")
+    executed = pipeline.run(str(profile), start="03_evaluate", output_dir=book / "chapters", progress=False)
     assert [p.stem for p in executed] == list(pipeline.CHAPTERS[2:])
     assert all(not pipeline.notebook_errors(p) for p in executed)
     # chapter 3's table is what the same networks trained here score on the same images and noise
@@ -390,10 +473,23 @@ def test_chapters_3_to_6_run_on_an_imported_population(native, tmp_path):
         expected = similarity.pairwise_similarity([paths[n] for n in ids], method, progress=False)
         assert np.allclose(matrices[method].loc[ids, ids].to_numpy(), expected, rtol=0, atol=1e-12), method
     # the introduction's sentence, glued by chapter 3, says where the networks came from
-    cells = json.loads((tmp_path / "chapters" / "03_evaluate.ipynb").read_text())["cells"]
-    glued = [o["data"]["application/papermill.record/text/plain"] for c in cells for o in c.get("outputs", [])
-             if o.get("metadata", {}).get("scrapbook", {}).get("name") == "origin"]
-    assert glued and f"imported from {(root / 'exported').resolve()}" in glued[0]
-    assert "2 base networks and 1 offspring" in glued[0]
+    glued = provenance.glued_text(book / "chapters" / "03_evaluate.ipynb", "origin")
+    assert glued and f"imported from {(root / 'exported').resolve()}" in glued
+    assert "2 base networks and 1 offspring" in glued
     transplanted = pd.read_parquet(tmp_path / "res" / "transplant.parquet")
     assert {"parent", "child"} <= set(transplanted["variant"])
+    # the book: chapters 3–6 and the introduction saying where the networks came from; never chapters 1–2
+    site = pipeline.build_book(book).parent
+    intro = html.unescape((site / "intro.html").read_text())
+    assert f"The 3 resnet20 networks analysed here were imported from {(root / 'exported').resolve()} (3 weight " \
+           "files; 2 base networks and 1 offspring, by the lineage given with them; inputs normalised with " \
+           "CIFAR-10's mean and std): they were trained elsewhere, not by chapters 1 and 2." in intro
+    assert sorted(p.stem for p in (site / "chapters").glob("*.html")) == list(pipeline.CHAPTERS[2:])
+    toc = yaml.safe_load((book / "_build" / "_toc.yml").read_text())
+    assert [e["file"] for e in toc["chapters"]] == [*(f"chapters/{c}" for c in pipeline.CHAPTERS[2:]), "methods"]
+    assert (book / "_toc.yml").read_bytes() == (ROOT / "book" / "_toc.yml").read_bytes()  # the sources untouched
+    for page in site.rglob("*.html"):  # no link to them, in the introduction's list or any page's navigation
+        assert not re.search(r'href="[^"]*0[12]_(train|finetune)', page.read_text()), page
+    for chapter in pipeline.CHAPTERS[2:]:  # listed by the introduction, from the table of contents
+        assert f'href="chapters/{chapter}.html"' in intro, chapter
+    assert "Made with the <code>mine</code> profile" in intro  # the footer names no other profile's run
