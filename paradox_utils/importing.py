@@ -609,9 +609,8 @@ def import_population(folder: str | os.PathLike, arch: str, profile: str, lineag
                      f"exists for {', '.join(permutations.SPECS)} only: the profile leaves coupled out, and chapter 6 "
                      f"would refuse {arch}.")
     if arch not in PAPER_ACCURACY:
-        notes.append(f"The chapters open by placing a run against the paper's clean accuracy, which is known for "
-                     f"{', '.join(PAPER_ACCURACY)} only: chapter 3 stops at {arch} (regime.regime_of), so analyse "
-                     "these networks with the library (evaluation, similarity, cka) for now.")
+        notes.append(f"The paper studied {', '.join(PAPER_ACCURACY)} only: the chapters analyse {arch} networks as "
+                     "any others, but their regime box says there is no paper accuracy to place them against.")
     has_child = any(n.parent for n in networks)
     if coupled and not has_child:
         notes.append("No network has a parent (no lineage was given): the transplant (chapter 6) needs a parent "

@@ -441,7 +441,12 @@ def behaviour_nulls(acc_table: pd.DataFrame, permutations: int = 100, seed: int 
     if missing := [m for m in ("compatibility", "relative compatibility", "kappa") if m not in nulls]:
         warnings.warn(f"With {n} networks there is no null for {', '.join(missing)}: the fixed threshold is used.",
                       RuntimeWarning, stacklevel=2)
-    return nulls
+    # Networks at chance in every cell (e.g. untrained) give constant vectors, whose r is undefined and
+    # dropped: a null with no value has no percentile, so that measure is read against the fixed threshold too.
+    if empty := [m for m, values in nulls.items() if not len(values)]:
+        warnings.warn(f"The null of {', '.join(empty)} has no defined value (the networks' accuracy vectors are "
+                      "constant): the fixed threshold is used.", RuntimeWarning, stacklevel=2)
+    return {m: values for m, values in nulls.items() if len(values)}
 
 
 def statistics_table(similarities: Mapping[str, pd.DataFrame],

@@ -296,7 +296,7 @@ def test_any_torchvision_model_with_its_normalisation(tmp_path):
     values = yaml.safe_load(raw.profile.read_text())
     assert values["similarity_methods"] == ["paper", "hungarian"] and values["arch"] == arch
     assert any("coupled alignment and the transplant" in note for note in raw.notes)
-    assert any(f"chapter 3 stops at {arch}" in note for note in raw.notes)  # regime.regime_of knows the paper's
+    assert any(f"analyse {arch} networks as any others" in note for note in raw.notes)  # no paper accuracy for it
     assert raw.command.endswith("--to 05_paradox")
     assert f"The 2 {arch} networks" in origin_sentence(raw.catalog)
     assert "inputs not normalised ([0, 1] pixels)" in origin_sentence(raw.catalog)

@@ -291,3 +291,7 @@ def test_behaviour_nulls_leave_out_what_a_small_population_cannot_give():
     with pytest.warns(RuntimeWarning, match="no null for relative compatibility"):
         nulls = paradox.behaviour_nulls(pd.DataFrame(rows), permutations=60, seed=0)
     assert set(nulls) == {"compatibility", "kappa"} and all(len(v) >= 60 for v in nulls.values())
+    constant = [{**row, "accuracy": 0.1} for row in rows]  # every network at chance everywhere: r undefined
+    with pytest.warns(RuntimeWarning, match="null of compatibility has no defined value"):
+        nulls = paradox.behaviour_nulls(pd.DataFrame(constant), permutations=60, seed=0)
+    assert "compatibility" not in nulls and all(len(v) for v in nulls.values())
