@@ -97,3 +97,31 @@ def test_each_rule_finds_the_page_that_breaks_it(browser, tmp_path):
     assert "code cell 'x = \"aaaa" in text and "its code is cut" in text
     assert "code cell 'wide = 1': reaches" in text
     assert "the page is" in text and "px window" in text
+
+
+@pytest.mark.parametrize("width", [1280, 400])
+def test_accuracy_profiles_and_transplant_sweep_read_at_desktop_and_phone_widths(browser, tmp_path, width):
+    parts = [figure(plots.accuracy_profiles(accuracy_table(), ["b000", "b001"])),
+             figure(plots.transplant_sweep_figure(sweep_table(), chance=0.136))]
+    assert problems_at(browser, page(tmp_path, parts, COLUMN[width]), width) == []
+
+
+def test_transplant_sweep_names_only_the_largest_changes_that_fit():
+    sweep = sweep_table()
+    fig = plots.transplant_sweep_figure(sweep, labels=5)
+    trace = fig.data[0]
+    named = [layer for layer, text in zip(sweep["layer"], trace.text, strict=True) if text]
+    top = sweep.loc[sweep["delta_vi"].abs().nlargest(5).index]
+    assert 1 <= len(named) <= 5 and set(named) <= set(top["layer"])
+    assert list(trace.customdata) == list(sweep["layer"])  # every layer on hover
+    first = top.iloc[0]  # the largest change gets its first choice: away from 0, towards the middle
+    middle = sum(fig.layout.xaxis.range) / 2
+    expected = f"{'bottom' if first.delta_vi < 0 else 'top'} {'left' if first.layer_correlation > middle else 'right'}"
+    assert trace.textposition[first.name] == expected
+    low, high = fig.layout.yaxis.range
+    assert low < min(sweep["delta_vi"].min(), 0) and high > max(sweep["delta_vi"].max(), 0)
+    assert not any(plots.transplant_sweep_figure(sweep, labels=0).data[0].text)
+    close = pd.DataFrame({"layer": ["layer3.1.conv2", "layer3.2.conv2"], "layer_correlation": [0.99955, 0.99956],
+                          "delta_vi": [-0.0125, -0.0130]})  # two names that would cover each other
+    texts = plots.transplant_sweep_figure(close).data[0].text
+    assert all(texts) and len(set(plots.transplant_sweep_figure(close).data[0].textposition)) == 2
