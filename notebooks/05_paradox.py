@@ -152,14 +152,21 @@ regime_box
 # ## Does similarity predict compatibility?
 # The Mantel test correlates the two matrices (Spearman over pairs) and compares
 # that with networks relabelled at random; the interval resamples *networks* with
-# replacement. Quadrant counts use the thresholds above.
+# replacement.
 
 # %%
 statistics = paradox.statistics_table(similarities, behaviours, pairs, similar_threshold, compatible_threshold,
                                       mantel_permutations, bootstrap_resamples, statistics_seed,
                                       similarity_nulls=similarity_nulls, behaviour_nulls=behaviour_nulls)
 files.write_table(statistics.reset_index(), paths["statistics"], provenance={"weights": report.weight_hashes(catalog)})
-statistics.round(4)
+sentences.association_table(statistics)
+
+# %% [markdown]
+# How many pairs fall in each paradox, with the thresholds above (similarity / behaviour).
+# Every column of both tables, unrounded, is in `paradox_statistics.parquet`.
+
+# %%
+sentences.count_table(statistics)
 
 # %% [markdown]
 # ## The most paradoxical pairs
