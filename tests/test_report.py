@@ -145,7 +145,10 @@ def test_explorer_helpers_find_a_pair_in_either_order(monkeypatch):
                                  "other": pd.DataFrame([[1.0]], index=["c"], columns=["c"])}, "a", "b")
     assert cells.to_dict("records") == [{"m": 0.3}]
     monkeypatch.setenv("PARADOX_BATCH", "1")
-    assert "interactive" in explorer.explorer(pd.DataFrame({"net_id": ids}), {}, scores)
+    notice = explorer.explorer(pd.DataFrame({"net_id": ids}), {}, scores)
+    assert notice is explorer.NOTICE and "JupyterLab" in str(notice)
+    html = notice._repr_html_()  # the book's note admonition, not a quoted Python string
+    assert html.startswith('<div class="admonition note"><p class="admonition-title">') and "'" not in html
 
 
 def test_transplant_glue_names_the_one_layer_variant():
