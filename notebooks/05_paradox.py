@@ -182,13 +182,12 @@ plots.show(plots.accuracy_profiles(accuracy, [top.loc[0, "a"], top.loc[0, "b"]])
 
 # %% [markdown]
 # How well the test images pin down this pair's behavioural agreement (paired
-# bootstrap over images, the same draw for both networks):
+# bootstrap over images, the same draw for both networks): {glue:text}`top_pair`.
 
-# %%
+# %% tags=["remove-cell"]
 top_pair = sentences.pair_intervals(bootstrap.compatibility_interval(bits, top.loc[0, "a"], top.loc[0, "b"]),
                                     bootstrap.kappa_interval(bits, top.loc[0, "a"], top.loc[0, "b"]))
 glue("top_pair", top_pair, display=False)
-top_pair
 
 # %% [markdown]
 # ## Explore two networks (JupyterLab)
@@ -200,7 +199,7 @@ top_pair
 explorer.explorer(accuracy, {"compatibility": compat, **similarities,
                              **{f"difference ({m})": d for m, d in differences.items()}}, layer_scores)
 
-# %%
+# %% tags=["remove-cell"]
 glue("survival", sentences.survival(statistics), display=False)
 glue("behaviour_chance", sentences.behaviour_against_chance(pairs, behaviour_nulls), display=False)
 for name, text in sentences.paradox_glue(statistics).items():  # n_pairs, n_syd, n_dys, mantel_*, verdict, per_method

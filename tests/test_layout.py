@@ -5,9 +5,11 @@ same rules in test_pipeline's browser test."""
 
 from __future__ import annotations
 
+import ast
 import shutil
 from pathlib import Path
 
+import jupytext
 import numpy as np
 import pandas as pd
 import plotly
@@ -15,7 +17,7 @@ import plotly.graph_objects as go
 import pytest
 from plotly.subplots import make_subplots
 
-from paradox_utils import plots
+from paradox_utils import pipeline, plots
 from paradox_utils.distortions import MANIPULATIONS, PAPER_GRID
 
 from .browser import Browser, layout_problems
@@ -125,3 +127,30 @@ def test_transplant_sweep_names_only_the_largest_changes_that_fit():
                           "delta_vi": [-0.0125, -0.0130]})  # two names that would cover each other
     texts = plots.transplant_sweep_figure(close).data[0].text
     assert all(texts) and len(set(plots.transplant_sweep_figure(close).data[0].textposition)) == 2
+
+
+def _glues_only(source: str) -> bool:
+    """Whether a code cell only computes values to ``glue``: it calls glue, and shows
+    nothing (its last statement is no expression, or a glue call), and draws no figure."""
+    tree = ast.parse(source)
+    calls = [node.func for node in ast.walk(tree) if isinstance(node, ast.Call)]
+    names = {getattr(f, "id", None) or getattr(f, "attr", None) for f in calls}
+    last = tree.body[-1] if tree.body else None
+    shows = isinstance(last, ast.Expr) and not (isinstance(last.value, ast.Call)
+                                                 and getattr(last.value.func, "id", None) == "glue")
+    return "glue" in names and not shows and not names & {"show", "display"}
+
+
+@pytest.mark.parametrize("chapter", pipeline.CHAPTERS)
+def test_cells_that_only_glue_are_removed_from_the_book(chapter):
+    """A cell that exists to glue values for the text shows neither code nor an empty
+    output in the book: it carries the remove-cell tag (and only such cells, or cells that
+    show nothing, carry it)."""
+    cells = [c for c in jupytext.read(pipeline.NOTEBOOKS / f"{chapter}.py").cells if c.cell_type == "code"]
+    glue_only = [c for c in cells if _glues_only(c.source)]
+    assert glue_only, chapter  # every chapter glues its summary's numbers
+    for cell in glue_only:
+        assert "remove-cell" in cell.metadata.get("tags", []), f"{chapter}: {cell.source.splitlines()[0]}"
+    for cell in cells:
+        if "remove-cell" in cell.metadata.get("tags", []):
+            assert cell in glue_only, f"{chapter}: remove-cell hides a cell that does more than glue"
