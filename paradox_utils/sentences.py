@@ -203,18 +203,23 @@ def association_table(statistics: pd.DataFrame) -> pd.DataFrame:
 def count_table(statistics: pd.DataFrame) -> pd.DataFrame:
     """How many pairs fall in each paradox? Per row of a ``paradox.statistics_table`` (same
     index): the two quadrant counts, the pairs counted, and the thresholds that drew the
-    quadrants, similarity / behaviour with what they are ("0.141 / 0.568 (null p99)", or
-    each with its own kind where the two differ)."""
+    quadrants, similarity / behaviour ("0.141 / 0.568"). What the thresholds are ("null
+    p99", "fixed") goes in the column's header when every threshold is of one kind — else
+    beside each number — so the cells stay short enough not to wrap."""
+    kinds = set(statistics["similar_threshold_kind"]) | set(statistics["behaviour_threshold_kind"])
+    one_kind = next(iter(kinds)) if len(kinds) == 1 else None
+
     def thresholds(row: pd.Series) -> str:
         similar, behaviour = _number(row["similar_threshold"], ".3f"), _number(row["behaviour_threshold"], ".3f")
-        if row["similar_threshold_kind"] == row["behaviour_threshold_kind"]:
-            return f"{similar} / {behaviour} ({row['similar_threshold_kind']})"
+        if one_kind:
+            return f"{similar} / {behaviour}"
         return f"{similar} ({row['similar_threshold_kind']}) / {behaviour} ({row['behaviour_threshold_kind']})"
 
+    header = "thresholds: similarity / behaviour" + (f" ({one_kind})" if one_kind else "")
     return pd.DataFrame({"similar yet different": statistics["similar_yet_different"].astype(int),
                          "different yet similar": statistics["different_yet_similar"].astype(int),
                          "pairs": statistics["pairs"].astype(int),
-                         "thresholds: similarity / behaviour": [thresholds(row) for _, row in statistics.iterrows()]},
+                         header: [thresholds(row) for _, row in statistics.iterrows()]},
                         index=statistics.index)
 
 

@@ -219,8 +219,10 @@ def test_statistics_split_into_two_narrow_tables_of_rounded_text():
     counts = sentences.count_table(statistics)
     assert counts.index.equals(index) and counts["pairs"].tolist() == [66, 66]
     assert counts.iloc[0, :3].tolist() == [2, 43, 66]
-    assert counts.iloc[0, 3] == "0.141 / 0.568 (null p99)"
     assert counts.iloc[1, 3] == "0.141 (null p99) / 0.500 (fixed)"  # each threshold says what it is
+    alike = sentences.count_table(statistics.assign(behaviour_threshold_kind="null p99"))
+    assert alike.columns[3] == "thresholds: similarity / behaviour (null p99)"  # one kind: said once
+    assert alike.iloc[0, 3] == "0.141 / 0.568"
     assert len(association.columns) + len(counts.columns) < len(statistics.columns)
 
 
