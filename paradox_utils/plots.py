@@ -472,9 +472,9 @@ def _place_labels(x: np.ndarray, y: np.ndarray, texts: Sequence[str], wanted: Se
     positions around the point. A position fits where the name's estimated box (px, from
     its length at ``LABEL_FONT``) lies inside the plotting area, clear of every name already
     placed and of every other point (a name on a point reads as that point's), at both of
-    ``SWEEP_WIDTHS``: a gap between two boxes changes linearly
-    with the width, so one found at the narrowest and the widest column holds between.
-    A name that fits nowhere is left to the hover."""
+    ``SWEEP_WIDTHS``: a gap between two boxes changes linearly with the width, so one
+    found at the narrowest and at the widest column holds at every width between. A name
+    that fits nowhere is left to the hover."""
     height = SWEEP_HEIGHT - SWEEP_MARGIN["t"] - SWEEP_MARGIN["b"]
     (x0, x1), (y0, y1) = x_range, y_range
     gap = 5.0  # px from the point's centre to its name: the marker's radius and a little air
