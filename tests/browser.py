@@ -86,9 +86,9 @@ class Browser:
         return {"errors": _errors(events), "svgs": count["result"]["value"], "png": png}
 
     def resize(self, width: int, height: int = 1600, mobile: bool = False) -> None:
-        """Lay the page out ``width`` × ``height`` CSS pixels wide (``mobile``: as a phone,
-        whose viewport meta tag applies); plotly's responsive figures redraw to fit, so wait
-        a moment before measuring."""
+        """Lay the page out in a ``width`` × ``height`` px window (``mobile``: as a phone,
+        whose viewport meta tag applies), then wait a second: plotly's responsive figures
+        redraw to the new width on the resize event."""
         self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=mobile)
         self.evaluate("window.dispatchEvent(new Event('resize'))")
         time.sleep(1.0)
