@@ -104,7 +104,7 @@ catalog[["net_id", "status", "epochs_done", "val_accuracy", "train_seconds", "er
 # %%
 plots.show(plots.training_figure(report.histories(catalog)))
 
-# %%
+# %% tags=["remove-cell"]
 glue("n_base", len(catalog), display=False)
 glue("base_val_accuracy", sentences.mean_std(catalog["val_accuracy"]), display=False)
 glue("base_train_minutes", f"{catalog['train_seconds'].sum() / 60:.1f}", display=False)

@@ -105,7 +105,7 @@ comparison[["net_id", "parent", "parent_val_accuracy", "val_accuracy", "change"]
 # %%
 plots.show(plots.training_figure(report.histories(offspring)))
 
-# %%
+# %% tags=["remove-cell"]
 glue("n_offspring", len(offspring), display=False)
 glue("n_population", len(catalog), display=False)
 glue("offspring_change", sentences.mean_std(comparison["change"]), display=False)

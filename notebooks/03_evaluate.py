@@ -149,7 +149,7 @@ files.write_table(kappa.reset_index(), paths["kappa"], provenance={"weights": re
 plots.show(plots.heatmap(kappa, "Error consistency κ (pooled over the 37 cells)", report.parents_of(catalog),
                          kind="kappa", chance=0.0, networks=shown))  # κ = 0: agreement expected by chance
 
-# %%
+# %% tags=["remove-cell"]
 glue("n_evaluated", len(table), display=False)
 glue("n_images", f"{evaluation.images_per_cell(accuracy):,}", display=False)
 glue("clean_accuracy", sentences.mean_std(table["clean"]), display=False)

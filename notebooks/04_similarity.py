@@ -171,7 +171,7 @@ if profiles:
                       provenance={"weights": report.weight_hashes(catalog)})
     plots.show(plots.layer_profile_figure(profiles, chance=chance_paper))
 
-# %%
+# %% tags=["remove-cell"]
 summary = sentences.relation_summary(pairs, ["paper"])["paper"]
 glue("sim_parent_child", summary.get("parent-child", "n/a (no offspring)"), display=False)
 glue("sim_unrelated", summary.get("unrelated", "n/a (no unrelated pairs)"), display=False)

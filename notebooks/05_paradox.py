@@ -152,14 +152,21 @@ regime_box
 # ## Does similarity predict compatibility?
 # The Mantel test correlates the two matrices (Spearman over pairs) and compares
 # that with networks relabelled at random; the interval resamples *networks* with
-# replacement. Quadrant counts use the thresholds above.
+# replacement.
 
 # %%
 statistics = paradox.statistics_table(similarities, behaviours, pairs, similar_threshold, compatible_threshold,
                                       mantel_permutations, bootstrap_resamples, statistics_seed,
                                       similarity_nulls=similarity_nulls, behaviour_nulls=behaviour_nulls)
 files.write_table(statistics.reset_index(), paths["statistics"], provenance={"weights": report.weight_hashes(catalog)})
-statistics.round(4)
+sentences.association_table(statistics)
+
+# %% [markdown]
+# How many pairs fall in each paradox, with the thresholds above (similarity / behaviour).
+# Every column of both tables, unrounded, is in `paradox_statistics.parquet`.
+
+# %%
+sentences.count_table(statistics)
 
 # %% [markdown]
 # ## The most paradoxical pairs
@@ -175,13 +182,12 @@ plots.show(plots.accuracy_profiles(accuracy, [top.loc[0, "a"], top.loc[0, "b"]])
 
 # %% [markdown]
 # How well the test images pin down this pair's behavioural agreement (paired
-# bootstrap over images, the same draw for both networks):
+# bootstrap over images, the same draw for both networks): {glue:text}`top_pair`.
 
-# %%
+# %% tags=["remove-cell"]
 top_pair = sentences.pair_intervals(bootstrap.compatibility_interval(bits, top.loc[0, "a"], top.loc[0, "b"]),
                                     bootstrap.kappa_interval(bits, top.loc[0, "a"], top.loc[0, "b"]))
 glue("top_pair", top_pair, display=False)
-top_pair
 
 # %% [markdown]
 # ## Explore two networks (JupyterLab)
@@ -193,7 +199,7 @@ top_pair
 explorer.explorer(accuracy, {"compatibility": compat, **similarities,
                              **{f"difference ({m})": d for m, d in differences.items()}}, layer_scores)
 
-# %%
+# %% tags=["remove-cell"]
 glue("survival", sentences.survival(statistics), display=False)
 glue("behaviour_chance", sentences.behaviour_against_chance(pairs, behaviour_nulls), display=False)
 for name, text in sentences.paradox_glue(statistics).items():  # n_pairs, n_syd, n_dys, mantel_*, verdict, per_method

@@ -149,7 +149,7 @@ plots.show(plots.layer_profile_figure({child_id: results["profile"]}, chance=cha
 if len(results["sweep"]):
     plots.show(plots.transplant_sweep_figure(results["sweep"], chance=chance_paper))
 
-# %%
+# %% tags=["remove-cell"]
 for name, text in sentences.transplant_glue(results, parent_id, child_id).items():  # tp_*, vi_*, sweep_best
     glue(name, text, display=False)
 

@@ -1,7 +1,7 @@
 """The interactive two-network explorer of chapter 5 (ipywidgets, JupyterLab only).
 
 In a batch run (``progress.batch_mode``) there is no live frontend, so ``explorer``
-returns a sentence instead of widgets.
+returns a note instead of widgets (``NOTICE``: the book shows it as a note admonition).
 """
 
 from __future__ import annotations
@@ -11,10 +11,15 @@ from collections.abc import Mapping
 import pandas as pd
 
 from . import plots
+from .admonition import Admonition
 from .progress import batch_mode
 from .report import pair_key
 
-__all__ = ["explorer", "pair_cells", "pair_layers"]
+__all__ = ["NOTICE", "explorer", "pair_cells", "pair_layers"]
+
+NOTICE = Admonition("note", "An interactive explorer",
+                    "The explorer needs a live kernel to drive its widgets: open this chapter in JupyterLab "
+                    "(make lab) to pick two networks and compare them.")
 
 
 def pair_cells(matrices: Mapping[str, pd.DataFrame], a: str, b: str) -> pd.DataFrame:
@@ -35,7 +40,7 @@ def explorer(acc_table: pd.DataFrame, matrices: Mapping[str, pd.DataFrame], laye
     """An ipywidgets explorer (JupyterLab): pick two networks → their accuracy profiles
     side by side, their per-layer similarity and their cell in each matrix."""
     if batch_mode():  # widgets need a live frontend, and can block nbclient (jupyter/nbclient#312)
-        return "The explorer is interactive: open this chapter in JupyterLab (make lab) to use it."
+        return NOTICE
 
     import ipywidgets as widgets
     from IPython.display import display

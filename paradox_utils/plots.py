@@ -287,12 +287,12 @@ def _mark_chance(fig: go.Figure, value: float, axis: str, low: float, high: floa
     fig.add_annotation(**place, text=label, showarrow=False, name="chance", font={"size": 11, "color": "#555"})
 
 
-def _padded(values: Sequence[float]) -> tuple[float, float]:
-    """The range of the finite ``values``, padded by 5 % of its span (at least 0.005) each side."""
+def _padded(values: Sequence[float], least: float = 0.005) -> tuple[float, float]:
+    """The range of the finite ``values``, padded by 5 % of its span (at least ``least``) each side."""
     finite = np.asarray(values, dtype=float)
     finite = finite[np.isfinite(finite)]
     low, high = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
-    pad = max(0.05 * (high - low), 0.005)
+    pad = max(0.05 * (high - low), least)
     return low - pad, high + pad
 
 
@@ -380,19 +380,35 @@ def layer_profile_figure(profiles: Mapping[str, pd.DataFrame], chance: float | N
     return fig
 
 
-def accuracy_profiles(acc_table: pd.DataFrame, ids: Sequence[str], metric: str = "accuracy") -> go.Figure:
-    """Accuracy over every (manipulation, level) cell, one line per network, side by side."""
+def accuracy_profiles(acc_table: pd.DataFrame, ids: Sequence[str], metric: str = "accuracy",
+                      columns: int = 4) -> go.Figure:
+    """Accuracy over every (manipulation, level) cell, one line per network: one subplot
+    per manipulation, ``columns`` to a row, all on one accuracy axis.
+
+    Laid out to read at any width (the figure is responsive: a 1280 px page gives it the
+    content column's ~680 px, a phone ~370 px): eight subplots in one row left ~50 px per
+    subplot on a phone, and their titles ran into each other ("contrastilluminant"); two
+    rows of four leave ~80 px between title centres there, for titles of 13 px type up to
+    "salt_pepper" (~70 px). The legend lies below the plots, where it takes height rather
+    than the width the subplots need."""
     cells = [(n, float(lv)) for n, lv in PAPER_GRID]
-    fig = make_subplots(rows=1, cols=len(MANIPULATIONS), shared_yaxes=True, subplot_titles=list(MANIPULATIONS))
+    rows = -(-len(MANIPULATIONS) // columns)
+    fig = make_subplots(rows=rows, cols=columns, shared_yaxes="all", subplot_titles=list(MANIPULATIONS),
+                        horizontal_spacing=0.06, vertical_spacing=0.22)
     for k, net in enumerate(ids):
         part = acc_table[acc_table["net_id"] == net].set_index(["manipulation", "level"])[metric]
-        for col, name in enumerate(MANIPULATIONS, start=1):
+        for i, name in enumerate(MANIPULATIONS):
             levels = [lv for n, lv in cells if n == name and (n, lv) in part.index]
             fig.add_scatter(x=levels, y=[part[(name, lv)] for lv in levels], mode="lines+markers", name=net,
-                            legendgroup=net, showlegend=col == 1, row=1, col=col,
+                            legendgroup=net, showlegend=i == 0, row=i // columns + 1, col=i % columns + 1,
                             line={"color": f"hsl({(k * 67) % 360}, 65%, 45%)"},
                             hovertemplate=f"{net}<br>{name}=%{{x}}<br>{metric} %{{y:.3f}}<extra></extra>")
-    fig.update_layout(title="Accuracy profiles under the eight manipulations", yaxis_title=metric, height=380)
+    fig.update_annotations(font_size=13)  # the subplot titles: make_subplots' 16 px would crowd a phone
+    fig.update_xaxes(nticks=4, tickfont_size=10)
+    fig.update_yaxes(title_text=metric, col=1)
+    fig.update_layout(title="Accuracy profiles under the eight manipulations", height=200 + 170 * rows,
+                      margin={"l": 60, "r": 10, "t": 90, "b": 40},
+                      legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.12, "yanchor": "top"})
     return fig
 
 
@@ -427,21 +443,100 @@ def single_epoch_bars(histories: Mapping[str, Sequence[Mapping]]) -> go.Figure:
     return fig
 
 
-def transplant_sweep_figure(sweep: pd.DataFrame, chance: float | None = None) -> go.Figure:
+# The sweep figure's frame, in px: its height and margins are fixed, its width follows the
+# page — the book's content column is ~370 px wide on a phone and ~680 px on a 1280 px page.
+SWEEP_HEIGHT, SWEEP_MARGIN = 450, {"l": 70, "r": 20, "t": 60, "b": 60}
+SWEEP_WIDTHS = (370, 680)
+LABEL_FONT = 11  # px; a name is ~0.6 em per character wide and ~1.3 em tall
+
+
+def transplant_sweep_figure(sweep: pd.DataFrame, chance: float | None = None, labels: int = 5) -> go.Figure:
     """ΔVI of single-layer transplants against that layer's parent–child correlation
-    (``sweep``: columns layer, layer_correlation, delta_vi). ``chance``: the kernel
-    similarity's chance level, marked on the correlation axis as in :func:`layer_profile_figure`.
-    A test_images column (the evaluation set) is named on the ΔVI axis."""
+    (``sweep``: columns layer, layer_correlation, delta_vi; one row per conv layer).
+    ``chance``: the kernel similarity's chance level, marked on the correlation axis as in
+    :func:`layer_profile_figure`.
+
+    Every point names its layer on hover; beside it, only the ``labels`` layers of largest
+    |ΔVI| — those the sweep is read for — and of those only the ones whose name fits
+    (:func:`_place_labels`): inside the plotting area, clear of the names already placed.
+    (A ResNet20 has 21 conv layers, many at nearly the same correlation: a name on each
+    overlapped its neighbours' and ran off the plot's edge.) The ΔVI axis leaves a line of
+    text beyond the outermost points, so their names fit above or below them."""
     where = f" on {images_text(int(sweep['test_images'].iloc[0]))}" if "test_images" in sweep and len(sweep) else ""
+    # the layers' correlations after a short fine-tune differ in the fourth decimal: a pad
+    # of 0.005 would squeeze them into a sliver of the axis
+    x_low, x_high = _padded(sweep["layer_correlation"], least=1e-5) if len(sweep) else (0.0, 1.0)
+    y_low, y_high = _padded([*sweep["delta_vi"], 0.0], least=1e-4)  # 0 stays in view: the no-change line
+    room = 0.25 * (y_high - y_low)  # a name is ~15 px on a plotting area ~330 px tall: a quarter of the span clears it
+    y_low, y_high = y_low - room, y_high + room
+    magnitude = sweep["delta_vi"].abs().fillna(-1.0).to_numpy()
+    wanted = list(np.argsort(-magnitude, kind="stable")[:max(labels, 0)])
+    places = _place_labels(sweep["layer_correlation"].to_numpy(float), sweep["delta_vi"].to_numpy(float),
+                           list(sweep["layer"]), wanted, (x_low, x_high), (y_low, y_high))
     fig = go.Figure(go.Scatter(x=sweep["layer_correlation"], y=sweep["delta_vi"], mode="markers+text",
-                               text=sweep["layer"], textposition="top center", marker={"size": 9},
-                               hovertemplate="%{text}<br>parent–child r %{x:.4f}<br>ΔVI %{y:+.4f}<extra></extra>"))
+                               text=[layer if k in places else "" for k, layer in enumerate(sweep["layer"])],
+                               textposition=[places.get(k, "top center") for k in range(len(sweep))],
+                               textfont={"size": LABEL_FONT}, customdata=sweep["layer"], marker={"size": 9},
+                               name="layer", hovertemplate="%{customdata}<br>parent–child r %{x:.4f}<br>"
+                                                           "ΔVI %{y:+.4f}<extra></extra>"))
     fig.add_hline(y=0, line_dash="dot")
-    fig.update_layout(title="Transplanting one layer from child into parent",
-                      xaxis_title="parent–child kernel correlation of the layer",
-                      yaxis_title=f"ΔVI of the parent{where}")
+    fig.update_layout(title="Transplanting one layer from child into parent", height=SWEEP_HEIGHT,
+                      margin=SWEEP_MARGIN, xaxis_title="parent–child kernel correlation of the layer",
+                      yaxis_title=f"ΔVI of the parent{where}", xaxis_range=[x_low, x_high], yaxis_range=[y_low, y_high])
     if chance is not None and len(sweep):
-        low, high = _padded(sweep["layer_correlation"])
-        fig.update_xaxes(range=[low, high])
-        _mark_chance(fig, chance, "x", low, high)
+        _mark_chance(fig, chance, "x", x_low, x_high)
     return fig
+
+
+def _place_labels(x: np.ndarray, y: np.ndarray, texts: Sequence[str], wanted: Sequence[int],
+                  x_range: tuple[float, float], y_range: tuple[float, float]) -> dict[int, str]:
+    """Where to name the points ``wanted`` (indices into ``x``, ``y``, ``texts``, in order
+    of importance): index → a plotly ``textposition``, for those that fit.
+
+    Each name tries, in turn: beside its point on the side away from the no-change line
+    (above a gain, below a loss), towards the middle of the x axis, then the other
+    positions around the point. A position fits where the name's estimated box (px, from
+    its length at ``LABEL_FONT``) lies inside the plotting area, clear of every name already
+    placed and of every other point (a name on a point reads as that point's), at both of
+    ``SWEEP_WIDTHS``: a gap between two boxes changes linearly with the width, so one
+    found at the narrowest and at the widest column holds at every width between. A name
+    that fits nowhere is left to the hover."""
+    height = SWEEP_HEIGHT - SWEEP_MARGIN["t"] - SWEEP_MARGIN["b"]
+    (x0, x1), (y0, y1) = x_range, y_range
+    gap = 5.0  # px from the point's centre to its name: the marker's radius and a little air
+    widths = [w - SWEEP_MARGIN["l"] - SWEEP_MARGIN["r"] for w in SWEEP_WIDTHS]  # of the plotting area
+    placed: dict[int, str] = {}
+    boxes: list[list[tuple[float, float, float, float]]] = []  # per placed name: its box at each width
+
+    def box(k: int, place: str, width: float) -> tuple[float, float, float, float]:
+        px, py = (x[k] - x0) / (x1 - x0) * width, (y1 - y[k]) / (y1 - y0) * height
+        w, h = 0.6 * LABEL_FONT * len(texts[k]) + 2, 1.3 * LABEL_FONT
+        vertical, horizontal = place.split()
+        left = {"left": px - gap - w, "center": px - w / 2, "right": px + gap}[horizontal]
+        top = {"top": py - gap - h, "middle": py - h / 2, "bottom": py + gap}[vertical]
+        return left, top, left + w, top + h
+
+    def marker(k: int, width: float) -> tuple[float, float, float, float]:
+        px, py = (x[k] - x0) / (x1 - x0) * width, (y1 - y[k]) / (y1 - y0) * height
+        return px - gap, py - gap, px + gap, py + gap
+
+    shown = [k for k in range(len(x)) if np.isfinite(x[k]) and np.isfinite(y[k])]
+    for k in wanted:
+        if k not in shown:
+            continue
+        points = [[marker(j, w) for w in widths] for j in shown if j != k]
+        inward = "left" if x[k] > (x0 + x1) / 2 else "right"
+        outward = "right" if inward == "left" else "left"
+        away, toward = ("bottom", "top") if y[k] < 0 else ("top", "bottom")
+        for place in (f"{away} {inward}", f"{away} center", f"middle {inward}", f"{away} {outward}",
+                      f"{toward} {inward}", f"{toward} center", f"middle {outward}", f"{toward} {outward}"):
+            mine = [box(k, place, w) for w in widths]
+            inside = all(b[0] >= 0 and b[1] >= 0 and b[2] <= w and b[3] <= height
+                         for b, w in zip(mine, widths, strict=True))
+            clear = all(a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
+                        for other in boxes + points for a, b in zip(mine, other, strict=True))
+            if inside and clear:
+                placed[k] = place
+                boxes.append(mine)
+                break
+    return placed

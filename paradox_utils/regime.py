@@ -10,11 +10,12 @@ reader mistakes one for the other.
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from .admonition import Admonition
 
 __all__ = ["PAPER_ACCURACY", "REGIME_ACCURACY", "Regime", "regime", "regime_of"]
 
@@ -38,11 +39,8 @@ class Regime:
         return "note" if self.inside else "warning"
 
     def _repr_html_(self) -> str:
-        # The classes of a Sphinx admonition: the book's theme styles it as its own;
-        # JupyterLab shows a plain box with the same words.
         title = "In the paper's regime" if self.inside else "Outside the paper's regime"
-        return (f'<div class="admonition {self.kind}"><p class="admonition-title">{title}</p>'
-                f"<p>{html.escape(self.text)}</p></div>")
+        return Admonition(self.kind, title, self.text)._repr_html_()
 
     def __str__(self) -> str:
         return self.text

@@ -18,9 +18,10 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "against_chance", "behaviour_against_chance", "best_sweep_layer", "change_text", "images_text", "mean_std",
-    "method_sentences", "most_moved_layer", "pair_intervals", "paradox_glue", "relation_summary", "share_above",
-    "survival", "transplant_glue", "verdict", "vi_across_chapters", "vi_summary",
+    "against_chance", "association_table", "behaviour_against_chance", "best_sweep_layer", "change_text",
+    "count_table", "images_text", "mean_std", "method_sentences", "most_moved_layer", "pair_intervals",
+    "paradox_glue", "relation_summary", "share_above", "survival", "transplant_glue", "verdict", "vi_across_chapters",
+    "vi_summary",
 ]
 
 # What each behavioural null of ``paradox.behaviour_nulls`` is, as the sentences name it.
@@ -195,6 +196,47 @@ def survival(statistics: pd.DataFrame, method: str = "paper") -> str:
                      f"{int(row['different_yet_similar'])} different yet similar")
     text = "; ".join(parts)
     return text[:1].upper() + text[1:] + "."
+
+
+# The two tables below split a statistics_table's eleven columns — with its two index
+# columns ~1,800 px wide, most of them hidden behind a sideways scroll in the book's
+# ~680 px content column — into two of about 450 and 600 px, numbers at three decimals
+# and headers in words, which wrap. The full table stays in paradox_statistics.parquet.
+
+def association_table(statistics: pd.DataFrame) -> pd.DataFrame:
+    """Does similarity predict behaviour? Per row of a ``paradox.statistics_table`` (same
+    index): the Mantel correlation r, its p and its 95 % bootstrap interval, as text at
+    three decimals ("−0.295 to 0.379")."""
+    def interval(row: pd.Series) -> str:
+        return f"{_number(row['ci_low'], '.3f')} to {_number(row['ci_high'], '.3f')}".replace("-", "−")
+
+    return pd.DataFrame({"Mantel r": [_number(v, ".3f").replace("-", "−") for v in statistics["mantel_r"]],
+                         "p": [_number(v, ".3f") for v in statistics["mantel_p"]],
+                         "95 % interval": [interval(row) for _, row in statistics.iterrows()]},
+                        index=statistics.index)
+
+
+def count_table(statistics: pd.DataFrame) -> pd.DataFrame:
+    """How many pairs fall in each paradox? Per row of a ``paradox.statistics_table`` (same
+    index): the two quadrant counts, the pairs counted, and the thresholds that drew the
+    quadrants, similarity / behaviour ("0.141 / 0.568"). What the thresholds are ("null
+    p99", "fixed") goes in the column's header when every threshold is of one kind — else
+    beside each number — so the cells stay short enough not to wrap."""
+    kinds = set(statistics["similar_threshold_kind"]) | set(statistics["behaviour_threshold_kind"])
+    one_kind = next(iter(kinds)) if len(kinds) == 1 else None
+
+    def thresholds(row: pd.Series) -> str:
+        similar, behaviour = _number(row["similar_threshold"], ".3f"), _number(row["behaviour_threshold"], ".3f")
+        if one_kind:
+            return f"{similar} / {behaviour}"
+        return f"{similar} ({row['similar_threshold_kind']}) / {behaviour} ({row['behaviour_threshold_kind']})"
+
+    header = "thresholds: similarity / behaviour" + (f" ({one_kind})" if one_kind else "")
+    return pd.DataFrame({"similar yet different": statistics["similar_yet_different"].astype(int),
+                         "different yet similar": statistics["different_yet_similar"].astype(int),
+                         "pairs": statistics["pairs"].astype(int),
+                         header: [thresholds(row) for _, row in statistics.iterrows()]},
+                        index=statistics.index)
 
 
 def pair_intervals(compatibility: Mapping, kappa: Mapping) -> str:

@@ -19,7 +19,7 @@ import yaml
 
 from paradox_utils import files, pipeline
 
-from .browser import Browser
+from .browser import Browser, layout_problems
 
 ROOT = pipeline.ROOT
 
@@ -253,6 +253,11 @@ def test_failing_chapter_is_named_and_kept(tiny_book, tmp_path):
 
 @pytest.mark.slow
 def test_book_pages_load_and_plotly_draws(chromium_executable, tiny_book):
+    """Every page loads without console errors and draws its figures; and at 1280 px and
+    at a phone's 400 px it keeps the book's layout rules (tests/browser.py's
+    ``layout_problems``): no subplot titles or point labels that overlap, no figure or
+    code cell past the content column and no code behind a sideways scroll, heat maps of a
+    measure on [0, 1] over [0, 1] or [chance, 1]."""
     _, index, _, _ = tiny_book
     site = index.parent
     handler = functools.partial(QuietHandler, directory=str(site))
@@ -260,9 +265,11 @@ def test_book_pages_load_and_plotly_draws(chromium_executable, tiny_book):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     shots = site.parent / "screenshots"
     shots.mkdir(exist_ok=True)
+    pages = ["intro", *[f"chapters/{c}" for c in pipeline.CHAPTERS]]
+    problems = {}
     browser = Browser()
     try:
-        for page in ["intro", *[f"chapters/{c}" for c in pipeline.CHAPTERS]]:
+        for page in pages:
             result = browser.visit(f"http://127.0.0.1:{server.server_port}/{page}.html")
             (shots / f"{page.replace('/', '_')}.png").write_bytes(result["png"])
             assert result["errors"] == [], (page, result["errors"])
@@ -271,6 +278,13 @@ def test_book_pages_load_and_plotly_draws(chromium_executable, tiny_book):
                 figures = sum("application/vnd.plotly.v1+json" in o.get("data", {})
                               for c in cells for o in c.get("outputs", []))
                 assert figures > 0 and result["svgs"] >= 2 * figures, (page, figures, result["svgs"])
+            problems[page, 1280] = layout_problems(browser.layout())
+        browser.resize(400, 1600, mobile=True)  # a phone
+        for page in pages:
+            browser.visit(f"http://127.0.0.1:{server.server_port}/{page}.html")
+            browser.resize(400, 1600, mobile=True)  # lets plotly's responsive figures redraw to fit
+            problems[page, 400] = layout_problems(browser.layout())
+        assert {key: found for key, found in problems.items() if found} == {}
     finally:
         browser.close()
         server.shutdown()

@@ -147,7 +147,10 @@ def test_explorer_helpers_find_a_pair_in_either_order(monkeypatch):
                                  "other": pd.DataFrame([[1.0]], index=["c"], columns=["c"])}, "a", "b")
     assert cells.to_dict("records") == [{"m": 0.3}]
     monkeypatch.setenv("PARADOX_BATCH", "1")
-    assert "interactive" in explorer.explorer(pd.DataFrame({"net_id": ids}), {}, scores)
+    notice = explorer.explorer(pd.DataFrame({"net_id": ids}), {}, scores)
+    assert notice is explorer.NOTICE and "JupyterLab" in str(notice)
+    html = notice._repr_html_()  # the book's note admonition, not a quoted Python string
+    assert html.startswith('<div class="admonition note"><p class="admonition-title">') and "'" not in html
 
 
 def test_transplant_glue_names_the_one_layer_variant():
@@ -239,6 +242,28 @@ def test_survival_sentence_reads_every_behaviour_row():
     assert text.startswith("With compatibility (null p99 threshold 0.970; similarity null p99 0.140): 3 similar yet "
                            "different, 5 different yet similar; with kappa")
     assert text.endswith("0 similar yet different, 1 different yet similar.")
+
+
+def test_statistics_split_into_two_narrow_tables_of_rounded_text():
+    index = pd.MultiIndex.from_tuples([("paper", "compatibility"), ("paper", "kappa")], names=["method", "behaviour"])
+    statistics = pd.DataFrame({"mantel_r": [0.0076191, -0.41], "mantel_p": [0.934, 0.003],
+                               "ci_low": [-0.295308, float("nan")], "ci_high": [0.378664, 0.7],
+                               "similar_yet_different": [2, 0], "different_yet_similar": [43, 46], "pairs": [66, 66],
+                               "similar_threshold": [0.14057, 0.14057], "similar_threshold_kind": ["null p99"] * 2,
+                               "behaviour_threshold": [0.567725, 0.5],
+                               "behaviour_threshold_kind": ["null p99", "fixed"]}, index=index)
+    association = sentences.association_table(statistics)
+    assert list(association.columns) == ["Mantel r", "p", "95 % interval"] and association.index.equals(index)
+    assert association.iloc[0].tolist() == ["0.008", "0.934", "−0.295 to 0.379"]
+    assert association.iloc[1].tolist() == ["−0.410", "0.003", "undefined to 0.700"]
+    counts = sentences.count_table(statistics)
+    assert counts.index.equals(index) and counts["pairs"].tolist() == [66, 66]
+    assert counts.iloc[0, :3].tolist() == [2, 43, 66]
+    assert counts.iloc[1, 3] == "0.141 (null p99) / 0.500 (fixed)"  # each threshold says what it is
+    alike = sentences.count_table(statistics.assign(behaviour_threshold_kind="null p99"))
+    assert alike.columns[3] == "thresholds: similarity / behaviour (null p99)"  # one kind: said once
+    assert alike.iloc[0, 3] == "0.141 / 0.568"
+    assert len(association.columns) + len(counts.columns) < len(statistics.columns)
 
 
 def test_pair_intervals_say_when_zero_is_inside():

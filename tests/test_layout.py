@@ -1,0 +1,156 @@
+"""The book's layout rules (tests/browser.py's ``layout_problems``) on small pages made
+here: each rule finds the page that breaks it, and the figures whose layout the rules
+guard read at a desktop's and at a phone's width. The book itself is checked against the
+same rules in test_pipeline's browser test."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+from pathlib import Path
+
+import jupytext
+import numpy as np
+import pandas as pd
+import plotly
+import plotly.graph_objects as go
+import pytest
+from plotly.subplots import make_subplots
+
+from paradox_utils import pipeline, plots
+from paradox_utils.distortions import MANIPULATIONS, PAPER_GRID
+
+from .browser import Browser, layout_problems
+
+# The book's content column: ~680 px on a 1280 px window, the whole width less margins on a phone.
+COLUMN = {1280: 680, 400: 370}
+
+
+def page(folder: Path, parts: list[str], column: int) -> str:
+    """A page holding ``parts`` (HTML) in an ``article.bd-article`` column ``column`` px wide
+    (the book theme's content column), with plotly.js beside it; its file:// address."""
+    shutil.copyfile(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", folder / "plotly.min.js")
+    body = "\n".join(parts)
+    path = folder / "page.html"
+    path.write_text(f"""<!doctype html><html><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><script src="plotly.min.js"></script></head>
+<body style="margin:0"><article class="bd-article" style="width:{column}px;max-width:100%;margin:0 auto">
+{body}</article></body></html>""")
+    return path.as_uri()
+
+
+def figure(fig: go.Figure) -> str:
+    return fig.to_html(full_html=False, include_plotlyjs=False)
+
+
+@pytest.fixture(scope="module")
+def browser(chromium_executable):
+    opened = Browser()
+    yield opened
+    opened.close()
+
+
+def problems_at(browser: Browser, url: str, width: int) -> list[str]:
+    browser.resize(width, 1200, mobile=width < 600)
+    browser.visit(url, settle=1.0)
+    browser.resize(width, 1200, mobile=width < 600)  # plotly redraws to the width it is given
+    return layout_problems(browser.layout())
+
+
+def accuracy_table(ids=("b000", "b001")) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame([{"net_id": net, "manipulation": name, "level": level, "accuracy": rng.uniform(0.1, 0.9)}
+                         for net in ids for name, level in PAPER_GRID])
+
+
+def sweep_table() -> pd.DataFrame:
+    """A ResNet20's 21 conv layers at nearly the same correlation, as a short fine-tune leaves them."""
+    rng = np.random.default_rng(1)
+    layers = ["conv1", *(f"layer{s}.{b}.conv{c}" for s in (1, 2, 3) for b in (0, 1, 2) for c in (1, 2)),
+              "layer2.0.shortcut", "layer3.0.shortcut"]
+    return pd.DataFrame({"layer": layers, "layer_correlation": rng.uniform(0.9995, 1.0, len(layers)),
+                         "delta_vi": rng.normal(0, 0.008, len(layers))})
+
+
+def test_each_rule_finds_the_page_that_breaks_it(browser, tmp_path):
+    eight = make_subplots(rows=1, cols=8, subplot_titles=list(MANIPULATIONS))  # the old accuracy profiles
+    for col in range(1, 9):
+        eight.add_scatter(x=[0, 1], y=[0, 1], row=1, col=col)
+    crowded = go.Figure(go.Scatter(x=[0.5, 0.5001, 1.0], y=[0, 0, 0], mode="markers+text",
+                                   text=["layer1.0.conv1", "layer1.0.conv2", "layer3.2.conv2"],
+                                   textposition=["top center", "top center", "middle right"]))
+    crowded.update_layout(title="crowded labels", xaxis_range=[0, 1])
+    matrix = pd.DataFrame(np.eye(3), index=list("abc"), columns=list("abc"))
+    parts = [figure(eight), figure(crowded), figure(go.Figure(layout={"title": "fixed width", "width": 900})),
+             figure(plots.heatmap(matrix, "similarity from 0.3", kind="similarity", zmin=0.3)),
+             figure(plots.heatmap(matrix, "similarity from chance", kind="similarity", zmin=0.136, chance=0.136)),
+             figure(go.Figure(go.Heatmap(z=np.eye(3), colorscale="Viridis"), layout={"title": "viridis"})),
+             '<div class="cell_input"><pre style="overflow-x:auto">x = "' + "a" * 200 + '"</pre></div>',
+             '<div class="cell_input" style="width:900px"><pre>wide = 1</pre></div>']
+    found = problems_at(browser, page(tmp_path, parts, 680), 800)
+    text = "\n".join(found)
+    assert "'contrast' and 'illuminant' overlap" in text and "'salt_pepper' and 'gaussian' overlap" in text
+    assert "point labels 'layer1.0.conv1' and 'layer1.0.conv2' overlap" in text
+    assert "point label 'layer3.2.conv2' reaches out of the plotting area" in text
+    assert "'fixed width': the figure reaches" in text
+    assert "'similarity from 0.3': a measure on [0, 1] drawn over [0.3, 1]" in text
+    assert "similarity from chance" not in text  # [chance, 1], chance marked: allowed
+    assert "'viridis': a heat map in colours of no plots.MATRIX_KINDS kind" in text
+    assert "code cell 'x = \"aaaa" in text and "its code is cut" in text
+    assert "code cell 'wide = 1': reaches" in text
+    assert "the page is" in text and "px window" in text
+
+
+@pytest.mark.parametrize("width", [1280, 400])
+def test_accuracy_profiles_and_transplant_sweep_read_at_desktop_and_phone_widths(browser, tmp_path, width):
+    parts = [figure(plots.accuracy_profiles(accuracy_table(), ["b000", "b001"])),
+             figure(plots.transplant_sweep_figure(sweep_table(), chance=0.136))]
+    assert problems_at(browser, page(tmp_path, parts, COLUMN[width]), width) == []
+
+
+def test_transplant_sweep_names_only_the_largest_changes_that_fit():
+    sweep = sweep_table()
+    fig = plots.transplant_sweep_figure(sweep, labels=5)
+    trace = fig.data[0]
+    named = [layer for layer, text in zip(sweep["layer"], trace.text, strict=True) if text]
+    top = sweep.loc[sweep["delta_vi"].abs().nlargest(5).index]
+    assert 1 <= len(named) <= 5 and set(named) <= set(top["layer"])
+    assert list(trace.customdata) == list(sweep["layer"])  # every layer on hover
+    first = top.iloc[0]  # the largest change gets its first choice: away from 0, towards the middle
+    middle = sum(fig.layout.xaxis.range) / 2
+    expected = f"{'bottom' if first.delta_vi < 0 else 'top'} {'left' if first.layer_correlation > middle else 'right'}"
+    assert trace.textposition[first.name] == expected
+    low, high = fig.layout.yaxis.range
+    assert low < min(sweep["delta_vi"].min(), 0) and high > max(sweep["delta_vi"].max(), 0)
+    assert not any(plots.transplant_sweep_figure(sweep, labels=0).data[0].text)
+    close = pd.DataFrame({"layer": ["layer3.1.conv2", "layer3.2.conv2"], "layer_correlation": [0.99955, 0.99956],
+                          "delta_vi": [-0.0125, -0.0130]})  # two names that would cover each other
+    texts = plots.transplant_sweep_figure(close).data[0].text
+    assert all(texts) and len(set(plots.transplant_sweep_figure(close).data[0].textposition)) == 2
+
+
+def _glues_only(source: str) -> bool:
+    """Whether a code cell only computes values to ``glue``: it calls glue, and shows
+    nothing (its last statement is no expression, or a glue call), and draws no figure."""
+    tree = ast.parse(source)
+    calls = [node.func for node in ast.walk(tree) if isinstance(node, ast.Call)]
+    names = {getattr(f, "id", None) or getattr(f, "attr", None) for f in calls}
+    last = tree.body[-1] if tree.body else None
+    shows = isinstance(last, ast.Expr) and not (isinstance(last.value, ast.Call)
+                                                 and getattr(last.value.func, "id", None) == "glue")
+    return "glue" in names and not shows and not names & {"show", "display"}
+
+
+@pytest.mark.parametrize("chapter", pipeline.CHAPTERS)
+def test_cells_that_only_glue_are_removed_from_the_book(chapter):
+    """A cell that exists to glue values for the text shows neither code nor an empty
+    output in the book: it carries the remove-cell tag (and only such cells, or cells that
+    show nothing, carry it)."""
+    cells = [c for c in jupytext.read(pipeline.NOTEBOOKS / f"{chapter}.py").cells if c.cell_type == "code"]
+    glue_only = [c for c in cells if _glues_only(c.source)]
+    assert glue_only, chapter  # every chapter glues its summary's numbers
+    for cell in glue_only:
+        assert "remove-cell" in cell.metadata.get("tags", []), f"{chapter}: {cell.source.splitlines()[0]}"
+    for cell in cells:
+        if "remove-cell" in cell.metadata.get("tags", []):
+            assert cell in glue_only, f"{chapter}: remove-cell hides a cell that does more than glue"
