@@ -406,7 +406,8 @@ def accuracy_profiles(acc_table: pd.DataFrame, ids: Sequence[str], metric: str =
     fig.update_annotations(font_size=13)  # the subplot titles: make_subplots' 16 px would crowd a phone
     fig.update_xaxes(nticks=4, tickfont_size=10)
     fig.update_yaxes(title_text=metric, col=1)
-    fig.update_layout(title="Accuracy profiles under the eight manipulations", height=200 + 170 * rows,
+    # a plotly title does not wrap: a phone cut "… under the eight manipulations" at "manipulation"
+    fig.update_layout(title="Accuracy profiles per manipulation", height=200 + 170 * rows,
                       margin={"l": 60, "r": 10, "t": 90, "b": 40},
                       legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.12, "yanchor": "top"})
     return fig
