@@ -63,7 +63,7 @@ def profile_path(profile: str) -> Path:
     if path.suffix in {".yaml", ".yml"}:
         return path
     shipped = NOTEBOOKS / "profiles" / f"{profile}.yaml"
-    imported = ROOT / "checkpoints" / profile / "profile.yaml"
+    imported = checkpoint_folder(profile) / "profile.yaml"  # where an import writes it
     return imported if not shipped.exists() and imported.exists() else shipped
 
 
