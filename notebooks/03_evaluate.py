@@ -84,12 +84,14 @@ len(networks), len(images)
 # %% [markdown]
 # ## Evaluation
 # Every batch is distorted once per cell and all networks run on it; results are
-# saved after each cell, so an interrupted evaluation resumes where it stopped.
+# saved after each cell, so an interrupted evaluation resumes where it stopped. The
+# result is one row per network and cell, keyed also by the weights' sha256, the
+# evaluation set and the noise seed (left out of the first rows shown here).
 
 # %%
 accuracy = evaluation.evaluate(networks, images, seed=noise_seed, batch_size=eval_batch_size, device=target,
                                out=paths["accuracy"], weights=report.weight_hashes(catalog))
-accuracy.head()
+accuracy.head()[["net_id", "manipulation", "level", "accuracy", "n_images"]]
 
 # %% [markdown]
 # ## Where this run stands
@@ -112,19 +114,27 @@ regime_box
 plots.show(plots.vi_bars(accuracy, networks=shown))
 
 # %% [markdown]
-# ## Per manipulation
-# Mean accuracy over each manipulation's levels, with clean accuracy and VI.
+# ## VI per network
+# Each network's clean accuracy and VI, highest VI first. The interval is a 95 %
+# interval from resampling the test images (the same draw for every network): how much a
+# network's VI owes to which images were drawn.
 
 # %%
 vi = bootstrap.vi_interval(report.read_correctness(paths["accuracy"], catalog), image_resamples, statistics_seed)
 table = evaluation.network_table(accuracy, vi)
-table.sort_values("vi", ascending=False).round(3)
+by_vi = sentences.vi_table(table)
+by_vi
 
 # %% [markdown]
-# `vi_low`–`vi_high` is a 95 % interval from resampling the test images (the same
-# draw for every network): how much a network's VI owes to which images were drawn.
-# `test_images` is how many images every value of the row was measured on.
-#
+# ## Per manipulation
+# Mean accuracy over each manipulation's levels — the segments of the bars above — for
+# the networks in the same order (every cell's accuracy, level by level, is in
+# `accuracy.parquet`).
+
+# %%
+sentences.manipulation_table(table, by_vi.index)
+
+# %% [markdown]
 # ## Trial by trial: which images
 # For each cell, the share of images that every network classifies correctly, that
 # every network gets wrong, and the rest — the only images on which two networks can

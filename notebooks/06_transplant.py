@@ -113,7 +113,14 @@ made_from = {"weights": report.weight_hashes(catalog.set_index("net_id").loc[[pa
              "eval_set": images.fingerprint(), "noise_seed": noise_seed}
 files.write_table(results["summary"].reset_index(), paths["transplant"], provenance=made_from)
 files.write_table(results["sweep"], paths["sweep"], provenance=made_from)
-results["summary"].round(4)
+sentences.transplant_table(results["summary"])
+
+# %% [markdown]
+# ΔVI is each variant's VI less the parent's, on the same images; its 95 % interval comes
+# from resampling those images. Mean accuracy per manipulation, per variant:
+
+# %%
+sentences.manipulation_table(results["summary"])
 
 # %% [markdown]
 # ## The same networks in chapter 3
@@ -125,7 +132,7 @@ results["summary"].round(4)
 # %%
 both_chapters = transplant.vi_in_both_chapters(results, accuracy, parent_id, child_id)
 glue("vi_chapters", sentences.vi_across_chapters(both_chapters), display=False)
-both_chapters.round(4)
+sentences.vi_chapters_table(both_chapters)
 
 # %% [markdown]
 # {glue:text}`vi_chapters`

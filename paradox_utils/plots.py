@@ -16,6 +16,7 @@ so nothing is fetched from a CDN.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -32,7 +33,8 @@ from .sentences import images_text
 __all__ = [
     "MATRIX_KINDS", "PARADOX_COLORSCALE", "SIMILARITY_COLORSCALE", "MatrixKind", "accuracy_profiles", "families",
     "heatmap", "layer_profile_figure", "lineage_order", "paradox_scatter", "representative_subset", "set_theme", "show",
-    "single_epoch_bars", "training_curves", "training_figure", "transplant_sweep_figure", "vi_bars",
+    "single_epoch_bars", "titled_for_any_width", "training_curves", "training_figure", "transplant_sweep_figure",
+    "vi_bars",
 ]
 
 PARADOX_COLORSCALE = [[0.0, "#f2d600"], [0.5, "#1a9850"], [1.0, "#d73027"]]  # −1 yellow, 0 green, +1 red
@@ -73,10 +75,28 @@ def set_theme() -> None:
     pio.templates.default = "plotly_white"
 
 
+# plotly never wraps a figure's title: on a phone (a ~370 px figure, ~40 characters of its
+# 17 px title type) a longer one was cut at the edge. Breaking it between words into lines
+# of at most this many characters keeps it whole at any width; the top margin holds two.
+TITLE_CHARACTERS = 40
+
+
+def titled_for_any_width(fig: go.Figure) -> go.Figure:
+    """``fig`` — a copy, when its title changes — with a title of more than
+    ``TITLE_CHARACTERS`` characters broken between words into lines (``<br>``) of at most
+    that many. A title already broken by hand is left as it is."""
+    text = fig.layout.title.text
+    if not text or "<br>" in text or len(text) <= TITLE_CHARACTERS:
+        return fig
+    return go.Figure(fig).update_layout(title_text="<br>".join(textwrap.wrap(text, TITLE_CHARACTERS)))
+
+
 def show(fig: go.Figure) -> None:
-    """Display ``fig``: interactive in JupyterLab, an offline HTML div in the book."""
+    """Display ``fig``: interactive in JupyterLab, an offline HTML div in the book; a long
+    title broken into lines (:func:`titled_for_any_width`)."""
     from IPython.display import display
 
+    fig = titled_for_any_width(fig)
     html = fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
     display({"application/vnd.plotly.v1+json": fig.to_plotly_json(), "text/html": html}, raw=True)
 
@@ -263,18 +283,22 @@ def _chance_colorbar(label: str, low: float, high: float, chance: float) -> dict
             "ticktext": [f"chance {v:.3f}" if v == chance else f"{v:g}" for v in values]}
 
 
-def _mark_chance(fig: go.Figure, value: float, axis: str, low: float, high: float, what: str = "chance") -> None:
+def _mark_chance(fig: go.Figure, value: float, axis: str, low: float, high: float, what: str = "chance",
+                 side: str = "right") -> None:
     """Mark a similarity axis' chance level: a dotted line at ``value`` across the plot
     (``axis`` "x": vertical, "y": horizontal) labelled "chance 0.136" — or, where ``value``
     lies outside [``low``, ``high``], the range the axis shows, a note at the axis' nearer
     edge ("chance 0.136 below this axis"): stretching the axis to reach it would flatten
-    the data the figure is for."""
+    the data the figure is for. A vertical line's label runs down from its top on its
+    right (``side``), or up from its foot on its left."""
     label = f"{what} {value:.3f}"
     if low <= value <= high:
         ends = ({"x0": value, "x1": value, "y0": 0, "y1": 1, "yref": "paper"} if axis == "x" else
                 {"x0": 0, "x1": 1, "xref": "paper", "y0": value, "y1": value})
         fig.add_shape(type="line", **ends, line=CHANCE_LINE, name="chance")
-        place = ({"x": value, "y": 1, "yref": "paper", "textangle": -90, "xanchor": "left", "yanchor": "top"}
+        top = side == "right"
+        place = ({"x": value, "y": 1 if top else 0, "yref": "paper", "textangle": -90,
+                  "xanchor": "left" if top else "right", "yanchor": "top" if top else "bottom"}
                  if axis == "x" else {"x": 0, "xref": "paper", "y": value, "xanchor": "left", "yanchor": "bottom"})
     else:
         side = ("left of" if axis == "x" else "below") if value < low else ("right of" if axis == "x" else "above")
@@ -340,21 +364,33 @@ def paradox_scatter(pairs: pd.DataFrame, method: str, similar: float = 0.5, comp
                       name=quadrant)
         fig.add_annotation(**place, showarrow=False, name=quadrant,
                            text=f"{QUADRANT_NAMES[quadrant]}: {counts[quadrant]}")
+    # The similarity threshold (a null's p99) often lies a hair from the chance level (the
+    # null's mean): each line's label goes on its outer side, so the two never meet — the
+    # chance label at the foot of its line, clear of the count in the upper-left corner;
+    # the behaviour threshold's label at the right end of its line, clear of both.
+    # The vertical label sits mid-way along the longer of the two stretches the behaviour
+    # threshold cuts its line into, clear of that threshold's own label.
+    chance_first = chance is not None and chance <= similar
+    middle = (compatible + hi_y) / 2 if hi_y - compatible >= compatible - lo_y else (lo_y + compatible) / 2
     lines = {"similar_threshold": ({"x0": similar, "x1": similar, "y0": lo_y, "y1": hi_y},
                                    f"similarity {similar_kind} = {similar:.3f}",
-                                   {"x": similar, "y": (lo_y + hi_y) / 2, "textangle": -90, "xanchor": "right"}),
+                                   {"x": similar, "y": middle, "textangle": -90,
+                                    "xanchor": "left" if chance_first else "right"}),
              "behaviour_threshold": ({"x0": lo_x, "x1": hi_x, "y0": compatible, "y1": compatible},
                                      f"{behaviour} {compatible_kind} = {compatible:.3f}",
-                                     {"x": (lo_x + hi_x) / 2, "y": compatible, "yanchor": "bottom"})}
+                                     {"x": hi_x, "y": compatible, "xanchor": "right", "yanchor": "bottom"})}
     for name, (ends, label, place) in lines.items():
         fig.add_shape(type="line", **ends, line={"color": "#555", "dash": "dash", "width": 1}, name=name)
         fig.add_annotation(**place, text=label, showarrow=False, name=name, font={"size": 11, "color": "#555"})
     if chance is not None:
-        _mark_chance(fig, chance, "x", lo_x, hi_x, "similarity chance")
+        _mark_chance(fig, chance, "x", lo_x, hi_x, "similarity chance", side="left" if chance_first else "right")
     y_title = "compatibility (Pearson r of accuracies)" if behaviour == "compatibility" else behaviour
     fig.update_layout(title=f"Intrinsic similarity ({method}) vs {behaviour}, all pairs",
                       xaxis_title=f"similarity ({method})", yaxis_title=y_title,
-                      xaxis_range=[lo_x, hi_x], yaxis_range=[lo_y, hi_y])
+                      xaxis_range=[lo_x, hi_x], yaxis_range=[lo_y, hi_y],
+                      # the three relations' legend below the plot, which keeps the full width on a phone
+                      legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.2, "yanchor": "top"},
+                      height=560)  # the plot keeps ~320 px of height on a phone, below a two-line title
     return fig
 
 

@@ -17,11 +17,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .distortions import MANIPULATIONS
+
 __all__ = [
     "against_chance", "association_table", "behaviour_against_chance", "best_sweep_layer", "change_text",
-    "count_table", "images_text", "mean_std", "method_sentences", "most_moved_layer", "pair_intervals",
-    "paradox_glue", "relation_summary", "share_above", "survival", "transplant_glue", "verdict", "vi_across_chapters",
-    "vi_summary",
+    "count_table", "images_text", "manipulation_table", "mean_std", "method_sentences", "most_moved_layer",
+    "pair_intervals", "paradox_glue", "relation_summary", "share_above", "survival", "transplant_glue",
+    "transplant_table", "verdict", "vi_across_chapters", "vi_chapters_table", "vi_summary", "vi_table",
 ]
 
 # What each behavioural null of ``paradox.behaviour_nulls`` is, as the sentences name it.
@@ -32,6 +34,15 @@ BEHAVIOUR_NULLS = {"compatibility": "accuracy profiles shuffled across levels wi
 
 def _number(value: float, spec: str) -> str:
     return format(value, spec) if np.isfinite(value) else "undefined"
+
+
+def _interval(low: float, high: float, spec: str = ".3f") -> str:
+    """"−0.295 to 0.379": a 95 % interval as the book's tables show it (a true minus sign)."""
+    return f"{_number(low, spec)} to {_number(high, spec)}".replace("-", "−")
+
+
+def _column(values, spec: str = ".3f") -> list[str]:
+    return [_number(float(v), spec).replace("-", "−") for v in values]
 
 
 def mean_std(values: Sequence[float] | pd.Series, digits: int = 3) -> str:
@@ -198,22 +209,67 @@ def survival(statistics: pd.DataFrame, method: str = "paper") -> str:
     return text[:1].upper() + text[1:] + "."
 
 
-# The two tables below split a statistics_table's eleven columns — with its two index
-# columns ~1,800 px wide, most of them hidden behind a sideways scroll in the book's
-# ~680 px content column — into two of about 450 and 600 px, numbers at three decimals
-# and headers in words, which wrap. The full table stays in paradox_statistics.parquet.
+# The book's tables. A DataFrame as pandas shows it is as wide as its widest cells: the
+# eleven-column statistics table (~1,800 px), chapter 3's per-network table and chapter 6's
+# transplant summary (~1,300 px each) hid most columns behind a sideways scroll in the
+# book's ~680 px content column. So each wide table is shown as two narrow ones — numbers
+# as text at three decimals, headers in words, which wrap — and the full tables stay in
+# the chapters' Parquet files.
+
+# Manipulation names as table headers: words that can wrap ("salt_pepper" cannot).
+MANIPULATION_WORDS = {"salt_pepper": "salt & pepper"}
+
 
 def association_table(statistics: pd.DataFrame) -> pd.DataFrame:
     """Does similarity predict behaviour? Per row of a ``paradox.statistics_table`` (same
     index): the Mantel correlation r, its p and its 95 % bootstrap interval, as text at
     three decimals ("−0.295 to 0.379")."""
-    def interval(row: pd.Series) -> str:
-        return f"{_number(row['ci_low'], '.3f')} to {_number(row['ci_high'], '.3f')}".replace("-", "−")
-
-    return pd.DataFrame({"Mantel r": [_number(v, ".3f").replace("-", "−") for v in statistics["mantel_r"]],
+    return pd.DataFrame({"Mantel r": _column(statistics["mantel_r"]),
                          "p": [_number(v, ".3f") for v in statistics["mantel_p"]],
-                         "95 % interval": [interval(row) for _, row in statistics.iterrows()]},
+                         "95 % interval": [_interval(lo, hi) for lo, hi in zip(statistics["ci_low"],
+                                                                               statistics["ci_high"], strict=True)]},
                         index=statistics.index)
+
+
+def vi_table(networks: pd.DataFrame) -> pd.DataFrame:
+    """Chapter 3's VI per network, highest first, from an ``evaluation.network_table``:
+    clean accuracy, the VI — its header names the test images every value was measured on
+    — and the VI's 95 % interval, as text at three decimals."""
+    ordered = networks.sort_values("vi", ascending=False)
+    counts = sorted(set(ordered["test_images"].astype(int)))
+    vi = f"VI on {images_text(counts[0])}" if len(counts) == 1 else "VI"
+    out = pd.DataFrame({"clean accuracy": _column(ordered["clean"]), vi: _column(ordered["vi"]),
+                        "95 % interval": [_interval(lo, hi) for lo, hi in zip(ordered["vi_low"], ordered["vi_high"],
+                                                                              strict=True)]},
+                       index=ordered.index)
+    if len(counts) > 1:  # never from one evaluate call; said beside each VI if it ever happens
+        out["test images"] = [f"{n:,}" for n in ordered["test_images"].astype(int)]
+    return out
+
+
+def manipulation_table(table: pd.DataFrame, order: Sequence[str] | None = None) -> pd.DataFrame:
+    """Mean accuracy per manipulation, one row per network (or transplant variant), from a
+    table with one column per manipulation (``evaluation.per_manipulation``'s, as in
+    ``evaluation.network_table`` and the transplant summary): the manipulations in the
+    paper's order, headers in words, text at three decimals; rows in ``order`` (e.g.
+    :func:`vi_table`'s index) when given. Clean accuracy is :func:`vi_table`'s: eight
+    columns are what fits the book's column at 1280 px."""
+    rows = table.loc[list(order)] if order is not None else table
+    return pd.DataFrame({MANIPULATION_WORDS.get(m, m): _column(rows[m]) for m in MANIPULATIONS if m in rows.columns},
+                        index=rows.index)
+
+
+def transplant_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Chapter 6's result per variant, from ``transplant.transplant_experiments``' summary:
+    the VI (its header names the test images), ΔVI against the parent, its 95 % interval
+    and the verdict, as text at three decimals; the per-manipulation accuracies are
+    :func:`manipulation_table`'s."""
+    n_images = int(summary["test_images"].iloc[0])
+    delta = [f"{v:+.3f}".replace("-", "−") if np.isfinite(v) else "undefined" for v in summary["delta_vi"]]
+    return pd.DataFrame({f"VI on {images_text(n_images)}": _column(summary["vi"]), "ΔVI": delta,
+                         "95 % interval": [_interval(lo, hi) for lo, hi in zip(summary["delta_low"],
+                                                                               summary["delta_high"], strict=True)],
+                         "verdict": summary["verdict"]}, index=summary.index)
 
 
 def count_table(statistics: pd.DataFrame) -> pd.DataFrame:
@@ -309,6 +365,16 @@ def transplant_glue(results: Mapping, parent_id: str, child_id: str) -> dict[str
             "vi_all": f"{vi[every]:.3f}", "change_one": change_text(summary.loc[one]),
             "change_all": change_text(summary.loc[every]), "change_child": change_text(summary.loc["child"]),
             "sweep_best": best_sweep_layer(results["sweep"])}
+
+
+def vi_chapters_table(both: pd.DataFrame) -> pd.DataFrame:
+    """The transplant pair's VI in chapter 3 and here, from ``transplant.vi_in_both_chapters``
+    (rows: parent, child): each VI under a header naming its test images, and their
+    difference, as text at three decimals; :func:`vi_across_chapters` says why they differ."""
+    there, here = int(both["test_images_chapter3"].iloc[0]), int(both["test_images"].iloc[0])
+    return pd.DataFrame({f"VI in chapter 3, on {images_text(there)}": _column(both["vi_chapter3"]),
+                         f"VI here, on {images_text(here)}": _column(both["vi"]),
+                         "difference": [f"{v:+.3f}".replace("-", "−") for v in both["difference"]]}, index=both.index)
 
 
 def vi_across_chapters(both: pd.DataFrame) -> str:

@@ -142,10 +142,13 @@ def _errors(events: list[dict]) -> list[str]:
 
 
 # Measures the book's layout rules can be judged on, from the page as drawn: the content
-# column's right edge; per plotly figure its right edge, its subplot titles' drawn boxes,
+# column's right edge; per plotly figure its box and right edge, its title's drawn box, its
+# subplot titles' drawn boxes and its other annotations' (threshold and chance labels),
 # its heat maps' colour ranges, its point labels' boxes and its plotting areas (the drag
-# rectangle plotly lays over each subplot's axes); per code cell its right edge and whether its code is
-# cut (scrolls sideways); and whether the page itself is wider than the window.
+# rectangle plotly lays over each subplot's axes); per output table its header, its number
+# of columns (index included), its right edge and whether its scroll box scrolls sideways; per code
+# cell its right edge and whether its code is cut (scrolls sideways); and whether the page
+# itself is wider than the window.
 # Subplot titles are the annotations make_subplots writes: in paper coordinates on both
 # axes, no arrow, centred above a subplot. Each drawn annotation's <g> carries the index
 # of its layout entry (data-index), so a title's box is that of its .annotation-text.
@@ -154,14 +157,15 @@ LAYOUT_JS = """(() => {
   const column = document.querySelector('article.bd-article') || document.querySelector('main') || document.body;
   const figures = [...document.querySelectorAll('.js-plotly-plot')].map(el => {
     const layout = el.layout || {};
-    const titles = [];
+    const titles = [], notes = [];
     (layout.annotations || []).forEach((a, k) => {
-      if (a.xref === 'paper' && a.yref === 'paper' && a.showarrow === false && a.xanchor === 'center'
-          && a.yanchor === 'bottom') {
-        const text = el.querySelector(`g.annotation[data-index="${k}"] .annotation-text`);
-        if (text) titles.push({text: a.text, box: box(text.getBoundingClientRect())});
-      }
+      const text = el.querySelector(`g.annotation[data-index="${k}"] .annotation-text`);
+      if (!text || !a.text) return;
+      const title = a.xref === 'paper' && a.yref === 'paper' && a.showarrow === false && a.xanchor === 'center'
+                    && a.yanchor === 'bottom';
+      (title ? titles : notes).push({text: a.text, box: box(text.getBoundingClientRect())});
     });
+    const heading = el.querySelector('.g-gtitle text');
     const heatmaps = (el.data || []).filter(t => t.type === 'heatmap').map(t => ({
       zmin: t.zmin ?? null, zmax: t.zmax ?? null, colorscale: t.colorscale ?? null,
       tickvals: (t.colorbar || {}).tickvals ?? null, ticktext: (t.colorbar || {}).ticktext ?? null}));
@@ -169,14 +173,25 @@ LAYOUT_JS = """(() => {
       .map(t => ({text: t.textContent, box: box(t.getBoundingClientRect())}));
     const areas = [...el.querySelectorAll('.draglayer .nsewdrag')].map(r => box(r.getBoundingClientRect()));
     return {title: ((layout.title || {}).text) || '(untitled figure)', right: el.getBoundingClientRect().right,
-            titles, heatmaps, labels, areas};
+            box: box(el.getBoundingClientRect()), heading: heading ? box(heading.getBoundingClientRect()) : null,
+            titles, notes, heatmaps, labels, areas};
+  });
+  const tables = [...document.querySelectorAll('div.cell_output table')].map(t => {
+    let scroller = t.parentElement;  // the table's own scroll box: its nearest ancestor that may scroll sideways
+    while (scroller && scroller !== column && !['auto', 'scroll'].includes(getComputedStyle(scroller).overflowX)) {
+      scroller = scroller.parentElement;
+    }
+    const scrolls = !!scroller && scroller !== column && scroller.scrollWidth > scroller.clientWidth + 1;
+    const head = [...(t.rows[0] || {cells: []}).cells].map(c => c.innerText.trim()).filter(Boolean);
+    return {head: head.join(' | ').slice(0, 60), columns: Math.max(0, ...[...t.rows].map(r => r.cells.length)),
+            right: t.getBoundingClientRect().right, scrolls};
   });
   const cells = [...document.querySelectorAll('div.cell_input')].map(el => {
     const code = el.querySelector('pre') || el;
     return {code: code.innerText.split('\\n')[0].slice(0, 60), right: el.getBoundingClientRect().right,
             cut: code.scrollWidth > code.clientWidth + 1};
   });
-  return {column: box(column.getBoundingClientRect()), figures, cells,
+  return {column: box(column.getBoundingClientRect()), figures, tables, cells,
           page: {scroll_width: document.documentElement.scrollWidth, width: document.documentElement.clientWidth}};
 })()"""
 
@@ -208,15 +223,27 @@ def _chance_ticks(heatmap: dict) -> list[float]:
     return [float(value) for value, text in pairs if str(text).startswith("chance")]
 
 
-def layout_problems(measures: dict, slack: float = 1.0) -> list[str]:
+# A phone's ~370 px column holds five table columns of numbers (index included) with the
+# headers wrapped; a table of this many columns or more may scroll sideways in its own box.
+PHONE_SCROLLING_TABLES = 6
+
+
+def layout_problems(measures: dict, slack: float = 1.0, scrolling_tables_from: int | None = None) -> list[str]:
     """The book's layout rules broken in a page's ``measures`` (:meth:`Browser.layout`), one
     sentence each; empty when none is:
 
-    - no two subplot titles of one figure overlap (or touch); no two point labels overlap,
-      and each lies inside its figure's plotting area;
+    - no two subplot titles of one figure overlap (or touch), nor any two of its other
+      annotations (threshold, chance and count labels), nor one of those a subplot title; no
+      two point labels overlap, and each lies inside its figure's plotting area;
+    - a figure's title lies within the figure (plotly does not wrap a title: a long one is
+      cut at a phone's edge);
     - no plotly figure and no code cell reaches past the content column's right edge (by
       more than ``slack`` px), no code cell hides code behind a sideways scroll, and the page
       is no wider than the window;
+    - no output table reaches past the column or hides columns behind a sideways scroll —
+      except, where ``scrolling_tables_from`` is given, a table of at least that many
+      columns (on a phone, ``PHONE_SCROLLING_TABLES``: a phone cannot show nine columns of
+      numbers side by side; such a table scrolls in its own box);
     - every heat map of a measure on [0, 1] (``plots.MATRIX_KINDS``' similarity-like kinds,
       known by their colour scale) spans [0, 1], or [chance, 1] with chance marked on its
       colour bar; a heat map in no kind's colours is reported too, since no rule can be read
@@ -235,6 +262,14 @@ def layout_problems(measures: dict, slack: float = 1.0) -> list[str]:
                 if _overlap(first["box"], second["box"]):
                     problems.append(f"{name!r}: subplot titles {first['text']!r} and {second['text']!r} overlap "
                                     "or touch")
+        notes = figure.get("notes", [])
+        for i, first in enumerate(notes):
+            for second in notes[i + 1:] + titles:
+                if _overlap(first["box"], second["box"], gap=0.0):
+                    problems.append(f"{name!r}: annotations {first['text']!r} and {second['text']!r} overlap")
+        heading = figure.get("heading")
+        if heading and not _inside(heading, figure["box"], slack):
+            problems.append(f"{name!r}: the title is cut at the figure's edge")
         labels = figure["labels"]
         for i, first in enumerate(labels):
             if not any(_inside(first["box"], area, slack) for area in figure["areas"]):
@@ -251,6 +286,13 @@ def layout_problems(measures: dict, slack: float = 1.0) -> list[str]:
             elif scale in unit and (heat["zmax"] != 1 or heat["zmin"] not in [0, *_chance_ticks(heat)]):
                 problems.append(f"{name!r}: a measure on [0, 1] drawn over [{heat['zmin']}, {heat['zmax']}], "
                                 "not [0, 1] or [chance, 1]")
+    for table in measures.get("tables", []):
+        if scrolling_tables_from is not None and table["columns"] >= scrolling_tables_from:
+            continue
+        if table["scrolls"]:
+            problems.append(f"table {table['head']!r}: its {table['columns']} columns scroll sideways")
+        elif table["right"] > edge:
+            problems.append(f"table {table['head']!r}: reaches {table['right'] - edge + slack:.0f} px past the column")
     for cell in measures["cells"]:
         if cell["right"] > edge:
             problems.append(f"code cell {cell['code']!r}: reaches {cell['right'] - edge + slack:.0f} px past "

@@ -266,6 +266,34 @@ def test_statistics_split_into_two_narrow_tables_of_rounded_text():
     assert len(association.columns) + len(counts.columns) < len(statistics.columns)
 
 
+def test_chapter3_and_6_tables_are_narrow_text_that_names_the_test_images():
+    networks = pd.DataFrame({"contrast": [0.4, 0.1], "salt_pepper": [0.9, 0.4], "clean": [0.6, 0.1],
+                             "vi": [0.25, 0.6504], "vi_low": [0.2, 0.6], "vi_high": [0.3, 0.7], "test_images": 300},
+                            index=pd.Index(["a", "b"], name="net_id"))
+    by_vi = sentences.vi_table(networks)
+    assert list(by_vi.index) == ["b", "a"]  # highest VI first
+    assert list(by_vi.columns) == ["clean accuracy", "VI on 300 test images", "95 % interval"]
+    assert by_vi.loc["b"].tolist() == ["0.100", "0.650", "0.600 to 0.700"]
+    mixed = sentences.vi_table(networks.assign(test_images=[300, 30]))  # never from one run; said if it happens
+    assert mixed.columns[1] == "VI" and mixed["test images"].tolist() == ["30", "300"]
+    per_manipulation = sentences.manipulation_table(networks, by_vi.index)
+    assert list(per_manipulation.columns) == ["contrast", "salt & pepper"]  # headers that can wrap
+    assert list(per_manipulation.index) == ["b", "a"] and per_manipulation.loc["a"].tolist() == ["0.400", "0.900"]
+    summary = pd.DataFrame({"gamma": [0.5, 0.4], "vi": [0.5, 0.45], "test_images": 2000, "delta_vi": [0.0, -0.05],
+                            "delta_low": [0.0, -0.07], "delta_high": [0.0, float("nan")], "verdict": ["—", "decrease"]},
+                           index=pd.Index(["parent", "child"], name="variant"))
+    result = sentences.transplant_table(summary)
+    assert list(result.columns) == ["VI on 2,000 test images", "ΔVI", "95 % interval", "verdict"]
+    assert result.loc["child"].tolist() == ["0.450", "−0.050", "−0.070 to undefined", "decrease"]
+    assert sentences.manipulation_table(summary).columns.tolist() == ["gamma"]
+    both = pd.DataFrame({"vi": [0.41, 0.39], "test_images": 40, "vi_chapter3": [0.4, 0.4], "test_images_chapter3": 2000,
+                         "difference": [0.01, -0.01]}, index=pd.Index(["b000", "b000-ft-all"], name="net_id"))
+    chapters = sentences.vi_chapters_table(both)
+    assert list(chapters.columns) == ["VI in chapter 3, on 2,000 test images", "VI here, on 40 test images",
+                                      "difference"]
+    assert chapters.loc["b000-ft-all"].tolist() == ["0.400", "0.390", "−0.010"]
+
+
 def test_pair_intervals_say_when_zero_is_inside():
     compat = {"a": "b000", "b": "b001", "r": 0.9, "low": 0.8, "high": 0.95}
     kappa = {"kappa": 0.02, "low": -0.01, "high": 0.05}
