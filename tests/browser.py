@@ -242,8 +242,8 @@ def layout_problems(measures: dict, slack: float = 1.0, scrolling_tables_from: i
       is no wider than the window;
     - no output table reaches past the column or hides columns behind a sideways scroll —
       except, where ``scrolling_tables_from`` is given, a table of at least that many
-      columns (on a phone, ``PHONE_SCROLLING_TABLES``: a phone cannot show nine columns of
-      numbers side by side; such a table scrolls in its own box);
+      columns (on a phone, ``PHONE_SCROLLING_TABLES``: a phone shows at most five columns of
+      numbers side by side; a wider table scrolls in its own box);
     - every heat map of a measure on [0, 1] (``plots.MATRIX_KINDS``' similarity-like kinds,
       known by their colour scale) spans [0, 1], or [chance, 1] with chance marked on its
       colour bar; a heat map in no kind's colours is reported too, since no rule can be read
