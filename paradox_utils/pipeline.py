@@ -37,7 +37,7 @@ from .publish import PublishFailed, publish
 __all__ = ["CHAPTERS", "IMPORTED_GLUE", "PROFILE_APPLIED", "TRAINING_CHAPTERS", "ChapterFailed", "book_chapters",
            "book_config", "book_toc", "build_book", "chapter_paths", "check_run", "check_training_applies",
            "check_values", "checkpoint_folder", "inspect_chapter", "load_profile", "main", "profile_parameters",
-           "profile_values", "run"]
+           "profile_values", "run", "shipped_profiles"]
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -54,6 +54,11 @@ PROFILE_APPLIED = "profile_applied"
 
 class ChapterFailed(RuntimeError):
     """A chapter raised; the message names it, the cell and the error."""
+
+
+def shipped_profiles() -> list[str]:
+    """The names of the profiles that come with the project (``notebooks/profiles/*.yaml``), sorted."""
+    return sorted(p.stem for p in (NOTEBOOKS / "profiles").glob("*.yaml"))
 
 
 def profile_path(profile: str) -> Path:
@@ -125,8 +130,8 @@ def _profile_values(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """A profile file's mapping, with ``extends: <profile>`` resolved: the named profile's
     values (its ``profile`` name aside), then this file's on top, key by key."""
     if not path.exists():
-        known = sorted(p.stem for p in (NOTEBOOKS / "profiles").glob("*.yaml"))
-        raise ValueError(f"Profile {path.stem!r} not found ({path}); known profiles: {', '.join(known)}.")
+        raise ValueError(f"Profile {path.stem!r} not found ({path}); known profiles: "
+                         f"{', '.join(shipped_profiles())}.")
     try:
         values = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
@@ -523,10 +528,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m paradox_utils",
                                      description="Run the paradox analysis book's chapters and build the book.")
     commands = parser.add_subparsers(dest="command", required=True)
+    profile_help = f"{', '.join(shipped_profiles())}, or a YAML path (default quick)"
     run_parser = commands.add_parser("run", help="execute the six chapters with a profile (papermill)",
                                      description="Execute the chapters in order with a profile's parameters.")
     run_parser.add_argument("--profile", default="quick",
-                            help="tiny, quick, paper, imagenet, or a YAML path (default quick)")
+                            help=profile_help)
     run_parser.add_argument("--from", dest="start", default=None,
                             help="start at this chapter (e.g. 03_evaluate or evaluate)")
     run_parser.add_argument("--to", dest="until", default=None,
@@ -562,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
                     "vary; then the settings every network shares and a one-line summary (networks, epochs, "
                     "training images). Nothing is trained or written, except the --csv file.")
     population_parser.add_argument("--profile", default="quick",
-                                   help="tiny, quick, paper, imagenet, or a YAML path (default quick)")
+                                   help=profile_help)
     population_parser.add_argument("--csv", metavar="FILE", help="write every network's every TrainConfig field here")
     population_parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                                    metavar=("NAME", "VALUE"), help="override one chapter parameter (as for run)")
@@ -632,8 +638,8 @@ def main(argv: list[str] | None = None) -> int:
 
             lab.main(extra)
         else:
-            for path in sorted((NOTEBOOKS / "profiles").glob("*.yaml")):
-                print(f"{path.stem}:\n  " + "\n  ".join(path.read_text().strip().splitlines()))
+            for name in shipped_profiles():
+                print(f"{name}:\n  " + "\n  ".join(profile_path(name).read_text().strip().splitlines()))
     except (ChapterFailed, PublishFailed, ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -29,14 +29,16 @@ def test_cli_help():
         result = subprocess.run([sys.executable, "-m", "paradox_utils", *args, "--help"],
                                 capture_output=True, text=True)
         assert result.returncode == 0 and "usage:" in result.stdout
+        if args in (["run"], ["population"]):  # --profile names every shipped profile (laptop was missing)
+            assert all(name in " ".join(result.stdout.split()) for name in pipeline.shipped_profiles())
 
 
 def test_profiles_validate(imagenet_root, tmp_path):
     """Every shipped profile loads, and its whole population passes the pre-run checks."""
     declared = pipeline.chapter_parameters()
     defaults = {k: v for params in declared.values() for k, v in params.items()}
-    names = sorted(p.stem for p in (pipeline.NOTEBOOKS / "profiles").glob("*.yaml"))
-    assert {"tiny", "quick", "paper", "paper-smoke", "imagenet"} <= set(names)
+    names = pipeline.shipped_profiles()
+    assert {"tiny", "quick", "laptop", "paper", "paper-smoke", "imagenet"} <= set(names)
     for name in names:
         values = pipeline.load_profile(name, declared)
         assert values["profile"] == name
