@@ -301,8 +301,8 @@ def _mark_chance(fig: go.Figure, value: float, axis: str, low: float, high: floa
                   "xanchor": "left" if top else "right", "yanchor": "top" if top else "bottom"}
                  if axis == "x" else {"x": 0, "xref": "paper", "y": value, "xanchor": "left", "yanchor": "bottom"})
     else:
-        side = ("left of" if axis == "x" else "below") if value < low else ("right of" if axis == "x" else "above")
-        label = f"{label} {side} this axis"
+        where = ("left of" if axis == "x" else "below") if value < low else ("right of" if axis == "x" else "above")
+        label = f"{label} {where} this axis"
         edge = low if value < low else high
         place = ({"x": edge, "y": 0, "yref": "paper", "xanchor": "left" if value < low else "right",
                   "yanchor": "bottom"} if axis == "x" else

@@ -42,6 +42,7 @@ def _interval(low: float, high: float, spec: str = ".3f") -> str:
 
 
 def _column(values, spec: str = ".3f") -> list[str]:
+    """Numbers as the book's tables show them: text in ``spec`` ("+.3f" for a change), a true minus sign."""
     return [_number(float(v), spec).replace("-", "−") for v in values]
 
 
@@ -265,8 +266,8 @@ def transplant_table(summary: pd.DataFrame) -> pd.DataFrame:
     and the verdict, as text at three decimals; the per-manipulation accuracies are
     :func:`manipulation_table`'s."""
     n_images = int(summary["test_images"].iloc[0])
-    delta = [f"{v:+.3f}".replace("-", "−") if np.isfinite(v) else "undefined" for v in summary["delta_vi"]]
-    return pd.DataFrame({f"VI on {images_text(n_images)}": _column(summary["vi"]), "ΔVI": delta,
+    return pd.DataFrame({f"VI on {images_text(n_images)}": _column(summary["vi"]),
+                         "ΔVI": _column(summary["delta_vi"], "+.3f"),
                          "95 % interval": [_interval(lo, hi) for lo, hi in zip(summary["delta_low"],
                                                                                summary["delta_high"], strict=True)],
                          "verdict": summary["verdict"]}, index=summary.index)
@@ -374,7 +375,7 @@ def vi_chapters_table(both: pd.DataFrame) -> pd.DataFrame:
     there, here = int(both["test_images_chapter3"].iloc[0]), int(both["test_images"].iloc[0])
     return pd.DataFrame({f"VI in chapter 3, on {images_text(there)}": _column(both["vi_chapter3"]),
                          f"VI here, on {images_text(here)}": _column(both["vi"]),
-                         "difference": [f"{v:+.3f}".replace("-", "−") for v in both["difference"]]}, index=both.index)
+                         "difference": _column(both["difference"], "+.3f")}, index=both.index)
 
 
 def vi_across_chapters(both: pd.DataFrame) -> str:
