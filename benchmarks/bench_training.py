@@ -4,11 +4,13 @@ Baseline: the plain recipe — a torchvision DataLoader over PIL images with
 per-sample transforms (flip, ±10 % shift and zoom, ToTensor), NCHW, every setting
 at its default (including glibc's allocator: the baseline runs in its own process).
 Against it, measured in the same run: the project's loop (uint8 tensors in memory,
-batched augmentation on tensors, tuned allocator) in NCHW and channels_last,
-optionally with torch.compile, and K networks trained at once as one stacked
-network (``--group K``; images/s summed over the K networks). "Compute limit" is
-forward + backward + Adam on one batch already in memory — no data work at all —
-so limit / baseline bounds what any input pipeline can gain here.
+batched augmentation on tensors, tuned allocator) in NCHW and channels_last, then
+in bfloat16 mixed precision (``precision="bfloat16"``: native on CPUs with AVX512-BF16
+or AMX, emulated and slower elsewhere), optionally with torch.compile, and K networks
+trained at once as one stacked network (``--group K``; images/s summed over the K
+networks). "Compute limit" is forward + backward + Adam on one batch already in
+memory — no data work at all — so limit / baseline bounds what any input pipeline can
+gain here, in float32 and in bfloat16.
 
     .venv/bin/python benchmarks/bench_training.py [--images 5120] [--compile] [--group 4 8] [--device cuda]
         [--project paper]
@@ -65,7 +67,7 @@ def baseline(subset, batch_size: int, device: str) -> float:
     return seen / (time.perf_counter() - started)
 
 
-def compute_limit(batch_size: int, device: str, steps: int = 30) -> float:
+def compute_limit(batch_size: int, device: str, steps: int = 30, bfloat16: bool = False) -> float:
     """Forward + backward + Adam on one resident channels_last batch: no data work at all."""
     model = models.build("resnet20").to(device, memory_format=torch.channels_last).train()
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -76,7 +78,9 @@ def compute_limit(batch_size: int, device: str, steps: int = 30) -> float:
             if device != "cpu":
                 torch.cuda.synchronize()
             started = time.perf_counter()
-        loss = F.cross_entropy(model(x), y)
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bfloat16):
+            logits = model(x).float()
+        loss = F.cross_entropy(logits, y)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -131,7 +135,9 @@ def main() -> None:
     rates = {"baseline (DataLoader + PIL, NCHW, defaults)": base,
              "compute limit (resident batch, channels_last)": compute_limit(args.batch_size, args.device),
              "ours, NCHW": ours(per_class, args.batch_size, args.device, channels_last=False),
-             "ours, channels_last": ours(per_class, args.batch_size, args.device, channels_last=True)}
+             "ours, channels_last": ours(per_class, args.batch_size, args.device, channels_last=True),
+             "compute limit, bfloat16": compute_limit(args.batch_size, args.device, bfloat16=True),
+             "ours, channels_last, bfloat16": ours(per_class, args.batch_size, args.device, precision="bfloat16")}
     if args.compile:
         rates["ours, channels_last + torch.compile"] = ours(per_class, args.batch_size, args.device, compile=True)
     for k in args.group:
@@ -146,7 +152,7 @@ def main() -> None:
     if args.project:
         networks, images = training_images(args.project)
         for name, rate in trained.items():
-            print(f"{args.project} ({networks} networks, {images / 1e9:.2f} G training images) at "
+            print(f"{args.project} ({networks} networks, {images / 1e6:,.1f} M training images) at "
                   f"'{name}': {images / rate / 3600:8.1f} {args.device}-hours (training only)")
 
 

@@ -35,11 +35,12 @@ from .models import ARCHITECTURES, INITIALISERS, build, conv_layers, num_classes
 from .progress import tqdm
 from .stacking import StackedNetworks
 
-__all__ = ["GROUP_FREE", "SPEED_SWITCHES", "TrainConfig", "TrainingData", "config_differences", "fine_tune",
-           "geometric_augment", "learning_rate", "train", "train_group"]
+__all__ = ["GROUP_FREE", "PRECISIONS", "SPEED_SWITCHES", "TrainConfig", "TrainingData", "config_differences",
+           "fine_tune", "geometric_augment", "learning_rate", "native_bfloat16", "train", "train_group"]
 
 SCHEDULES = ("paper", "cosine", "constant", "onecycle")
 OPTIMISERS = ("adam", "sgd")
+PRECISIONS = ("float32", "bfloat16")
 # The paper's piecewise schedule: (fraction of the epoch budget, factor) — Keras's
 # cifar10_resnet break points 80, 120, 160, 180 of 200 epochs.
 PAPER_STEPS = ((0.9, 5e-4), (0.8, 1e-3), (0.6, 1e-2), (0.4, 1e-1))
@@ -56,6 +57,7 @@ _FIELD_TYPES = {"seed": int, "epochs": int, "batch_size": int, "lr": float, "mom
                 "train_per_class": (int, None),
                 "val_per_class": (int, None), "data_seed": int, "num_classes": (int, None),
                 "channels_last": bool, "compile": bool, "arch": str, "dataset": str, "optimiser": str,
+                "precision": str,
                 "schedule": str, "init": str, "manipulation": (str, None), "extra": dict}
 _KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string", dict: "a mapping",
                (int, None): "an integer or null", (str, None): "a string or null"}
@@ -99,6 +101,10 @@ class TrainConfig:
     val_per_class: int | None = 100  # validation images per class from the test split
     data_seed: int = 0  # which subset: shared by the whole population
     num_classes: int | None = None
+    # "bfloat16": mixed precision (torch.autocast) — the forward and backward convolutions and
+    # matrix products in bfloat16, the weights, optimiser, loss and validation in float32. It
+    # changes the arithmetic, so it is part of what a network is (not a speed switch).
+    precision: str = "float32"
     channels_last: bool = True  # NHWC convs: faster on this CPU (benchmarks/bench_training.py)
     compile: bool = False  # torch.compile the model (pays a one-off compile per process)
     extra: dict[str, Any] = field(default_factory=dict)  # free-form labels (kept in metadata)
@@ -123,6 +129,7 @@ class TrainConfig:
             (not self.nesterov or self.optimiser == "sgd", "nesterov needs optimiser sgd"),
             (self.optimiser in OPTIMISERS, f"optimiser {self.optimiser!r} is not one of {OPTIMISERS}"),
             (self.schedule in SCHEDULES, f"schedule {self.schedule!r} is not one of {SCHEDULES}"),
+            (self.precision in PRECISIONS, f"precision {self.precision!r} is not one of {PRECISIONS}"),
             (self.init in INITIALISERS, f"init {self.init!r} is not one of {sorted(INITIALISERS)}"),
             (self.train_per_class is None or self.train_per_class >= 1, "train_per_class must be ≥ 1"),
             (self.val_per_class is None or self.val_per_class >= 1, "val_per_class must be ≥ 1"),
@@ -186,6 +193,14 @@ def geometric_augment(images: torch.Tensor, generator: torch.Generator, flip: fl
     theta[:, 0, 2], theta[:, 1, 2] = tx, ty
     grid = F.affine_grid(theta.to(images.device, images.dtype), list(images.shape), align_corners=False)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def native_bfloat16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (oneDNN with AVX512-BF16 or AMX): there,
+    precision "bfloat16" trains ResNet20 1.6–2.2× faster than float32 (benchmarks/bench_training.py);
+    elsewhere bfloat16 is emulated and slower."""
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(torch.backends.mkldnn.is_available() and check is not None and check())
 
 
 def _l2_penalty(model: nn.Module) -> torch.Tensor:
@@ -411,6 +426,11 @@ class _Run:
                                              for key in members[0].extra if key.startswith("opt/")})
         self.augments = [ManipulationAugment(m.config.manipulation) for m in members]
         self.steps = _steps(data.train, self.config.batch_size)
+        self.device_type, self.bfloat16 = torch.device(device).type, self.config.precision == "bfloat16"
+        if self.bfloat16 and self.device_type == "cpu" and not native_bfloat16():
+            warnings.warn("This CPU has no native bfloat16 arithmetic (AVX512-BF16 or AMX), so precision "
+                          "'bfloat16' trains slower than 'float32' here; set precision: float32 to train faster "
+                          "(the networks then differ slightly).", RuntimeWarning, stacklevel=4)
 
     def _param(self, key: str) -> str:
         """"opt/<parameter index>/<state>" → the parameter's name."""
@@ -475,7 +495,8 @@ class _Run:
         """One optimiser step of every member; returns (per-member mean loss (K,), logits (N, K, classes))."""
         for group in self.optimiser.param_groups:
             group["lr"] = lr
-        logits = self.forward(x).reshape(len(x), self.size, -1)
+        with torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=self.bfloat16):
+            logits = self.forward(x).reshape(len(x), self.size, -1).float()
         losses = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none",
                                  label_smoothing=self.config.label_smoothing).view(-1, self.size).mean(0)
         total = losses.sum() + self.config.l2 * _l2_penalty(self.net) if self.config.l2 else losses.sum()
