@@ -2,10 +2,12 @@
 "Results" table — computed from the run's result tables, never typed by hand.
 
     .venv/bin/python benchmarks/results.py --profile laptop [--checkpoint-dir DIR] [--results-dir DIR]
-        [--log run.log]
+        [--log run.log] [--no-full-test]
 
 Reads what chapters 1–6 wrote (the catalog, accuracy, pairs, chance, nulls, layer similarity,
-statistics, transplant tables); ``--log`` (the terminal output of ``make book``) adds each
+statistics, transplant tables). Chapter 3 evaluates a stratified part of the test set; the
+base networks' clean accuracy is also measured here on every test image (the paper's figure),
+unless ``--no-full-test``. ``--log`` (the terminal output of ``make book``) adds each
 chapter's wall time. Every similarity is shown against its chance level (the untrained-network
 null's mean and 99th percentile), every number of a population as mean ± standard deviation (n).
 """
@@ -30,8 +32,18 @@ def _spread(values) -> str:
     return f"{values.mean():.3f} ± {values.std():.3f} (n = {len(values)})" if len(values) else "n/a"
 
 
-def rows(checkpoints: Path, results: Path) -> list[tuple[str, str, str]]:
-    """(quantity, this run, the paper) for each headline number."""
+def full_test_accuracy(catalog, dataset: str) -> tuple[str, str]:
+    """(quantity, mean ± sd) of the base networks' clean accuracy on every test image."""
+    images = report.evaluation_set(dataset, None)
+    bases = catalog[catalog["kind"] == "base"]
+    table = evaluation.evaluate(report.load_networks(bases), images, grid=[("contrast", 1.0)], progress=False,
+                                weights=report.weight_hashes(bases))
+    return f"base clean accuracy (all {len(images):,} test images)", _spread(evaluation.clean_accuracy(table))
+
+
+def rows(checkpoints: Path, results: Path, full_test: str | None = None) -> list[tuple[str, str, str]]:
+    """(quantity, this run, the paper) for each headline number; ``full_test``: a dataset name
+    ("cifar10", "imagenet") to also measure the bases' clean accuracy on its whole test set."""
     paths = pipeline.chapter_paths("", str(checkpoints), str(results))
     catalog = report.done_networks(paths["checkpoints"])
     bases = set(catalog.loc[catalog["kind"] == "base", "net_id"])
@@ -40,8 +52,10 @@ def rows(checkpoints: Path, results: Path) -> list[tuple[str, str, str]]:
     accuracy = accuracy[accuracy["n_images"] == images]
     clean, vi = evaluation.clean_accuracy(accuracy), evaluation.visual_intelligence(accuracy)
     on = f" ({images:,} test images per cell)"
-    out = [("base clean accuracy" + on, _spread(clean[clean.index.isin(bases)]), PAPER["clean"]),
-           ("offspring clean accuracy", _spread(clean[~clean.index.isin(bases)]), "—"),
+    out = [("base clean accuracy" + on, _spread(clean[clean.index.isin(bases)]), PAPER["clean"])]
+    if full_test:
+        out.append((*full_test_accuracy(catalog, full_test), PAPER["clean"]))
+    out += [("offspring clean accuracy", _spread(clean[~clean.index.isin(bases)]), "—"),
            ("VI, all networks", _spread(vi), PAPER["vi"])]
     pairs = files.read_table(paths["pairs"], "The pair table", "run chapter 5 first")
     chance = files.read_table(paths["chance"], "The chance table", "run chapter 4 first").set_index("method")
@@ -90,9 +104,12 @@ def main(argv=None) -> None:
     parser.add_argument("--checkpoint-dir", default="")
     parser.add_argument("--results-dir", default="")
     parser.add_argument("--log", type=Path, help="the terminal output of the run (adds chapter wall times)")
+    parser.add_argument("--no-full-test", action="store_true",
+                        help="skip measuring the base networks' clean accuracy on every test image")
     args = parser.parse_args(argv)
     paths = pipeline.chapter_paths(args.profile, args.checkpoint_dir, args.results_dir)
-    table = rows(paths["checkpoints"], paths["results"]) + (wall_times(args.log) if args.log else [])
+    dataset = None if args.no_full_test else pipeline.profile_values(args.profile).get("dataset", "cifar10")
+    table = rows(paths["checkpoints"], paths["results"], dataset) + (wall_times(args.log) if args.log else [])
     print(f"| {args.profile}: quantity | this run | the paper |\n|---|---|---|")
     for quantity, mine, theirs in table:
         print(f"| {quantity} | {mine} | {theirs} |")

@@ -41,6 +41,7 @@ __all__ = ["CHAPTERS", "IMPORTED_GLUE", "PROFILE_APPLIED", "TRAINING_CHAPTERS", 
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
+PROFILES = NOTEBOOKS / "profiles"  # the shipped profiles, one YAML each
 BOOK = ROOT / "book"
 CHAPTERS = ("01_train", "02_finetune", "03_evaluate", "04_similarity", "05_paradox", "06_transplant")
 TRAINING_CHAPTERS = CHAPTERS[:2]  # they make the population; an imported one has its own (check_training_applies)
@@ -58,7 +59,7 @@ class ChapterFailed(RuntimeError):
 
 def shipped_profiles() -> list[str]:
     """The names of the profiles that come with the project (``notebooks/profiles/*.yaml``), sorted."""
-    return sorted(p.stem for p in (NOTEBOOKS / "profiles").glob("*.yaml"))
+    return sorted(p.stem for p in PROFILES.glob("*.yaml"))
 
 
 def profile_path(profile: str) -> Path:
@@ -67,7 +68,7 @@ def profile_path(profile: str) -> Path:
     path = Path(profile)
     if path.suffix in {".yaml", ".yml"}:
         return path
-    shipped = NOTEBOOKS / "profiles" / f"{profile}.yaml"
+    shipped = PROFILES / f"{profile}.yaml"
     imported = checkpoint_folder(profile) / "profile.yaml"  # where an import writes it
     return imported if not shipped.exists() and imported.exists() else shipped
 

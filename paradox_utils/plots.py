@@ -545,8 +545,12 @@ def _place_labels(x: np.ndarray, y: np.ndarray, texts: Sequence[str], wanted: Se
     placed: dict[int, str] = {}
     boxes: list[list[tuple[float, float, float, float]]] = []  # per placed name: its box at each width
 
+    def pixel(k: int, width: float) -> tuple[float, float]:
+        """Point k's centre in px from the plotting area's top left, at that area's ``width``."""
+        return (x[k] - x0) / (x1 - x0) * width, (y1 - y[k]) / (y1 - y0) * height
+
     def box(k: int, place: str, width: float) -> tuple[float, float, float, float]:
-        px, py = (x[k] - x0) / (x1 - x0) * width, (y1 - y[k]) / (y1 - y0) * height
+        px, py = pixel(k, width)
         w, h = 0.6 * LABEL_FONT * len(texts[k]) + 2, 1.3 * LABEL_FONT
         vertical, horizontal = place.split()
         left = {"left": px - gap - w, "center": px - w / 2, "right": px + gap}[horizontal]
@@ -554,7 +558,7 @@ def _place_labels(x: np.ndarray, y: np.ndarray, texts: Sequence[str], wanted: Se
         return left, top, left + w, top + h
 
     def marker(k: int, width: float) -> tuple[float, float, float, float]:
-        px, py = (x[k] - x0) / (x1 - x0) * width, (y1 - y[k]) / (y1 - y0) * height
+        px, py = pixel(k, width)
         return px - gap, py - gap, px + gap, py + gap
 
     shown = [k for k in range(len(x)) if np.isfinite(x[k]) and np.isfinite(y[k])]

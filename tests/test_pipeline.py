@@ -177,15 +177,17 @@ def test_intro_and_chapters_open_with_the_runs_regime(tiny_book):
 @pytest.mark.slow
 def test_results_table_is_computed_from_the_run(tiny_book):
     """benchmarks/results.py (the README's Results table) reads a finished run's tables: the
-    base accuracy it prints is the catalog's networks' own, every similarity comes with its
-    chance level, and the chapter wall times come from the batch output."""
+    base accuracy it prints is the catalog's networks' own (on chapter 3's images, and measured
+    anew on all 10,000 test images), every similarity comes with its chance level, and the
+    chapter wall times come from the batch output."""
     import runpy
 
     _, _, folders, printed = tiny_book
     results = runpy.run_path(str(ROOT / "benchmarks" / "results.py"))
     rows = {quantity: mine for quantity, mine, _ in results["rows"](Path(folders["checkpoint_dir"]),
-                                                                    Path(folders["results_dir"]))}
+                                                                    Path(folders["results_dir"]), "cifar10")}
     assert re.fullmatch(r"0\.\d{3} ± 0\.\d{3} \(n = 2\)", rows["base clean accuracy (100 test images per cell)"])
+    assert re.fullmatch(r"0\.\d{3} ± 0\.\d{3} \(n = 2\)", rows["base clean accuracy (all 10,000 test images)"])
     unrelated = rows["unrelated similarity (paper)"]
     assert "chance" in unrelated and re.search(r"\d+ of \d+ above p99", unrelated)
     assert any(q.startswith("Mantel r, paper similarity × kappa") for q in rows)
