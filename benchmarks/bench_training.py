@@ -31,7 +31,7 @@ from PIL import Image
 from torchvision import transforms
 
 from paradox_utils import data, models, pipeline, population, runtime
-from paradox_utils.training import TrainConfig, train_group
+from paradox_utils.training import TrainConfig, mixed_precision, train_group
 
 
 class PILDataset(torch.utils.data.Dataset):
@@ -67,7 +67,7 @@ def baseline(subset, batch_size: int, device: str) -> float:
     return seen / (time.perf_counter() - started)
 
 
-def compute_limit(batch_size: int, device: str, steps: int = 30, bfloat16: bool = False) -> float:
+def compute_limit(batch_size: int, device: str, steps: int = 30, precision: str = "float32") -> float:
     """Forward + backward + Adam on one resident channels_last batch: no data work at all."""
     model = models.build("resnet20").to(device, memory_format=torch.channels_last).train()
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -78,7 +78,7 @@ def compute_limit(batch_size: int, device: str, steps: int = 30, bfloat16: bool 
             if device != "cpu":
                 torch.cuda.synchronize()
             started = time.perf_counter()
-        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bfloat16):
+        with mixed_precision(precision, device):
             logits = model(x).float()
         loss = F.cross_entropy(logits, y)
         optimiser.zero_grad()
@@ -136,7 +136,7 @@ def main() -> None:
              "compute limit (resident batch, channels_last)": compute_limit(args.batch_size, args.device),
              "ours, NCHW": ours(per_class, args.batch_size, args.device, channels_last=False),
              "ours, channels_last": ours(per_class, args.batch_size, args.device, channels_last=True),
-             "compute limit, bfloat16": compute_limit(args.batch_size, args.device, bfloat16=True),
+             "compute limit, bfloat16": compute_limit(args.batch_size, args.device, precision="bfloat16"),
              "ours, channels_last, bfloat16": ours(per_class, args.batch_size, args.device, precision="bfloat16")}
     if args.compile:
         rates["ours, channels_last + torch.compile"] = ours(per_class, args.batch_size, args.device, compile=True)

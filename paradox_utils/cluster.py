@@ -281,7 +281,8 @@ def _finished(bar, catalog: pd.DataFrame, group: list[NetworkSpec]) -> None:
     for spec in group:
         row = rows.loc[spec.net_id]
         if row.status == "done":
-            bar.set_postfix_str(f"{spec.net_id}: {row.epochs_done} epochs, val acc {row.val_accuracy:.3f}, "
+            epochs = f"{row.epochs_done} epoch{'s' if row.epochs_done != 1 else ''}"
+            bar.set_postfix_str(f"{spec.net_id}: {epochs}, val acc {row.val_accuracy:.3f}, "
                                 f"{row.train_seconds:.0f} s", refresh=False)
         else:
             bar.set_postfix_str(f"{spec.net_id}: {row.status} {row.error}"[:80], refresh=False)

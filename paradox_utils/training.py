@@ -36,7 +36,8 @@ from .progress import tqdm
 from .stacking import StackedNetworks
 
 __all__ = ["GROUP_FREE", "PRECISIONS", "SPEED_SWITCHES", "TrainConfig", "TrainingData", "config_differences",
-           "fine_tune", "geometric_augment", "learning_rate", "native_bfloat16", "train", "train_group"]
+           "fine_tune", "geometric_augment", "learning_rate", "mixed_precision", "native_bfloat16", "train",
+           "train_group"]
 
 SCHEDULES = ("paper", "cosine", "constant", "onecycle")
 OPTIMISERS = ("adam", "sgd")
@@ -201,6 +202,12 @@ def native_bfloat16() -> bool:
     elsewhere bfloat16 is emulated and slower."""
     check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
     return bool(torch.backends.mkldnn.is_available() and check is not None and check())
+
+
+def mixed_precision(precision: str, device: str | torch.device):
+    """The context a training step's forward pass runs in: for precision "bfloat16", torch.autocast
+    (convolutions and matrix products in bfloat16, everything else float32); for "float32", a no-op."""
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
 
 
 def _l2_penalty(model: nn.Module) -> torch.Tensor:
@@ -426,8 +433,7 @@ class _Run:
                                              for key in members[0].extra if key.startswith("opt/")})
         self.augments = [ManipulationAugment(m.config.manipulation) for m in members]
         self.steps = _steps(data.train, self.config.batch_size)
-        self.device_type, self.bfloat16 = torch.device(device).type, self.config.precision == "bfloat16"
-        if self.bfloat16 and self.device_type == "cpu" and not native_bfloat16():
+        if self.config.precision == "bfloat16" and torch.device(device).type == "cpu" and not native_bfloat16():
             warnings.warn("This CPU has no native bfloat16 arithmetic (AVX512-BF16 or AMX), so precision "
                           "'bfloat16' trains slower than 'float32' here; set precision: float32 to train faster "
                           "(the networks then differ slightly).", RuntimeWarning, stacklevel=4)
@@ -495,7 +501,7 @@ class _Run:
         """One optimiser step of every member; returns (per-member mean loss (K,), logits (N, K, classes))."""
         for group in self.optimiser.param_groups:
             group["lr"] = lr
-        with torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=self.bfloat16):
+        with mixed_precision(self.config.precision, self.device):
             logits = self.forward(x).reshape(len(x), self.size, -1).float()
         losses = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none",
                                  label_smoothing=self.config.label_smoothing).view(-1, self.size).mean(0)

@@ -70,14 +70,14 @@ def test_batch_bars_become_lines_a_follower_prints(tmp_path, monkeypatch):
     with progress.Follower(log, seen.append, interval=0.05):
         bar = progress.tqdm(total=3, desc="networks", mininterval=0)
         for net in ("b000", "b001", "b002"):
-            bar.set_postfix_str(f"{net}: 1 epochs", refresh=False)
+            bar.set_postfix_str(f"{net}: 1 epoch", refresh=False)
             bar.update(1)
         bar.close()
         quiet = progress.tqdm(range(5), desc="cells", disable=True)  # a caller's disable wins
         list(quiet)
     assert [line.split(" [")[0] for line in seen] == ["networks: 0/3 (0 %)", "networks: 1/3 (33 %)",
                                                        "networks: 2/3 (67 %)", "networks: 3/3 (100 %)"]
-    assert seen[-1].endswith(", b002: 1 epochs]")  # and no line of the disabled bar
+    assert seen[-1].endswith(", b002: 1 epoch]")  # and no line of the disabled bar
     monkeypatch.delenv("PARADOX_PROGRESS")
     assert progress.tqdm(total=1).disable  # batch without a follower: silent
     assert progress.elapsed(48) == "48 s" and progress.elapsed(723) == "12 min 3 s" and progress.elapsed(7500) == \

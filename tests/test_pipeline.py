@@ -153,8 +153,8 @@ def test_batch_run_shows_progress_lines(tiny_book):
     for chapter in pipeline.CHAPTERS:
         assert re.search(rf"^== {chapter} \(tiny profile\) started \d\d:\d\d:\d\d$", printed, re.M), chapter
         assert re.search(rf"^== {chapter} done in \d+ (s|min)", printed, re.M), chapter
-    assert re.search(r"networks: 2/2 \(100 %\) \[.*b00[01]: 1 epochs, val acc 0\.\d{3}, \d+ s\]", printed)
-    assert re.search(r"networks: 1/1 \(100 %\) \[.*b000-ft-all: 1 epochs, val acc", printed)
+    assert re.search(r"networks: 2/2 \(100 %\) \[.*b00[01]: 1 epoch, val acc 0\.\d{3}, \d+ s\]", printed)
+    assert re.search(r"networks: 1/1 \(100 %\) \[.*b000-ft-all: 1 epoch, val acc", printed)
     assert re.search(r"cells: 37/37 \(100 %\)", printed)
     outputs = [json.dumps(c.get("outputs", [])) for p in executed for c in json.loads(p.read_text())["cells"]]
     assert not any(re.search(r"(networks|cells): \d+/\d+ \(", o) for o in outputs)  # none in the notebooks
