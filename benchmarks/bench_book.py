@@ -53,7 +53,8 @@ def pages(html: Path) -> list[Path]:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("html", type=Path, help="the built book's html folder (book/_build/html)")
+    parser.add_argument("html", type=Path, nargs="?", default=Path("book/_build/html"),
+                        help="the built book's html folder (default: book/_build/html)")
     parser.add_argument("--repeats", type=int, default=3, help="loads per page (the first is cold)")
     parser.add_argument("--json", type=Path, help="also write the measurements here")
     args = parser.parse_args(argv)

@@ -24,7 +24,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -391,12 +391,46 @@ def mantel(a: pd.DataFrame | np.ndarray, b: pd.DataFrame | np.ndarray, permutati
     if n < 4 or np.isnan(observed):
         return {"r": observed, "p": float("nan"), "n_networks": n, "permutations": 0}
     rng = np.random.default_rng(seed)
-    hits = 0
-    for _ in range(permutations):
-        order = rng.permutation(n)
-        r = _spearman(_upper(x), _upper(y[np.ix_(order, order)]))
-        hits += abs(r) >= abs(observed) - 1e-12
+    orders = (rng.permutation(n) for _ in range(permutations))
+    permuted = _permuted_ranked(x, y, orders) if _ranks_once(x, y) else _permuted_literal(x, y, orders)
+    hits = sum(abs(r) >= abs(observed) - 1e-12 for r in permuted)
     return {"r": observed, "p": (hits + 1) / (permutations + 1), "n_networks": n, "permutations": permutations}
+
+
+def _permuted_literal(x: np.ndarray, y: np.ndarray, orders: Iterable[np.ndarray]) -> Iterator[float]:
+    """Spearman r of x's upper triangle with that of y, rows and columns permuted by each order:
+    the definition, ranking both triangles again every time (the slow twin of _permuted_ranked)."""
+    for order in orders:
+        yield _spearman(_upper(x), _upper(y[np.ix_(order, order)]))
+
+
+def _ranks_once(x: np.ndarray, y: np.ndarray) -> bool:
+    """Whether _permuted_ranked applies: y symmetric (to rounding: a correlation matrix's two
+    triangles may differ in the last bit) and neither upper triangle with a NaN."""
+    symmetric = np.allclose(y, y.T, rtol=1e-12, atol=1e-12, equal_nan=True)
+    return symmetric and not (np.isnan(_upper(x)).any() or np.isnan(_upper(y)).any())
+
+
+def _permuted_ranked(x: np.ndarray, y: np.ndarray, orders: Iterable[np.ndarray]) -> Iterator[float]:
+    """_permuted_literal's values, each one (N × N) gather and one dot product (N = 329: ~1 ms, not ~20).
+
+    Permuting the rows and columns of a symmetric y together only reorders its off-diagonal
+    values, so every permutation's upper triangle holds the same multiset: its ranks are y's
+    ranks reordered (ties included), with the same mean and spread. Both are ranked once;
+    x's centred ranks sit in the upper triangle of an otherwise zero matrix, so the sum of
+    its product with the permuted rank matrix is the dot product of the two triangles."""
+    n = len(x)
+    i, j = np.triu_indices(n, 1)
+    rx = np.zeros((n, n))
+    rx[i, j] = rankdata(x[i, j])
+    rx[i, j] -= rx[i, j].mean()
+    ry = np.zeros((n, n))
+    ry[i, j] = rankdata(y[i, j])
+    ry[i, j] -= ry[i, j].mean()
+    ry[j, i] = ry[i, j]
+    scale = np.sqrt(np.sum(rx * rx) * np.sum(ry[i, j] ** 2))
+    for order in orders:  # einsum, not a BLAS dot: BLAS threads stall when the cores are busy
+        yield float(np.einsum("ij,ij->", rx, ry[np.ix_(order, order)]) / scale)
 
 
 def bootstrap_correlation(a: pd.DataFrame | np.ndarray, b: pd.DataFrame | np.ndarray, resamples: int = 1000,
@@ -407,9 +441,9 @@ def bootstrap_correlation(a: pd.DataFrame | np.ndarray, b: pd.DataFrame | np.nda
     n = len(x)
     rng = np.random.default_rng(seed)
     values = []
+    i, j = np.triu_indices(n, 1)
     for _ in range(resamples):
         pick = rng.integers(0, n, n)
-        i, j = np.triu_indices(n, 1)
         keep = pick[i] != pick[j]
         values.append(_spearman(x[pick[i][keep], pick[j][keep]], y[pick[i][keep], pick[j][keep]]))
     values = np.array(values)
