@@ -160,6 +160,22 @@ def test_paradox_scatter_draws_the_similarity_chance_line():
     assert not [s for s in plots.paradox_scatter(pairs, "paper").layout.shapes if s.name == "chance"]
 
 
+def test_paradox_scatter_draws_a_large_relation_with_webgl():
+    """The paper's 53,956 pairs as SVG markers crawl in a browser: a relation with more than
+    WEBGL_POINTS pairs is a scattergl trace, the few related pairs stay SVG."""
+    rng = np.random.default_rng(0)
+    n = plots.WEBGL_POINTS + 1
+    pairs = pd.DataFrame({"a": [f"n{i}" for i in range(n + 2)], "b": [f"m{i}" for i in range(n + 2)],
+                          "relation": ["unrelated"] * n + ["parent-child", "siblings"],
+                          "similarity_paper": rng.uniform(0, 1, n + 2), "compatibility": rng.uniform(0, 1, n + 2)})
+    fig = plots.paradox_scatter(pairs, "paper")
+    assert {t.name: t.type for t in fig.data} == {"parent-child": "scatter", "siblings": "scatter",
+                                                  "unrelated": "scattergl"}
+    unrelated = next(t for t in fig.data if t.name == "unrelated")
+    np.testing.assert_allclose(unrelated.x, pairs["similarity_paper"][:n], atol=1e-7)
+    assert unrelated.text[0] == "n0 vs m0"
+
+
 def profile(means, stds=None) -> pd.DataFrame:
     return pd.DataFrame({"layer": [f"conv{i}" for i in range(len(means))], "mean": means,
                          "std": stds if stds is not None else [0.01] * len(means)})
