@@ -47,13 +47,32 @@ def tqdm(*args, **kwargs):
     return _plain_tqdm(*args, file=_stream(target), leave=True, **kwargs)
 
 
-_STREAMS: dict[str, object] = {}
+class _Lines:
+    """A bar's file in a batch run. tqdm writes each state as "\r" + state, ending the previous
+    line, not its own: a follower splitting on line ends would print every state only when the
+    next arrives (a finished network's line half an hour late). Here each state is a whole line."""
+
+    encoding = "utf-8"
+
+    def __init__(self, handle) -> None:
+        self.handle = handle
+
+    def write(self, text: str) -> None:
+        line = text.replace("\r", "").rstrip()  # tqdm pads a shorter state with spaces
+        if line:
+            self.handle.write(line + "\n")
+
+    def flush(self) -> None:
+        self.handle.flush()
 
 
-def _stream(path: str):
+_STREAMS: dict[str, _Lines] = {}
+
+
+def _stream(path: str) -> _Lines:
     """One line-buffered append handle per progress file, for the kernel's lifetime."""
     if path not in _STREAMS:
-        _STREAMS[path] = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 (kept open on purpose)
+        _STREAMS[path] = _Lines(open(path, "a", buffering=1, encoding="utf-8"))  # noqa: SIM115 (kept open on purpose)
     return _STREAMS[path]
 
 

@@ -2,6 +2,7 @@
 
 import os
 import stat
+import time
 
 import numpy as np
 import pandas as pd
@@ -60,7 +61,7 @@ def test_provenance_round_trip_and_clear_errors(tmp_path):
 
 def test_batch_bars_become_lines_a_follower_prints(tmp_path, monkeypatch):
     """In a batch run a bar writes plain lines to PARADOX_PROGRESS (one per update when asked,
-    carriage returns included), and the driver's Follower hands each line over once."""
+    carriage returns included), and the driver's Follower hands each line over once, as it comes."""
     from paradox_utils import progress
 
     log = tmp_path / "progress.log"
@@ -69,9 +70,13 @@ def test_batch_bars_become_lines_a_follower_prints(tmp_path, monkeypatch):
     seen: list[str] = []
     with progress.Follower(log, seen.append, interval=0.05):
         bar = progress.tqdm(total=3, desc="networks", mininterval=0)
-        for net in ("b000", "b001", "b002"):
+        for k, net in enumerate(("b000", "b001", "b002"), 1):
             bar.set_postfix_str(f"{net}: 1 epoch", refresh=False)
             bar.update(1)
+            waited = time.monotonic()  # each line shows now, not when the next update comes
+            while not any(f"networks: {k}/3" in line for line in seen) and time.monotonic() - waited < 5:
+                time.sleep(0.01)
+            assert any(f"networks: {k}/3" in line for line in seen), seen
         bar.close()
         quiet = progress.tqdm(range(5), desc="cells", disable=True)  # a caller's disable wins
         list(quiet)
