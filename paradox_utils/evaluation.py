@@ -79,10 +79,13 @@ def evaluate(networks: Mapping[str, nn.Module], dataset, grid: Iterable[tuple[st
     models = {k: m.to(device, memory_format=torch.channels_last).eval() for k, m in networks.items()}
     if top5 is None:
         top5 = any(num_classes(m) > 10 for m in models.values())
-    bar = tqdm(grid, desc="cells", disable=not progress)
-    for name, level in bar:
+    # Counted by hand: an iterating bar prints its count lazily, so a batch log read
+    # "2/37" for several cells in a row; each state is printed (mininterval=0).
+    bar = tqdm(total=len(grid), desc="cells", disable=not progress, mininterval=0)
+    for name, level in grid:
         todo = [k for k in models if (k, name, _level_key(level)) not in done]
         if not todo:
+            bar.update()
             continue
         bar.set_postfix_str(f"{name}={level} × {len(todo)} nets")
         rows, packed = _evaluate_cell({k: models[k] for k in todo}, dataset, name, level, seed, batch_size, device,
@@ -95,6 +98,8 @@ def evaluate(networks: Mapping[str, nn.Module], dataset, grid: Iterable[tuple[st
         if out is not None:
             write_table(bits, bits_out)
             write_table(table, out)
+        bar.update()
+    bar.close()
     keep = {(n, _level_key(lv)) for n, lv in grid}
     mask = [(m, float(lv)) in keep and k in models
             for k, m, lv in zip(table["net_id"], table["manipulation"], table["level"], strict=True)]

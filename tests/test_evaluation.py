@@ -212,3 +212,16 @@ def test_correctness_store_is_small_at_the_papers_scale():
     from paradox_utils.correctness import pack
 
     assert 329 * 37 * len(pack(np.ones(10_000, dtype=bool))) / 2**20 < 20
+
+
+def test_progress_counts_each_cell_as_it_happens(nets, small_test, tmp_path, capsys):
+    """Each cell's line names the cells done before it: a batch log once read "2/37" for
+    four cells in a row. Cells already stored count too."""
+    out = tmp_path / "acc.parquet"
+    evaluation.evaluate(nets, small_test, grid=GRID[:1], out=out, progress=False)
+    capsys.readouterr()
+    evaluation.evaluate(nets, small_test, grid=GRID, out=out, progress=True)
+    states = [s.strip() for s in capsys.readouterr().err.replace("\r", "\n").splitlines() if "cells:" in s]
+    for k, (name, level) in enumerate(GRID[1:], 1):
+        assert any(f"{k}/{len(GRID)}" in s and f"{name}={level} ×" in s for s in states), (k, states)
+    assert any(f"{len(GRID)}/{len(GRID)}" in s for s in states), states
