@@ -45,10 +45,16 @@ def load(browser: Browser, url: str, timeout: float = 300.0) -> dict:
 
 
 def pages(html: Path) -> list[Path]:
-    """The book's chapter pages (the executed notebooks), then the others, each once."""
+    """The book's chapter pages (the executed notebooks), then the others, each once; not a
+    page that only redirects (Jupyter Book's index.html sends the reader to the root page)."""
     chapters = sorted((html / "chapters").glob("*.html"))
     others = sorted(p for p in html.glob("*.html") if p.name not in {"search.html", "genindex.html"})
-    return chapters + others
+    return [p for p in chapters + others if not _redirect(p)]
+
+
+def _redirect(page: Path) -> bool:
+    with page.open(encoding="utf-8", errors="replace") as f:
+        return 'http-equiv="refresh"' in f.read(512).lower()
 
 
 def main(argv=None) -> None:

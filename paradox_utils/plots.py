@@ -259,7 +259,8 @@ def heatmap(matrix: pd.DataFrame, title: str, parents: Mapping[str, str | None] 
     colorbar = {"title": {"text": zlabel}}
     if chance is not None:
         colorbar = _chance_colorbar(zlabel, low, high, chance)
-    fig = go.Figure(go.Heatmap(z=values.to_numpy(dtype=float), x=ids, y=ids, zmin=low, zmax=high,
+    # float32: the hover shows 3 decimals, and a 329 × 329 matrix weighs 0.6 MB less in the page
+    fig = go.Figure(go.Heatmap(z=values.to_numpy(dtype=np.float32), x=ids, y=ids, zmin=low, zmax=high,
                                colorscale=style.colorscale, customdata=lineage, colorbar=colorbar,
                                hovertemplate="%{y} vs %{x}<br>parents: %{customdata}<br>"
                                              f"{zlabel}: %{{z:.3f}}<extra></extra>"))
