@@ -51,9 +51,11 @@ device: str = "auto"  # torch device to train on (auto: a GPU when present, else
 group_size: int = 1  # networks trained at once, stacked (for GPUs; 1 is fastest on a CPU)
 cluster_options: dict = {}  # scheduler slurm: SLURMCluster settings (queue, cores, memory, walltime …)
 retrain: list = []  # ids whose finished checkpoints are trained again (with their offspring)
-base_common: dict = {"epochs": 4, "train_per_class": 2000, "val_per_class": 50,
-                     "batch_size": 128}  # training settings every base network shares (TrainConfig fields)
-base_grid: dict = {"lr": [0.001, 0.0033],
+base_common: dict = {"epochs": 2, "val_per_class": 50, "batch_size": 128, "optimiser": "sgd", "nesterov": True,
+                     "momentum": 0.9, "schedule": "onecycle", "time_decay": 0.0, "l2": 0.00025,
+                     "label_smoothing": 0.1,
+                     "precision": "bfloat16"}  # training settings every base network shares (TrainConfig fields)
+base_grid: dict = {"lr": [0.1, 0.15],
                    "init": ["he_normal", "glorot_uniform"]}  # setting -> values: one base network per combination
 base_sample = None  # type: Optional[int] draw this many of the grid's combinations (seeded); None: every one
 base_overrides: dict = {}  # net id -> settings for that one base network, e.g. {"b001": {"manipulation": "all"}}

@@ -52,7 +52,8 @@ finetune_manipulations: list = [None, "all", "contrast", "gaussian"]  # the offs
 finetune_per_parent: int = 0  # 0: each parent gets every augmentation; k: k of them each, drawn at random (seeded)
 finetune_total: int = 0  # with finetune_per_parent: offspring in all (the extra ones go one each to random parents)
 finetune_seed: int = 0  # seed of those draws
-finetune_common: dict = {"epochs": 1, "lr": 0.0001, "schedule": "constant"}  # settings every offspring shares
+finetune_common: dict = {"epochs": 1, "lr": 0.01, "schedule": "cosine",
+                         "train_per_class": 2000}  # settings every offspring shares (the rest: its parent's)
 finetune_groups: list = []  # further offspring groups, each a mapping of population.finetune_specs' keywords
 profile_applied: bool = False  # true when python -m paradox_utils run passed every value (no profile loaded)
 

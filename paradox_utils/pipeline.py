@@ -356,7 +356,8 @@ def describe_population(profile: str, parameters: dict[str, Any] | None = None, 
         with files.atomic_path(csv) as tmp:
             table.to_csv(tmp, index=False)
     settings = [c for c in table.columns if c not in ("net_id", "parent", "kind")]
-    varying = [c for c in settings if table[c].astype(str).nunique() > 1]
+    # dropna=False: a setting given to some networks only (None elsewhere, NaN in the table) varies
+    varying = [c for c in settings if table[c].astype(str).nunique(dropna=False) > 1]
     shared = ", ".join(f"{c}={table[c].iloc[0]}" for c in settings if c not in varying)
     with pd.option_context("display.max_rows", None, "display.width", 200):
         text = table[["net_id", "parent", "kind", *varying]].to_string(index=False)

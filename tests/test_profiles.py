@@ -123,6 +123,10 @@ def test_population_command_lists_without_training(declared, tmp_path, capsys):
     assert listing(specs)["net_id"].tolist() == table["net_id"].tolist()
     assert summary(specs).startswith("3 networks")
     assert not list(tmp_path.glob("*.safetensors"))
+    # a setting only the offspring set (quick: train_per_class) is listed per network, not as shared
+    assert pipeline.main(["population", "--profile", "quick"]) == 0
+    out = capsys.readouterr().out
+    assert "train_per_class" in out.splitlines()[0] and "train_per_class=" not in out
 
 
 def test_paper_smoke_is_the_paper_population_but_smaller(declared):
