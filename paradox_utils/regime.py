@@ -24,6 +24,7 @@ __all__ = ["PAPER_ACCURACY", "REGIME_ACCURACY", "Regime", "regime", "regime_of"]
 # lowest network: a population's mean sits inside its range, not at its top).
 PAPER_ACCURACY = {"resnet20": (0.88, 0.92), "resnet50": (0.69, 0.73), "resnet50_keras": (0.69, 0.73)}
 REGIME_ACCURACY = {"resnet20": 0.85, "resnet50": 0.65, "resnet50_keras": 0.65}
+PAPER_NAMES = {"resnet20": "ResNet20", "resnet50": "ResNet50", "resnet50_keras": "ResNet50"}  # as the paper writes them
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def regime(arch: str, clean_accuracy: pd.Series | np.ndarray, unrelated: pd.Seri
     inside = bool(accuracy.mean() >= REGIME_ACCURACY[arch])
     spread = f" ({accuracy.min():.3f}–{accuracy.max():.3f})" if accuracy.size > 1 else ""
     sentences = [f"The {accuracy.size} base network{'s' if accuracy.size > 1 else ''} of this run reach a clean "
-                 f"accuracy of {accuracy.mean():.3f} on average{spread}; the paper's {arch} reached "
+                 f"accuracy of {accuracy.mean():.3f} on average{spread}; the paper's {PAPER_NAMES[arch]} reached "
                  f"{low:.2f}–{high:.2f}."]
     similar = None if unrelated is None else np.asarray(unrelated, dtype=float)
     if similar is not None and similar.size and chance is not None:

@@ -10,7 +10,7 @@ def test_under_trained_run_is_outside_the_papers_regime():
     box = regime("resnet20", [0.55, 0.58, 0.61], unrelated=[0.136, 0.137], chance=0.135, chance_p99=0.141)
     assert not box.inside and box.kind == "warning"
     assert "outside the paper's regime" in box.text and "under-trained" in box.text
-    assert "0.580 on average (0.550–0.610)" in box.text and "0.88–0.92" in box.text
+    assert "0.580 on average (0.550–0.610)" in box.text and "the paper's ResNet20 reached 0.88–0.92" in box.text
     assert "no more alike than random ones" in box.text  # 0.1365 ≤ p99 0.141
     assert 'class="admonition warning"' in box._repr_html_()
 
