@@ -63,6 +63,7 @@ results_dir: str = ""  # where the result tables go ("": data/results/<profile>)
 device: str = "auto"  # torch device to evaluate on (auto: a GPU when present, else the CPU)
 eval_per_class: int = 100  # test images of each class
 eval_batch_size: int = 500  # images per forward pass
+eval_precision: str = "float32"  # forward passes in float32, or bfloat16 (2.6× faster on CPUs with AMX)
 noise_seed: int = 0  # seed of the noise every network shares
 image_resamples: int = 1000  # paired bootstrap over test images (intervals for VI and κ)
 statistics_seed: int = 0  # seed of the bootstrap
@@ -90,7 +91,7 @@ len(networks), len(images)
 
 # %%
 accuracy = evaluation.evaluate(networks, images, seed=noise_seed, batch_size=eval_batch_size, device=target,
-                               out=paths["accuracy"], weights=report.weight_hashes(catalog))
+                               out=paths["accuracy"], weights=report.weight_hashes(catalog), precision=eval_precision)
 accuracy.head()[["net_id", "manipulation", "level", "accuracy", "n_images"]]
 
 # %% [markdown]

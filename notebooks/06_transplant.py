@@ -68,6 +68,7 @@ transplant_eval_per_class: int = 30  # test images of each class for every VI (a
 transplant_sweep: bool = True  # also transplant every conv layer on its own
 bn_recalibration_images: int = 500  # clean images that re-estimate BatchNorm after a transplant (0: none)
 noise_seed: int = 0  # seed of the noise every variant shares
+eval_precision: str = "float32"  # forward passes in float32, or bfloat16 (as chapter 3's eval_precision)
 image_resamples: int = 1000  # paired bootstrap over the evaluation images (ΔVI intervals)
 profile_applied: bool = False  # true when python -m paradox_utils run passed every value (no profile loaded)
 
@@ -108,9 +109,9 @@ regime_box
 # %%
 results = transplant.transplant_experiments(parent, child, images, sweep=transplant_sweep,
                                             recalibration_images=clean, seed=noise_seed, resamples=image_resamples,
-                                            device=target)
+                                            device=target, precision=eval_precision)
 made_from = {"weights": report.weight_hashes(catalog.set_index("net_id").loc[[parent_id, child_id]].reset_index()),
-             "eval_set": images.fingerprint(), "noise_seed": noise_seed}
+             "eval_set": images.fingerprint(), "noise_seed": noise_seed, "precision": eval_precision}
 files.write_table(results["summary"].reset_index(), paths["transplant"], provenance=made_from)
 files.write_table(results["sweep"], paths["sweep"], provenance=made_from)
 sentences.transplant_table(results["summary"])

@@ -24,7 +24,8 @@ import pandas as pd
 
 __all__ = ["BIT_COLUMNS", "Correctness", "correctness_path", "pack", "unpack"]
 
-BIT_COLUMNS = ["net_id", "weights_sha256", "eval_set", "noise_seed", "manipulation", "level", "n_images", "bits"]
+BIT_COLUMNS = ["net_id", "weights_sha256", "eval_set", "noise_seed", "precision", "manipulation", "level", "n_images",
+               "bits"]
 
 
 def correctness_path(accuracy_path: str | os.PathLike) -> Path:

@@ -4,7 +4,8 @@ The engine distorts each batch ONCE per (manipulation, level) cell and runs ever
 network on it, so the distortion cost is shared by the whole population. Results
 are written to Parquet after every cell (atomically); rerunning with the same
 ``out`` computes only the (network, cell) pairs that are missing — or stale: every
-row is keyed by the sha256 of the weights, the evaluation set and the noise seed.
+row is keyed by the sha256 of the weights, the evaluation set, the noise seed and the
+arithmetic of the forward passes (``precision``).
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ from .distortions import MANIPULATIONS, PAPER_GRID, apply, check_level
 from .files import read_cache_table, write_table
 from .models import num_classes
 from .progress import tqdm
+from .training import PRECISIONS, mixed_precision
 
 __all__ = ["accuracy_vectors", "clean_accuracy", "evaluate", "hardest_manipulation", "images_per_cell",
            "network_table", "per_manipulation", "visual_intelligence"]
 
-COLUMNS = ["net_id", "weights_sha256", "eval_set", "noise_seed", "manipulation", "level", "accuracy", "top5",
-           "n_images"]
+COLUMNS = ["net_id", "weights_sha256", "eval_set", "noise_seed", "precision", "manipulation", "level", "accuracy",
+           "top5", "n_images"]
 
 
 def _level_key(level: float | Sequence[float]) -> float:
@@ -41,7 +43,8 @@ def evaluate(networks: Mapping[str, nn.Module], dataset, grid: Iterable[tuple[st
              seed: int = 0, batch_size: int = 500, device: str | torch.device = "cpu",
              out: str | os.PathLike | None = None, top5: bool | None = None,
              progress: bool = True, weights: Mapping[str, str] | None = None,
-             return_correctness: bool = False) -> pd.DataFrame | tuple[pd.DataFrame, Correctness]:
+             return_correctness: bool = False,
+             precision: str = "float32") -> pd.DataFrame | tuple[pd.DataFrame, Correctness]:
     """Accuracy of every network under every cell of ``grid``.
 
     ``networks``: net_id → model (taking [0, 1] images). ``dataset``: anything with
@@ -49,21 +52,26 @@ def evaluate(networks: Mapping[str, nn.Module], dataset, grid: Iterable[tuple[st
     indices (B,)) and a ``fingerprint()`` — :class:`~paradox_utils.data.ImageSet` or
     ``ImageFolderSet``. ``top5`` defaults to True when the networks have more than 10
     classes. ``weights``: net_id → sha256 of its weights (e.g. the checkpoint's, from
-    the catalog); by default the hash of each model's state_dict.
+    the catalog); by default the hash of each model's state_dict. ``precision``: the
+    forward passes' arithmetic, "float32" or "bfloat16" (torch.autocast, as in a bfloat16
+    training step: 2.6× faster on a CPU with AMX; four trained ResNet20s were right or wrong
+    on the same images as in float32 99.7 % of the time — benchmarks/bench_evaluation.py).
 
     ``out``: a Parquet table that makes the run resumable; beside it
     (:func:`~paradox_utils.correctness.correctness_path`) the per-image correctness
     bits of every (network, cell), with the same keys. A row is reused only when
     it was made from the same weights (sha256), the same evaluation set (its
-    fingerprint) and the same noise ``seed``; a network's rows made otherwise are
-    recomputed and replaced, never reused.
+    fingerprint), the same noise ``seed`` and the same ``precision``; a network's rows
+    made otherwise are recomputed and replaced, never reused.
 
     Returns the tidy table (one row per network × cell): net_id, weights_sha256,
-    eval_set, noise_seed, manipulation, level, accuracy (top-1, fraction), top5
+    eval_set, noise_seed, precision, manipulation, level, accuracy (top-1, fraction), top5
     (fraction or NaN), n_images; with ``return_correctness`` also the per-image
     :class:`~paradox_utils.correctness.Correctness` of the networks × grid.
     """
     grid = [(name, level) for name, level in grid]
+    if precision not in PRECISIONS:
+        raise ValueError(f"Evaluation precision {precision!r} is not one of {PRECISIONS}.")
     for name, level in grid:
         check_level(name, level)  # fail before any heavy work
     if not networks:
@@ -72,8 +80,8 @@ def evaluate(networks: Mapping[str, nn.Module], dataset, grid: Iterable[tuple[st
     bits_out = correctness_path(out) if out is not None else None
     keys = {k: (weights or {}).get(k) or state_sha256(m) for k, m in networks.items()}
     eval_set = dataset.fingerprint()[:24]
-    table = _current(read_cache_table(out, COLUMNS, "accuracy table"), keys, eval_set, seed)
-    bits = _current(read_cache_table(bits_out, BIT_COLUMNS, "correctness table"), keys, eval_set, seed)
+    table = _current(read_cache_table(out, COLUMNS, "accuracy table"), keys, eval_set, seed, precision)
+    bits = _current(read_cache_table(bits_out, BIT_COLUMNS, "correctness table"), keys, eval_set, seed, precision)
     # a cell is done only when both its accuracy and its per-image bits are stored
     done = _cells(table) & _cells(bits)
     models = {k: m.to(device, memory_format=torch.channels_last).eval() for k, m in networks.items()}
@@ -89,10 +97,11 @@ def evaluate(networks: Mapping[str, nn.Module], dataset, grid: Iterable[tuple[st
             continue
         bar.set_postfix_str(f"{name}={level} × {len(todo)} nets")
         rows, packed = _evaluate_cell({k: models[k] for k in todo}, dataset, name, level, seed, batch_size, device,
-                                      top5)
+                                      top5, precision)
         rows.insert(1, "weights_sha256", [keys[k] for k in todo])
         rows.insert(2, "eval_set", eval_set)
         rows.insert(3, "noise_seed", seed)
+        rows.insert(4, "precision", precision)
         new_bits = rows[BIT_COLUMNS[:-1]].assign(bits=[packed[k] for k in todo])
         table, bits = _replace(table, rows), _replace(bits, new_bits)
         if out is not None:
@@ -110,12 +119,12 @@ def evaluate(networks: Mapping[str, nn.Module], dataset, grid: Iterable[tuple[st
     return table, Correctness.from_table(bits[bits["net_id"].isin(list(models))], list(models), cells)
 
 
-def _current(table: pd.DataFrame, keys: Mapping[str, str], eval_set: str, seed: int) -> pd.DataFrame:
+def _current(table: pd.DataFrame, keys: Mapping[str, str], eval_set: str, seed: int, precision: str) -> pd.DataFrame:
     """``table`` without the rows of ``keys``' networks made from other weights, another
-    evaluation set or another noise seed (rows of other networks are kept)."""
-    fresh = [n not in keys or (keys[n] == w and e == eval_set and int(s) == seed)
-             for n, w, e, s in zip(table["net_id"], table["weights_sha256"], table["eval_set"], table["noise_seed"],
-                                   strict=True)]
+    evaluation set, another noise seed or another precision (rows of other networks are kept)."""
+    fresh = [n not in keys or (keys[n] == w and e == eval_set and int(s) == seed and p == precision)
+             for n, w, e, s, p in zip(table["net_id"], table["weights_sha256"], table["eval_set"], table["noise_seed"],
+                                      table["precision"], strict=True)]
     return table.loc[np.array(fresh, dtype=bool)].reset_index(drop=True)
 
 
@@ -135,7 +144,7 @@ def _replace(table: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
 
 @torch.inference_mode()
 def _evaluate_cell(models: Mapping[str, nn.Module], dataset, name: str, level, seed: int,
-                   batch_size: int, device, top5: bool) -> pd.DataFrame:
+                   batch_size: int, device, top5: bool, precision: str) -> pd.DataFrame:
     hits = {k: [] for k in models}  # per batch, (B,) bool: which images were classified right
     correct5 = dict.fromkeys(models, 0)
     total = 0
@@ -144,7 +153,8 @@ def _evaluate_cell(models: Mapping[str, nn.Module], dataset, name: str, level, s
         x = apply(x, name, level, seed=seed, index=index).contiguous(memory_format=torch.channels_last)
         labels = labels.to(device)
         for key, model in models.items():
-            logits = model(x)
+            with mixed_precision(precision, device):
+                logits = model(x).float()
             hits[key].append((logits.argmax(1) == labels).cpu())
             if top5:
                 best = logits.topk(min(5, logits.shape[1]), dim=1).indices

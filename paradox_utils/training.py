@@ -205,8 +205,9 @@ def native_bfloat16() -> bool:
 
 
 def mixed_precision(precision: str, device: str | torch.device):
-    """The context a training step's forward pass runs in: for precision "bfloat16", torch.autocast
-    (convolutions and matrix products in bfloat16, everything else float32); for "float32", a no-op."""
+    """The context a forward pass runs in — a training step's, or an evaluation's: for precision
+    "bfloat16", torch.autocast (convolutions and matrix products in bfloat16, everything else
+    float32); for "float32", a no-op."""
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
 
 

@@ -83,10 +83,12 @@ def recalibrate_batchnorm(model: nn.Module, images: torch.Tensor, batch_size: in
 def transplant_experiments(parent: nn.Module, child: nn.Module, images, grid=distortions.PAPER_GRID,
                            sweep: bool = True, recalibration_images: torch.Tensor | None = None,
                            seed: int = 0, progress: bool = True,
-                           resamples: int = 1000, device: str | torch.device = "cpu") -> dict[str, pd.DataFrame | str]:
+                           resamples: int = 1000, device: str | torch.device = "cpu",
+                           precision: str = "float32") -> dict[str, pd.DataFrame | str]:
     """The four experiments of the transplant chapter, evaluated in one engine pass.
 
     ``images``: the evaluation set (anything ``evaluation.evaluate`` takes);
+    ``precision``: the forward passes' arithmetic (``evaluation.evaluate``'s);
     ``recalibration_images``: float (n, 3, H, W) in [0, 1] — when given, each
     transplanted variant is also evaluated with its BatchNorm statistics re-estimated.
     Returns "accuracy" (the tidy table of every variant), "summary" (per variant —
@@ -111,7 +113,7 @@ def transplant_experiments(parent: nn.Module, child: nn.Module, images, grid=dis
         for layer in profile["layer"]:
             variants[f"sweep:{layer}"] = transplant(parent, child, layer)
     table, correct = evaluation.evaluate(variants, images, grid=grid, seed=seed, progress=progress, device=device,
-                                         return_correctness=True)
+                                         return_correctness=True, precision=precision)
     vi = evaluation.visual_intelligence(table)
     n_images = evaluation.images_per_cell(table)
     changes = bootstrap.delta_vi(correct, "parent", [v for v in variants if v != "parent"], resamples, seed)

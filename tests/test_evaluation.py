@@ -9,14 +9,15 @@ from paradox_utils import checkpoints, data, distortions, evaluation, models
 
 
 class Counting(torch.nn.Module):
-    """Wraps a network and counts the images it saw."""
+    """Wraps a network and counts the images it saw (and whether autocast was on)."""
 
     def __init__(self, net):
         super().__init__()
-        self.net, self.seen = net, 0
+        self.net, self.seen, self.autocast = net, 0, set()
 
     def forward(self, x):
         self.seen += len(x)
+        self.autocast.add(torch.is_autocast_enabled(x.device.type))
         return self.net(x)
 
 
@@ -225,3 +226,28 @@ def test_progress_counts_each_cell_as_it_happens(nets, small_test, tmp_path, cap
     for k, (name, level) in enumerate(GRID[1:], 1):
         assert any(f"{k}/{len(GRID)}" in s and f"{name}={level} ×" in s for s in states), (k, states)
     assert any(f"{len(GRID)}/{len(GRID)}" in s for s in states), states
+
+
+def test_bfloat16_engine_equals_literal_autocast_loop_and_is_keyed_apart(nets, small_test, tmp_path):
+    """precision="bfloat16" runs each forward under torch.autocast, batch by batch as the literal
+    loop here does; its rows are keyed by the precision, so float32 rows are never reused for it."""
+    out = tmp_path / "acc.parquet"
+    plain = evaluation.evaluate(nets, small_test, grid=GRID[:2], batch_size=33, out=out, progress=False)
+    counted = {k: Counting(v) for k, v in nets.items()}
+    table = evaluation.evaluate(counted, small_test, grid=GRID[:2], batch_size=33, out=out, progress=False,
+                                weights=_keys(nets), precision="bfloat16")
+    assert all(c.seen == 2 * len(small_test) for c in counted.values())  # nothing reused from float32
+    assert all(c.autocast == {True} for c in counted.values())
+    assert set(table["precision"]) == {"bfloat16"} and set(plain["precision"]) == {"float32"}
+    for name, level in GRID[:2]:
+        for key, net in nets.items():
+            hits = 0
+            for images, labels, index in small_test.batches(33):
+                x = distortions.apply(images.float() / 255, name, level, seed=0, index=index)
+                with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+                    hits += int((net(x.contiguous(memory_format=torch.channels_last)).float().argmax(1)
+                                 == labels).sum())
+            got = table.query("net_id == @key and manipulation == @name and level == @level")["accuracy"].item()
+            assert got == pytest.approx(hits / len(small_test)), (key, name, level)
+    with pytest.raises(ValueError, match="precision 'float16' is not one of"):
+        evaluation.evaluate(nets, small_test, grid=GRID[:1], precision="float16", progress=False)
