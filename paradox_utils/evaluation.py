@@ -87,9 +87,9 @@ def evaluate(networks: Mapping[str, nn.Module], dataset, grid: Iterable[tuple[st
     models = {k: m.to(device, memory_format=torch.channels_last).eval() for k, m in networks.items()}
     if top5 is None:
         top5 = any(num_classes(m) > 10 for m in models.values())
-    # Counted by hand: an iterating bar prints its count lazily, so a batch log read
-    # "2/37" for several cells in a row; each state is printed (mininterval=0).
-    bar = tqdm(total=len(grid), desc="cells", disable=not progress, mininterval=0)
+    # Counted by hand: an iterating bar keeps its count to itself between prints, so a batch
+    # log read "2/37" for several cells in a row; naming each cell prints the count so far.
+    bar = tqdm(total=len(grid), desc="cells", disable=not progress)
     for name, level in grid:
         todo = [k for k in models if (k, name, _level_key(level)) not in done]
         if not todo:
