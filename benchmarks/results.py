@@ -38,7 +38,8 @@ def full_test_accuracy(catalog, dataset: str) -> tuple[str, str]:
     bases = catalog[catalog["kind"] == "base"]
     table = evaluation.evaluate(report.load_networks(bases), images, grid=[("contrast", 1.0)], progress=False,
                                 weights=report.weight_hashes(bases))
-    return f"base clean accuracy (all {len(images):,} test images)", _spread(evaluation.clean_accuracy(table))
+    return (f"base clean accuracy (all {len(images):,} test images, float32)",
+            _spread(evaluation.clean_accuracy(table)))
 
 
 def rows(checkpoints: Path, results: Path, full_test: str | None = None) -> list[tuple[str, str, str]]:
@@ -51,7 +52,8 @@ def rows(checkpoints: Path, results: Path, full_test: str | None = None) -> list
     images = int(accuracy["n_images"].max())  # several evaluation sets: the largest, as chapter 3's profile asks
     accuracy = accuracy[accuracy["n_images"] == images]
     clean, vi = evaluation.clean_accuracy(accuracy), evaluation.visual_intelligence(accuracy)
-    on = f" ({images:,} test images per cell)"
+    precision = "/".join(sorted(set(accuracy["precision"]))) if "precision" in accuracy else "float32"
+    on = f" ({images:,} test images per cell, {precision})"
     out = [("base clean accuracy" + on, _spread(clean[clean.index.isin(bases)]), PAPER["clean"])]
     if full_test:
         out.append((*full_test_accuracy(catalog, full_test), PAPER["clean"]))

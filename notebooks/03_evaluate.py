@@ -87,7 +87,7 @@ len(networks), len(images)
 # Every batch is distorted once per cell and all networks run on it; results are
 # saved after each cell, so an interrupted evaluation resumes where it stopped. The
 # result is one row per network and cell, keyed also by the weights' sha256, the
-# evaluation set and the noise seed (left out of the first rows shown here).
+# evaluation set, the noise seed and the precision (left out of the first rows shown here).
 
 # %%
 accuracy = evaluation.evaluate(networks, images, seed=noise_seed, batch_size=eval_batch_size, device=target,

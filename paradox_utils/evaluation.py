@@ -30,6 +30,8 @@ from .training import PRECISIONS, mixed_precision
 __all__ = ["accuracy_vectors", "clean_accuracy", "evaluate", "hardest_manipulation", "images_per_cell",
            "network_table", "per_manipulation", "visual_intelligence"]
 
+# Tables written before the precision column existed were all made in float32
+BEFORE_PRECISION = {"precision": "float32"}
 COLUMNS = ["net_id", "weights_sha256", "eval_set", "noise_seed", "precision", "manipulation", "level", "accuracy",
            "top5", "n_images"]
 
@@ -80,8 +82,10 @@ def evaluate(networks: Mapping[str, nn.Module], dataset, grid: Iterable[tuple[st
     bits_out = correctness_path(out) if out is not None else None
     keys = {k: (weights or {}).get(k) or state_sha256(m) for k, m in networks.items()}
     eval_set = dataset.fingerprint()[:24]
-    table = _current(read_cache_table(out, COLUMNS, "accuracy table"), keys, eval_set, seed, precision)
-    bits = _current(read_cache_table(bits_out, BIT_COLUMNS, "correctness table"), keys, eval_set, seed, precision)
+    stored = read_cache_table(out, COLUMNS, "accuracy table", BEFORE_PRECISION)
+    stored_bits = read_cache_table(bits_out, BIT_COLUMNS, "correctness table", BEFORE_PRECISION)
+    table = _current(stored, keys, eval_set, seed, precision)
+    bits = _current(stored_bits, keys, eval_set, seed, precision)
     # a cell is done only when both its accuracy and its per-image bits are stored
     done = _cells(table) & _cells(bits)
     models = {k: m.to(device, memory_format=torch.channels_last).eval() for k, m in networks.items()}

@@ -22,7 +22,7 @@ import json
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -124,9 +124,12 @@ def read_table(path: str | os.PathLike, what: str = "Result table", hint: str = 
                           f"{hint or 'delete it and run the chapter that writes it again'}.") from error
 
 
-def read_cache_table(path: str | os.PathLike | None, columns: list[str], what: str = "cache") -> pd.DataFrame:
+def read_cache_table(path: str | os.PathLike | None, columns: list[str], what: str = "cache",
+                     defaults: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """A derived cache: empty when absent; rebuilt (empty, with a warning) when unreadable
-    or lacking ``columns`` — a cache only saves work, it is never worth stopping for."""
+    or lacking ``columns`` — a cache only saves work, it is never worth stopping for.
+    ``defaults``: column → the value every row of an older format had (a column added
+    since, whose only earlier value is known), filled in rather than rebuilding."""
     empty = pd.DataFrame(columns=columns)
     if path is None or not Path(path).exists():
         return empty
@@ -136,6 +139,9 @@ def read_cache_table(path: str | os.PathLike | None, columns: list[str], what: s
         warnings.warn(f"The {what} {path} is unreadable ({type(error).__name__}); it is rebuilt.",
                       RuntimeWarning, stacklevel=2)
         return empty
+    for column, value in (defaults or {}).items():
+        if column not in table.columns:
+            table[column] = value
     if missing := [c for c in columns if c not in table.columns]:
         warnings.warn(f"The {what} {path} lacks columns {missing} (an older format); it is rebuilt.",
                       RuntimeWarning, stacklevel=2)

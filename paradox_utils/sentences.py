@@ -382,10 +382,11 @@ def vi_across_chapters(both: pd.DataFrame) -> str:
     """One sentence on why the transplant pair's VI in chapter 6 differs from chapter 3's —
     or that it is the same — from ``transplant.vi_in_both_chapters`` (rows: parent, child).
 
-    Three cases: other images (a VI is an estimate from a finite sample of test images, so
+    Four cases: other images (a VI is an estimate from a finite sample of test images, so
     two samples give two VIs; equal ``eval_per_class`` and ``transplant_eval_per_class``,
-    as in the laptop profile, give one set); the same images under another noise seed;
-    the same images and noise (one measurement made twice)."""
+    as in the laptop profile, give one set); the same images under another noise seed; the
+    same images and noise in another precision (``eval_precision``); the same images, noise
+    and precision (one measurement made twice)."""
     ids = list(both.index)
     names = " and ".join(ids)
 
@@ -408,6 +409,11 @@ def vi_across_chapters(both: pd.DataFrame) -> str:
         return (f"Chapter 3 measured {names} on the same {images_text(here)} but with noise seed {seed3} (this "
                 f"chapter: {seed}), so the four noise manipulations drew other noise: VI {values('vi_chapter3')} "
                 f"there, {values('vi')} here (up to {gap:.3f} apart); one noise_seed for both chapters gives one VI.")
+    precision, precision3 = str(both["precision"].iloc[0]), str(both["precision_chapter3"].iloc[0])
+    if precision != precision3:
+        return (f"Chapter 3 measured {names} on the same {images_text(here)} with the same noise but in {precision3} "
+                f"(this chapter: {precision}): VI {values('vi_chapter3')} there, {values('vi')} here (up to {gap:.3f} "
+                f"apart); one eval_precision for both chapters gives one VI.")
     if gap < 5e-4:
         return (f"Chapter 3 measured {names} on the same {images_text(here)} with the same noise, so their VIs "
                 f"agree: {values('vi')} in both chapters.")

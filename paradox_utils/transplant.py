@@ -139,10 +139,15 @@ def vi_in_both_chapters(results: dict, chapter3_accuracy: pd.DataFrame, parent_i
     ``results``: :func:`transplant_experiments`' (its "accuracy" holds the variants "parent"
     and "child"); ``chapter3_accuracy``: chapter 3's accuracy table (``evaluation.evaluate``).
     Columns: vi, test_images, noise_seed (this chapter's evaluation), vi_chapter3,
-    test_images_chapter3, noise_seed_chapter3, difference (vi − vi_chapter3) and
-    same_images (both evaluation sets have one fingerprint: the same images). With the
-    same images and noise seed the two VIs are one measurement made twice."""
+    test_images_chapter3, noise_seed_chapter3, difference (vi − vi_chapter3),
+    same_images (both evaluation sets have one fingerprint: the same images), precision and
+    precision_chapter3 (the forward passes' arithmetic). With the same images, noise seed
+    and precision the two VIs are one measurement made twice."""
     here = results["accuracy"].replace({"net_id": {"parent": parent_id, "child": child_id}})
+    # a chapter-3 table from before rows named their precision was made in float32
+    chapter3_accuracy = chapter3_accuracy.assign(**{column: value for column, value in
+                                                    evaluation.BEFORE_PRECISION.items()
+                                                    if column not in chapter3_accuracy})
     rows = []
     for net_id in (parent_id, child_id):
         mine = here[here["net_id"] == net_id]
@@ -155,7 +160,9 @@ def vi_in_both_chapters(results: dict, chapter3_accuracy: pd.DataFrame, parent_i
                      "vi_chapter3": float(evaluation.visual_intelligence(theirs).iloc[0]),
                      "test_images_chapter3": evaluation.images_per_cell(theirs),
                      "noise_seed_chapter3": int(theirs["noise_seed"].iloc[0]),
-                     "same_images": set(mine["eval_set"]) == set(theirs["eval_set"])})
+                     "same_images": set(mine["eval_set"]) == set(theirs["eval_set"]),
+                     "precision": str(mine["precision"].iloc[0]),
+                     "precision_chapter3": str(theirs["precision"].iloc[0])})
     table = pd.DataFrame(rows).set_index("net_id")
     table.insert(6, "difference", table["vi"] - table["vi_chapter3"])
     return table

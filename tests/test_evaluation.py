@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from paradox_utils import checkpoints, data, distortions, evaluation, models
+from paradox_utils.correctness import correctness_path
 
 
 class Counting(torch.nn.Module):
@@ -251,3 +252,18 @@ def test_bfloat16_engine_equals_literal_autocast_loop_and_is_keyed_apart(nets, s
             assert got == pytest.approx(hits / len(small_test)), (key, name, level)
     with pytest.raises(ValueError, match="precision 'float16' is not one of"):
         evaluation.evaluate(nets, small_test, grid=GRID[:1], precision="float16", progress=False)
+
+
+def test_a_table_from_before_the_precision_column_is_reused_as_float32(nets, small_test, tmp_path):
+    """Every row written before rows named their precision was float32: such a table is read
+    as float32 (not rebuilt), and a bfloat16 run still recomputes."""
+    out = tmp_path / "acc.parquet"
+    evaluation.evaluate(nets, small_test, grid=GRID[:2], out=out, progress=False)
+    for path in (out, correctness_path(out)):
+        pd.read_parquet(path).drop(columns="precision").to_parquet(path)  # the older format
+    counted = {k: Counting(v) for k, v in nets.items()}
+    table = evaluation.evaluate(counted, small_test, grid=GRID[:2], out=out, progress=False, weights=_keys(nets))
+    assert all(c.seen == 0 for c in counted.values()) and set(table["precision"]) == {"float32"}
+    evaluation.evaluate(counted, small_test, grid=GRID[:2], out=out, progress=False, weights=_keys(nets),
+                        precision="bfloat16")
+    assert all(c.seen == 2 * len(small_test) for c in counted.values())

@@ -186,8 +186,9 @@ def test_results_table_is_computed_from_the_run(tiny_book):
     results = runpy.run_path(str(ROOT / "benchmarks" / "results.py"))
     rows = {quantity: mine for quantity, mine, _ in results["rows"](Path(folders["checkpoint_dir"]),
                                                                     Path(folders["results_dir"]), "cifar10")}
-    assert re.fullmatch(r"0\.\d{3} ± 0\.\d{3} \(n = 2\)", rows["base clean accuracy (100 test images per cell)"])
-    assert re.fullmatch(r"0\.\d{3} ± 0\.\d{3} \(n = 2\)", rows["base clean accuracy (all 10,000 test images)"])
+    spread = r"0\.\d{3} ± 0\.\d{3} \(n = 2\)"
+    assert re.fullmatch(spread, rows["base clean accuracy (100 test images per cell, float32)"])
+    assert re.fullmatch(spread, rows["base clean accuracy (all 10,000 test images, float32)"])
     unrelated = rows["unrelated similarity (paper)"]
     assert "chance" in unrelated and re.search(r"\d+ of \d+ above p99", unrelated)
     assert any(q.startswith("Mantel r, paper similarity × kappa") for q in rows)

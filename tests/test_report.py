@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from paradox_utils import distortions, explorer, files, paradox, report, sentences, transplant
+from paradox_utils import distortions, evaluation, explorer, files, paradox, report, sentences, transplant
 
 
 def statistics(syd: int, dys: int, r: float, p: float) -> pd.DataFrame:
@@ -172,11 +172,13 @@ def test_transplant_glue_names_the_one_layer_variant():
     assert glued["sweep_best"] == sentences.best_sweep_layer(results["sweep"])
 
 
-def evaluated(vis: dict[str, float], n_images: int, eval_set: str = "set-a", noise_seed: int = 0) -> pd.DataFrame:
+def evaluated(vis: dict[str, float], n_images: int, eval_set: str = "set-a", noise_seed: int = 0,
+              precision: str = "float32") -> pd.DataFrame:
     """An accuracy table as ``evaluation.evaluate`` writes it, with every cell of a network at its VI."""
-    return pd.DataFrame([{"net_id": net, "manipulation": m, "level": float(lv), "accuracy": vi, "n_images": n_images,
-                          "eval_set": eval_set, "noise_seed": noise_seed}
-                         for net, vi in vis.items() for m, lv in distortions.PAPER_GRID])
+    rows = [{"net_id": net, "weights_sha256": f"sha-{net}", "eval_set": eval_set, "noise_seed": noise_seed,
+             "precision": precision, "manipulation": m, "level": float(lv), "accuracy": vi, "top5": float("nan"),
+             "n_images": n_images} for net, vi in vis.items() for m, lv in distortions.PAPER_GRID]
+    return pd.DataFrame(rows, columns=evaluation.COLUMNS)
 
 
 def test_vi_across_chapters_says_why_the_transplant_pair_has_other_vis_than_in_chapter_3():
@@ -201,6 +203,13 @@ def test_vi_across_chapters_says_why_the_transplant_pair_has_other_vis_than_in_c
     noise = {"accuracy": evaluated({"parent": 0.399, "child": 0.401}, 1000, noise_seed=1)}
     other_noise = sentences.vi_across_chapters(transplant.vi_in_both_chapters(noise, chapter3, "b000", "b000-ft-all"))
     assert "the same 1,000 test images but with noise seed 0 (this chapter: 1)" in other_noise
+    bf16 = {"accuracy": evaluated({"parent": 0.395, "child": 0.401}, 1000, precision="bfloat16")}
+    other_precision = sentences.vi_across_chapters(
+        transplant.vi_in_both_chapters(bf16, chapter3, "b000", "b000-ft-all"))
+    assert "with the same noise but in float32 (this chapter: bfloat16)" in other_precision
+    assert "one eval_precision for both chapters gives one VI" in other_precision
+    older = chapter3.drop(columns="precision")  # written before rows named their precision: float32
+    assert transplant.vi_in_both_chapters(same, older, "b000", "b000-ft-all")["precision_chapter3"].eq("float32").all()
     resampled = {"accuracy": evaluated({"parent": 0.41, "child": 0.401}, 1000, "set-c")}  # as many, other images
     assert "on another sample of 1,000 test images (VI 0.394 and 0.401) than this chapter (0.410 and 0.401)" in (
         sentences.vi_across_chapters(transplant.vi_in_both_chapters(resampled, chapter3, "b000", "b000-ft-all")))
