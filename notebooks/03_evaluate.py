@@ -87,12 +87,13 @@ len(networks), len(images)
 # Every batch is distorted once per cell and all networks run on it; results are
 # saved after each cell, so an interrupted evaluation resumes where it stopped. The
 # result is one row per network and cell, keyed also by the weights' sha256, the
-# evaluation set, the noise seed and the precision (left out of the first rows shown here).
+# evaluation set and the noise seed (left out of the first rows shown here), and by the
+# precision of the forward passes (`eval_precision`).
 
 # %%
 accuracy = evaluation.evaluate(networks, images, seed=noise_seed, batch_size=eval_batch_size, device=target,
                                out=paths["accuracy"], weights=report.weight_hashes(catalog), precision=eval_precision)
-accuracy.head()[["net_id", "manipulation", "level", "accuracy", "n_images"]]
+accuracy.head()[["net_id", "manipulation", "level", "accuracy", "n_images", "precision"]]
 
 # %% [markdown]
 # ## Where this run stands
