@@ -81,9 +81,9 @@ def main() -> None:
         timings[precision] = time.perf_counter() - started
         label = f"engine, {precision}"
         print(f"{label:34s} {timings[precision]:7.2f} s   mean accuracy {table['accuracy'].mean():.4f}")
-    same = (bits["float32"].boolean() == bits["bfloat16"].boolean()).mean()
+    same = bits["float32"].boolean() == bits["bfloat16"].boolean()
     print(f"float32 / bfloat16 (speed-up) = {timings['float32'] / timings['bfloat16']:.2f}×; "
-          f"the same correctness for {same:.2%} of {bits['float32'].boolean().size:,} (network, cell, image)")
+          f"the same correctness for {same.mean():.2%} of {same.size:,} (network, cell, image)")
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def rows(checkpoints: Path, results: Path, full_test: str | None = None) -> list
     images = int(accuracy["n_images"].max())  # several evaluation sets: the largest, as chapter 3's profile asks
     accuracy = accuracy[accuracy["n_images"] == images]
     clean, vi = evaluation.clean_accuracy(accuracy), evaluation.visual_intelligence(accuracy)
-    precision = "/".join(sorted(set(accuracy["precision"]))) if "precision" in accuracy else "float32"
+    precision = "/".join(sorted(set(evaluation.with_precision(accuracy)["precision"])))
     on = f" ({images:,} test images per cell, {precision})"
     out = [("base clean accuracy" + on, _spread(clean[clean.index.isin(bases)]), PAPER["clean"])]
     if full_test:

@@ -28,12 +28,18 @@ from .progress import tqdm
 from .training import PRECISIONS, mixed_precision
 
 __all__ = ["accuracy_vectors", "clean_accuracy", "evaluate", "hardest_manipulation", "images_per_cell",
-           "network_table", "per_manipulation", "visual_intelligence"]
+           "network_table", "per_manipulation", "visual_intelligence", "with_precision"]
 
 # Tables written before the precision column existed were all made in float32
 BEFORE_PRECISION = {"precision": "float32"}
 COLUMNS = ["net_id", "weights_sha256", "eval_set", "noise_seed", "precision", "manipulation", "level", "accuracy",
            "top5", "n_images"]
+
+
+def with_precision(table: pd.DataFrame) -> pd.DataFrame:
+    """An accuracy or correctness table with its ``precision`` column: one written before
+    rows named their precision was made in float32 (:data:`BEFORE_PRECISION`)."""
+    return table.assign(**{column: value for column, value in BEFORE_PRECISION.items() if column not in table})
 
 
 def _level_key(level: float | Sequence[float]) -> float:
@@ -156,13 +162,13 @@ def _evaluate_cell(models: Mapping[str, nn.Module], dataset, name: str, level, s
         x = images.to(device, non_blocking=True).float().div_(255)
         x = apply(x, name, level, seed=seed, index=index).contiguous(memory_format=torch.channels_last)
         labels = labels.to(device)
-        for key, model in models.items():
-            with mixed_precision(precision, device):
+        with mixed_precision(precision, device):  # the forwards only: blur's convolution stays float32
+            for key, model in models.items():
                 logits = model(x).float()
-            hits[key].append((logits.argmax(1) == labels).cpu())
-            if top5:
-                best = logits.topk(min(5, logits.shape[1]), dim=1).indices
-                correct5[key] += int((best == labels[:, None]).any(1).sum())
+                hits[key].append((logits.argmax(1) == labels).cpu())
+                if top5:
+                    best = logits.topk(min(5, logits.shape[1]), dim=1).indices
+                    correct5[key] += int((best == labels[:, None]).any(1).sum())
         total += len(labels)
     if total == 0:
         raise ValueError("The evaluation dataset is empty.")

@@ -144,10 +144,7 @@ def vi_in_both_chapters(results: dict, chapter3_accuracy: pd.DataFrame, parent_i
     precision_chapter3 (the forward passes' arithmetic). With the same images, noise seed
     and precision the two VIs are one measurement made twice."""
     here = results["accuracy"].replace({"net_id": {"parent": parent_id, "child": child_id}})
-    # a chapter-3 table from before rows named their precision was made in float32
-    chapter3_accuracy = chapter3_accuracy.assign(**{column: value for column, value in
-                                                    evaluation.BEFORE_PRECISION.items()
-                                                    if column not in chapter3_accuracy})
+    chapter3_accuracy = evaluation.with_precision(chapter3_accuracy)
     rows = []
     for net_id in (parent_id, child_id):
         mine = here[here["net_id"] == net_id]
