@@ -52,7 +52,13 @@ QUADRANT_NAMES = {q: q.replace("_", " ") for q in QUADRANTS}
 UNDEFINED = "undefined"
 CONSTANT_RTOL = 1e-9  # a vector whose std is below this fraction of its largest |value| is constant
 KAPPA_CHUNK_WORDS = 512  # 64-bit words (32,768 trials) of every network at a time: 1.3 MB for 329, in cache
-KAPPA_LISTED = 10  # the NaN warning names at most this many pairs
+WARN_LISTED = 10  # a NaN warning names at most this many networks or pairs (329 networks make a page of ids)
+
+
+def _listed(names: list[str]) -> str:
+    """The first ``WARN_LISTED`` names, comma-separated, then "and K more" for the rest."""
+    more = len(names) - WARN_LISTED
+    return ", ".join(names[:WARN_LISTED]) + (f" and {more} more" if more > 0 else "")
 
 
 def compatibility(acc_table: pd.DataFrame, metric: str = "accuracy", relative: bool = False) -> pd.DataFrame:
@@ -76,7 +82,7 @@ def compatibility(acc_table: pd.DataFrame, metric: str = "accuracy", relative: b
     A vector that is constant up to float rounding (std ≤ ``CONSTANT_RTOL`` × its largest
     |value|, e.g. 0.1 in every cell; for ``relative`` the scale also covers the cell
     means, whose rounding the difference carries) has no correlation: its row and column
-    are NaN, with a warning naming the network.
+    are NaN, with one warning naming the networks (the first ``WARN_LISTED``).
     """
     vectors = accuracy_vectors(acc_table, metric)
     values = vectors.to_numpy(dtype=float)
@@ -96,7 +102,7 @@ def compatibility(acc_table: pd.DataFrame, metric: str = "accuracy", relative: b
     if constant.any():
         kind = "relative accuracy vector (accuracy minus the population mean)" if relative else "accuracy vector"
         warnings.warn(f"Compatibility is undefined (NaN) for networks with a constant {kind}: "
-                      f"{', '.join(str(i) for i in vectors.index[constant])}.", RuntimeWarning, stacklevel=2)
+                      f"{_listed([str(i) for i in vectors.index[constant]])}.", RuntimeWarning, stacklevel=2)
     with np.errstate(invalid="ignore", divide="ignore"):
         centred = values - values.mean(axis=1, keepdims=True)
         norms = np.linalg.norm(centred, axis=1)
@@ -116,13 +122,11 @@ def _trials(correct, name: str) -> np.ndarray:
 
 
 def _undefined_warning(pairs: list[str]) -> None:
-    """One warning for every pair whose κ is NaN (the first ``KAPPA_LISTED`` named)."""
+    """One warning for every pair whose κ is NaN (the first ``WARN_LISTED`` named)."""
     if not pairs:
         return
-    listed = ", ".join(pairs[:KAPPA_LISTED]) + (f" and {len(pairs) - KAPPA_LISTED} more"
-                                                 if len(pairs) > KAPPA_LISTED else "")
     warnings.warn(f"Error consistency is undefined (NaN) where both networks are always right or both always "
-                  f"wrong (c_exp = 1): {listed}.", RuntimeWarning, stacklevel=3)
+                  f"wrong (c_exp = 1): {_listed(pairs)}.", RuntimeWarning, stacklevel=3)
 
 
 def error_consistency(correct_a, correct_b, names: tuple[str, str] | None = None) -> float:
@@ -232,7 +236,7 @@ def error_consistency_matrix(correctness: Correctness, cells=None,
     Returns DataFrames indexed by ``correctness.ids`` both ways; the diagonal is 1.
     Where c_exp = 1 (both always right or both always wrong over the pooled trials, a
     constant network with itself included) κ is NaN, with one RuntimeWarning naming the
-    pairs (the first ``KAPPA_LISTED``). Vectorised: popcounts of the packed bits, a loop
+    pairs (the first ``WARN_LISTED``). Vectorised: popcounts of the packed bits, a loop
     over networks only; memory beyond the bits ≈ two copies of them plus N × 4 KiB.
     """
     for field in ("ids", "cells", "bits", "n_images"):

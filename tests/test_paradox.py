@@ -36,6 +36,15 @@ def test_compatibility_is_nan_for_a_vector_constant_up_to_rounding():
     assert np.isfinite(comp.loc["a", "b"]) and comp.loc["b", "b"] == pytest.approx(1)
 
 
+def test_constant_vector_warning_names_the_first_ten_and_counts_the_rest():
+    rng = np.random.default_rng(1)
+    vectors = {f"flat{i:02d}": [0.1] * 4 for i in range(12)} | {"a": rng.uniform(size=4), "b": rng.uniform(size=4)}
+    with pytest.warns(RuntimeWarning, match=r"vector: flat00, flat01, .*, flat09 and 2 more\.$") as caught:
+        comp = paradox.compatibility(table(vectors))
+    assert "flat10" not in str(caught[0].message)  # named only in the count
+    assert comp.loc["flat11"].isna().all() and np.isfinite(comp.loc["a", "b"])
+
+
 def test_difference_pairs_and_quadrants():
     ids = ["p", "c1", "c2", "u"]
     comp = pd.DataFrame(np.array([[1, 0.2, 0.9, 0.95], [0.2, 1, 0.3, 0.1], [0.9, 0.3, 1, 0.8], [0.95, 0.1, 0.8, 1]]),
