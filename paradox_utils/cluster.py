@@ -39,7 +39,7 @@ from .checkpoints import CheckpointWriteError
 from .files import lock_handle
 from .population import NetworkSpec, descendants, scan_catalog, write_catalog
 from .progress import tqdm
-from .runtime import tune_allocator
+from .runtime import available_cores, tune_allocator
 from .training import GROUP_FREE, TrainConfig, train_group
 
 __all__ = ["SCHEDULER_WORDS", "check_scheduler", "group_jobs", "make_client", "run_population", "slurm_cluster",
@@ -136,7 +136,7 @@ def make_client(scheduler: str, workers: int | None = None, cluster_options: dic
     from distributed import Client, LocalCluster
 
     if scheduler == "local":
-        n = workers or max(1, os.cpu_count() or 1)
+        n = workers or available_cores()
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, host="127.0.0.1",
                                dashboard_address=None, processes=True, **(cluster_options or {}))
         return Client(cluster)

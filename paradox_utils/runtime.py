@@ -10,7 +10,7 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["configure", "pick_device", "tune_allocator"]
+__all__ = ["available_cores", "configure", "default_threads", "pick_device", "tune_allocator"]
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
 
@@ -35,10 +35,25 @@ def tune_allocator() -> bool:
     return bool(ok)
 
 
+def available_cores() -> int:
+    """The cores this process may run on: its CPU affinity where the OS reports one (a
+    ``taskset``, a SLURM job's allocation), else every core of the machine."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def default_threads() -> int:
+    """Torch's CPU threads unless told otherwise: ``OMP_NUM_THREADS`` when the user set it
+    (a positive integer), else :func:`available_cores`."""
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else available_cores()
+
+
 def configure(threads: int | None = None, seed: int | None = None) -> dict:
-    """Set torch's CPU threads (default: all cores), tune the allocator and, if given,
-    seed every RNG."""
-    threads = threads or os.cpu_count() or 1
+    """Set torch's CPU threads (default: :func:`default_threads`), tune the allocator and,
+    if given, seed every RNG."""
+    threads = threads or default_threads()
     torch.set_num_threads(threads)
     tune_allocator()
     if seed is not None:

@@ -33,6 +33,7 @@ from .data import ImageSet, load_cifar10, load_imagenet, stratified_subset
 from .distortions import ManipulationAugment
 from .models import ARCHITECTURES, INITIALISERS, build, conv_layers, num_classes
 from .progress import tqdm
+from .runtime import available_cores
 from .stacking import StackedNetworks
 
 __all__ = ["GROUP_FREE", "PRECISIONS", "SPEED_SWITCHES", "TrainConfig", "TrainingData", "config_differences",
@@ -270,7 +271,7 @@ def _batches(dataset, batch_size: int, generator: torch.Generator, device) -> An
             yield dataset.images[rows].to(device).float().div_(255), dataset.labels[rows].to(device)
         return
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator,
-                                         num_workers=min(8, os.cpu_count() or 1), drop_last=True)
+                                         num_workers=min(8, available_cores()), drop_last=True)
     for images, labels, _ in loader:
         yield images.to(device).float().div_(255), labels.to(device)
 
