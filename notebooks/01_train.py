@@ -50,7 +50,7 @@ workers: int = 0  # Dask workers of a local or slurm cluster (0: one per core, o
 device: str = "auto"  # torch device to train on (auto: a GPU when present, else the CPU)
 group_size: int = 1  # networks trained at once, stacked (for GPUs; 1 is fastest on a CPU)
 cluster_options: dict = {}  # scheduler slurm: SLURMCluster settings (queue, cores, memory, walltime …)
-retrain: list = []  # ids whose finished checkpoints are trained again (with their offspring)
+retrain: list = []  # ids whose finished checkpoints are trained again (with their offspring); ["all"]: every one
 base_common: dict = {"epochs": 2, "val_per_class": 50, "batch_size": 128, "optimiser": "sgd", "nesterov": True,
                      "momentum": 0.9, "schedule": "onecycle", "time_decay": 0.0, "l2": 0.00025,
                      "label_smoothing": 0.1,

@@ -37,7 +37,7 @@ import torch
 
 from .checkpoints import CheckpointWriteError
 from .files import lock_handle
-from .population import NetworkSpec, descendants, scan_catalog, write_catalog
+from .population import NetworkSpec, descendants, expand_retrain, scan_catalog, write_catalog
 from .progress import tqdm
 from .runtime import available_cores, tune_allocator
 from .training import GROUP_FREE, TrainConfig, train_group
@@ -236,6 +236,7 @@ def run_population(specs: list[NetworkSpec], checkpoint_dir: str | os.PathLike, 
     for spec in specs:
         if spec.parent is not None and spec.parent not in ids:
             raise ValueError(f"Network {spec.net_id} names parent {spec.parent}, which is not in the population.")
+    retrain = expand_retrain(specs, retrain)
     if unknown := [r for r in retrain if r not in ids]:
         raise ValueError(f"--retrain names {', '.join(unknown)}, not in this population "
                          f"(its networks: {', '.join(sorted(ids)[:8])}{' …' if len(ids) > 8 else ''}).")
@@ -299,7 +300,8 @@ def _prepare(specs: list[NetworkSpec], checkpoint_dir: Path, retrain: list[str])
         more = f" (and {len(stale) - 1} more: {', '.join(stale['net_id'][1:6])})" if len(stale) > 1 else ""
         raise ValueError(f"The checkpoint of {first.net_id} in {checkpoint_dir} was {first.error}{more}, so it does "
                          f"not match this profile; use a new profile name (a new checkpoint folder), or train it "
-                         f"again with --retrain {first.net_id} (its offspring are retrained too).")
+                         f"again with --retrain {first.net_id} (its offspring are retrained too)"
+                         f"{'; --retrain all trains every network again' if len(stale) > 1 else ''}.")
     corrupt = catalog[catalog["status"] == "corrupt"]
     for row in corrupt.itertuples():
         warnings.warn(f"{row.error} {row.net_id} is trained again.", RuntimeWarning, stacklevel=3)

@@ -18,6 +18,7 @@ import json
 import os
 import random
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,9 @@ from .files import write_table
 from .training import TrainConfig, config_differences
 
 __all__ = [
-    "GROUP_KEYS", "NetworkSpec", "STATUSES", "assign_augmentations", "base_specs", "build_population", "catalog_path",
-    "descendants", "finetune_specs", "from_parameters", "listing", "offspring_specs", "read_catalog", "retrain_for",
-    "scan_catalog", "specs_from_catalog", "summary", "training_images", "write_catalog",
+    "GROUP_KEYS", "NetworkSpec", "RETRAIN_ALL", "STATUSES", "assign_augmentations", "base_specs", "build_population",
+    "catalog_path", "descendants", "expand_retrain", "finetune_specs", "from_parameters", "listing", "offspring_specs",
+    "read_catalog", "retrain_for", "scan_catalog", "specs_from_catalog", "summary", "training_images", "write_catalog",
 ]
 
 
@@ -256,12 +257,21 @@ def descendants(specs: list[NetworkSpec], ids: list[str]) -> list[str]:
     return [s.net_id for s in specs if s.net_id in chosen]
 
 
-def retrain_for(specs: list[NetworkSpec], retrain: list[str], kind: str) -> list[str]:
+RETRAIN_ALL = "all"  # ``--retrain all``: every network of the population
+
+
+def expand_retrain(specs: list[NetworkSpec], retrain: Sequence[str]) -> list[str]:
+    """``retrain`` as network ids: the word ``all`` stands for every network of ``specs``."""
+    return [s.net_id for s in specs] if RETRAIN_ALL in retrain else list(retrain)
+
+
+def retrain_for(specs: list[NetworkSpec], retrain: Sequence[str], kind: str) -> list[str]:
     """The networks of ``kind`` among ``specs`` to train again when ``retrain`` names some
-    networks of the population: those named and every offspring of a named one. Chapter 1
-    retrains named bases; chapter 2 their offspring and named offspring — never a base again."""
+    networks of the population (or is ``["all"]``): those named and every offspring of a
+    named one. Chapter 1 retrains named bases; chapter 2 their offspring and named
+    offspring — never a base again."""
     kinds = {s.net_id: s.kind for s in specs}
-    return [n for n in descendants(specs, list(retrain)) if kinds.get(n) == kind]
+    return [n for n in descendants(specs, expand_retrain(specs, retrain)) if kinds.get(n) == kind]
 
 
 def catalog_path(checkpoint_dir: str | os.PathLike) -> Path:

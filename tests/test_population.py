@@ -3,6 +3,7 @@ import signal
 import threading
 import time
 
+import pandas as pd
 import pytest
 
 from paradox_utils import checkpoints
@@ -129,6 +130,22 @@ def test_edited_settings_are_refused_before_any_work_then_retrained_on_request(t
     assert meta["parent_sha256"] == checkpoints.load_metadata(tmp_path / "b000")["sha256"]
     with pytest.raises(ValueError, match="--retrain names b999"):
         run_population(edited, tmp_path, scheduler="serial", progress=False, retrain=["b999"])
+    before = {n: checkpoints.load_metadata(tmp_path / n)["sha256"] for n in first}
+    catalog = run_population(_tiny(lr=1e-3, epochs=2), tmp_path, scheduler="serial", progress=False, retrain=["all"])
+    assert list(catalog["status"]) == ["done", "done"]
+    assert all(checkpoints.load_metadata(tmp_path / n)["sha256"] != before[n] for n in first)  # both trained again
+
+
+def test_refusing_several_stale_checkpoints_offers_retrain_all(tmp_path, monkeypatch):
+    import paradox_utils.cluster as cluster
+
+    specs = _tiny()
+    stale = pd.DataFrame({"net_id": [s.net_id for s in specs], "status": "stale",
+                          "error": "trained with other settings (lr)"})
+    monkeypatch.setattr(cluster, "scan_catalog", lambda specs, folder: stale)
+    with pytest.raises(ValueError, match=r"b000 .*\(and 1 more: b000-ft-all\).*--retrain all trains every network "
+                                         r"again\.$"):
+        run_population(specs, tmp_path, scheduler="serial", progress=False)
 
 
 def test_speed_switches_are_not_part_of_a_networks_identity(tmp_path):
@@ -205,3 +222,5 @@ def test_retrain_for_splits_the_named_networks_between_the_chapters():
     assert retrain_for(specs, ["b000"], "finetune") == ["b000-ft-all", "b000-ft-none"]  # the base is not trained twice
     assert retrain_for(specs, ["b001-ft-none"], "base") == []  # chapter 1 has nothing to retrain
     assert retrain_for(specs, ["b001-ft-none"], "finetune") == ["b001-ft-none"]
+    bases, offspring = ([s.net_id for s in specs if s.kind == k] for k in ("base", "finetune"))
+    assert retrain_for(specs, ["all"], "base") == bases and retrain_for(specs, ["all"], "finetune") == offspring
