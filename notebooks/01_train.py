@@ -46,11 +46,11 @@ dataset: str = "cifar10"  # cifar10 or imagenet
 checkpoint_dir: str = ""  # where the checkpoints go ("": checkpoints/<profile>)
 results_dir: str = ""  # where the result tables go ("": data/results/<profile>)
 scheduler: str = "auto"  # auto, serial, local, slurm, or a running Dask scheduler's address tcp://host:8786
-workers: int = 0  # Dask workers of a local or slurm cluster (0: one per core, or one slurm job)
+workers: int = 0  # Dask workers of a local or slurm cluster (0: one per available core, or one slurm job)
 device: str = "auto"  # torch device to train on (auto: a GPU when present, else the CPU)
 group_size: int = 1  # networks trained at once, stacked (for GPUs; 1 is fastest on a CPU)
 cluster_options: dict = {}  # scheduler slurm: SLURMCluster settings (queue, cores, memory, walltime …)
-retrain: list = []  # ids whose finished checkpoints are trained again (with their offspring); ["all"]: every one
+retrain: list = []  # ids whose finished checkpoints are trained again (with their offspring); "stale": all that differ
 base_common: dict = {"epochs": 2, "val_per_class": 50, "batch_size": 128, "optimiser": "sgd", "nesterov": True,
                      "momentum": 0.9, "schedule": "onecycle", "time_decay": 0.0, "l2": 0.00025,
                      "label_smoothing": 0.1,

@@ -3,8 +3,8 @@
 ``scheduler``:
 
 * ``"serial"`` — in this process, one network after another;
-* ``"local"`` — a ``distributed.LocalCluster`` on 127.0.0.1 sized to the machine
-  (one single-threaded worker per core), the default for more than one network;
+* ``"local"`` — a ``distributed.LocalCluster`` on 127.0.0.1, one single-threaded worker
+  per core this process may use (its CPU affinity), the default for more than one network;
 * ``"slurm"`` — a ``dask_jobqueue.SLURMCluster`` (:func:`slurm_cluster`): ``workers``
   SLURM jobs, each one single-threaded Dask worker per core it asks for;
 * any other string — the address of a running scheduler (``tcp://host:8786``).
@@ -37,7 +37,7 @@ import torch
 
 from .checkpoints import CheckpointWriteError
 from .files import lock_handle
-from .population import NetworkSpec, descendants, expand_retrain, scan_catalog, write_catalog
+from .population import RETRAIN_STALE, NetworkSpec, descendants, named_ids, scan_catalog, write_catalog
 from .progress import tqdm
 from .runtime import available_cores, tune_allocator
 from .training import GROUP_FREE, TrainConfig, train_group
@@ -132,7 +132,8 @@ def check_scheduler(scheduler: str | None) -> str | None:
 
 def make_client(scheduler: str, workers: int | None = None, cluster_options: dict | None = None):
     """A ``distributed.Client`` for ``scheduler`` ("local", "slurm" or an address).
-    ``workers``: worker processes for "local", SLURM jobs for "slurm" (default 1)."""
+    ``workers``: worker processes for "local" (default :func:`~paradox_utils.runtime.available_cores`),
+    SLURM jobs for "slurm" (default 1)."""
     from distributed import Client, LocalCluster
 
     if scheduler == "local":
@@ -222,8 +223,10 @@ def run_population(specs: list[NetworkSpec], checkpoint_dir: str | os.PathLike, 
     Finished checkpoints are skipped; unfinished ones resume; corrupt ones are trained
     again (with a warning). A finished checkpoint made with other settings than its
     spec (or from a parent retrained since) is refused before any work, unless its id
-    is in ``retrain``: those networks and their offspring are trained again from
-    scratch. ``client``: an existing ``distributed.Client`` (then ``scheduler`` is
+    is in ``retrain`` (or ``retrain`` holds the word ``stale``: every such checkpoint):
+    those networks and their offspring are trained again from scratch — named ids on
+    every call, so a rerun with the same ids starts them over; ``stale`` only while they
+    do not match, so a rerun after a kill resumes. ``client``: an existing ``distributed.Client`` (then ``scheduler`` is
     ignored). ``group_size``: train up to that many compatible networks at once,
     stacked into one wide network (:func:`group_jobs`) — for accelerators; on a CPU
     one at a time is fastest. A checkpoint that cannot be written stops the run
@@ -236,11 +239,10 @@ def run_population(specs: list[NetworkSpec], checkpoint_dir: str | os.PathLike, 
     for spec in specs:
         if spec.parent is not None and spec.parent not in ids:
             raise ValueError(f"Network {spec.net_id} names parent {spec.parent}, which is not in the population.")
-    retrain = expand_retrain(specs, retrain)
-    if unknown := [r for r in retrain if r not in ids]:
+    if unknown := [r for r in named_ids(retrain) if r not in ids]:
         raise ValueError(f"--retrain names {', '.join(unknown)}, not in this population "
                          f"(its networks: {', '.join(sorted(ids)[:8])}{' …' if len(ids) > 8 else ''}).")
-    catalog = _prepare(specs, checkpoint_dir, descendants(specs, list(retrain)))
+    catalog = _prepare(specs, checkpoint_dir, retrain)
     todo = [s for s, status in zip(specs, catalog["status"], strict=True) if status != "done"]
     groups = group_jobs(todo, group_size)
     if scheduler is None:
@@ -290,10 +292,13 @@ def _finished(bar, catalog: pd.DataFrame, group: list[NetworkSpec]) -> None:
         bar.update(1)
 
 
-def _prepare(specs: list[NetworkSpec], checkpoint_dir: Path, retrain: list[str]) -> pd.DataFrame:
-    """The catalog before any work: refuses stale checkpoints not named in ``retrain``,
-    removes the checkpoints of ``retrain`` and corrupt ones, so they are trained anew."""
+def _prepare(specs: list[NetworkSpec], checkpoint_dir: Path, retrain: Sequence[str]) -> pd.DataFrame:
+    """The catalog before any work: refuses stale checkpoints not named in ``retrain``
+    (ids, or the word ``stale`` for all of them), removes the checkpoints of the named
+    networks, their offspring and corrupt ones, so they are trained anew."""
     catalog = scan_catalog(specs, checkpoint_dir)
+    stale_ids = list(catalog.loc[catalog["status"] == "stale", "net_id"]) if RETRAIN_STALE in retrain else []
+    retrain = descendants(specs, [*named_ids(retrain), *stale_ids])
     stale = catalog[(catalog["status"] == "stale") & ~catalog["net_id"].isin(retrain)]
     if len(stale):
         first = stale.iloc[0]
@@ -301,7 +306,7 @@ def _prepare(specs: list[NetworkSpec], checkpoint_dir: Path, retrain: list[str])
         raise ValueError(f"The checkpoint of {first.net_id} in {checkpoint_dir} was {first.error}{more}, so it does "
                          f"not match this profile; use a new profile name (a new checkpoint folder), or train it "
                          f"again with --retrain {first.net_id} (its offspring are retrained too)"
-                         f"{'; --retrain all trains every network again' if len(stale) > 1 else ''}.")
+                         f"{'; --retrain stale retrains every network that does not match' if len(stale) > 1 else ''}.")
     corrupt = catalog[catalog["status"] == "corrupt"]
     for row in corrupt.itertuples():
         warnings.warn(f"{row.error} {row.net_id} is trained again.", RuntimeWarning, stacklevel=3)

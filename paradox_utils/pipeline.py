@@ -233,7 +233,7 @@ def check_run(values: dict[str, Any], defaults: dict[str, Any], chapters: tuple[
     every network's training config (nested settings through ``TrainConfig``'s own
     validation), the ``retrain`` ids, and that the output folders are writable."""
     from .cluster import check_scheduler
-    from .population import RETRAIN_ALL, from_parameters
+    from .population import from_parameters, named_ids
 
     merged = {**defaults, **values}
     check_scheduler(merged.get("scheduler"))
@@ -248,7 +248,7 @@ def check_run(values: dict[str, Any], defaults: dict[str, Any], chapters: tuple[
     if "01_train" in chapters or "02_finetune" in chapters:
         specs = from_parameters(merged)
         ids = {s.net_id for s in specs}
-        if unknown := [r for r in merged.get("retrain", []) if r not in ids | {RETRAIN_ALL}]:
+        if unknown := [r for r in named_ids(merged.get("retrain", [])) if r not in ids]:
             raise ValueError(f"--retrain names {', '.join(unknown)}, not in this profile's population.")
     paths = chapter_paths(merged["profile"], merged.get("checkpoint_dir", ""), merged.get("results_dir", ""))
     for folder in {paths["checkpoints"], paths["results"]}:
@@ -549,9 +549,10 @@ def main(argv: list[str] | None = None) -> int:
                                  "(-p workers N) is the number of SLURM jobs kept running (default 1)")
     run_parser.add_argument("--output-dir", default=None, metavar="DIR",
                             help="write the executed chapters here (default book/chapters)")
-    run_parser.add_argument("--retrain", action="append", default=[], metavar="ID",
-                            help="train this network again although its checkpoint is finished (its offspring "
-                                 "too); repeatable; --retrain all trains every network of the profile again")
+    run_parser.add_argument("--retrain", action="append", default=[], metavar="ID|stale",
+                            help="train this network again from scratch although its checkpoint is finished (its "
+                                 "offspring too); repeatable. stale: every network whose checkpoint does not match "
+                                 "the profile (safe to repeat: after a kill, the rerun resumes)")
     run_parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                             help="override one chapter parameter (VALUE is YAML: 3, 0.1, [a, b], {epochs: 2}); "
                                  "repeatable, validated like a profile")

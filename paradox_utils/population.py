@@ -30,8 +30,8 @@ from .files import write_table
 from .training import TrainConfig, config_differences
 
 __all__ = [
-    "GROUP_KEYS", "NetworkSpec", "RETRAIN_ALL", "STATUSES", "assign_augmentations", "base_specs", "build_population",
-    "catalog_path", "descendants", "expand_retrain", "finetune_specs", "from_parameters", "listing", "offspring_specs",
+    "GROUP_KEYS", "NetworkSpec", "RETRAIN_STALE", "STATUSES", "assign_augmentations", "base_specs", "build_population",
+    "catalog_path", "descendants", "finetune_specs", "from_parameters", "listing", "named_ids", "offspring_specs",
     "read_catalog", "retrain_for", "scan_catalog", "specs_from_catalog", "summary", "training_images", "write_catalog",
 ]
 
@@ -257,21 +257,26 @@ def descendants(specs: list[NetworkSpec], ids: list[str]) -> list[str]:
     return [s.net_id for s in specs if s.net_id in chosen]
 
 
-RETRAIN_ALL = "all"  # ``--retrain all``: every network of the population
+# ``--retrain stale``: every network whose checkpoint does not match its spec, found when the
+# checkpoints are scanned (cluster.run_population). Unlike a list of ids it is safe to repeat:
+# a network retrained since matches, so a rerun after a kill resumes instead of starting over.
+RETRAIN_STALE = "stale"
 
 
-def expand_retrain(specs: list[NetworkSpec], retrain: Sequence[str]) -> list[str]:
-    """``retrain`` as network ids: the word ``all`` stands for every network of ``specs``."""
-    return [s.net_id for s in specs] if RETRAIN_ALL in retrain else list(retrain)
+def named_ids(retrain: Sequence[str]) -> list[str]:
+    """The network ids of ``retrain``, without the word ``stale``."""
+    return [r for r in retrain if r != RETRAIN_STALE]
 
 
 def retrain_for(specs: list[NetworkSpec], retrain: Sequence[str], kind: str) -> list[str]:
     """The networks of ``kind`` among ``specs`` to train again when ``retrain`` names some
-    networks of the population (or is ``["all"]``): those named and every offspring of a
-    named one. Chapter 1 retrains named bases; chapter 2 their offspring and named
-    offspring — never a base again."""
+    networks of the population: those named and every offspring of a named one (then the
+    word ``stale``, if given, for :func:`~paradox_utils.cluster.run_population` to resolve).
+    Chapter 1 retrains named bases; chapter 2 their offspring and named offspring — never
+    a base again."""
     kinds = {s.net_id: s.kind for s in specs}
-    return [n for n in descendants(specs, expand_retrain(specs, retrain)) if kinds.get(n) == kind]
+    named = [n for n in descendants(specs, named_ids(retrain)) if kinds.get(n) == kind]
+    return named + [RETRAIN_STALE] * (RETRAIN_STALE in retrain)
 
 
 def catalog_path(checkpoint_dir: str | os.PathLike) -> Path:

@@ -45,8 +45,8 @@ def available_cores() -> int:
 
 def default_threads() -> int:
     """Torch's CPU threads unless told otherwise: ``OMP_NUM_THREADS`` when the user set it
-    (a positive integer), else :func:`available_cores`."""
-    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    (a positive integer; of a nested list "4,2" the outer level), else :func:`available_cores`."""
+    value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
     return int(value) if value.isdigit() and int(value) > 0 else available_cores()
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from paradox_utils import data
+from paradox_utils import data, runtime
 
 DATA_FIXTURES = {"cifar_source", "cifar_test", "cifar_train", "small_test", "imagenet_root"}
 
@@ -40,7 +40,7 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(autouse=True, scope="session")
 def _threads():
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.set_num_threads(min(2, runtime.available_cores()))
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -44,7 +44,9 @@ def test_profiles_validate(imagenet_root, tmp_path):
         assert values["profile"] == name
         folders = {"checkpoint_dir": str(tmp_path / name / "ck"), "results_dir": str(tmp_path / name / "res")}
         pipeline.check_run({**values, **folders}, defaults, ("01_train", "02_finetune"))
-    pipeline.check_run({**values, **folders, "retrain": ["all"]}, defaults, ("01_train",))  # the word, not an id
+        pipeline.check_run({**values, **folders, "retrain": ["stale"]}, defaults, ("01_train",))  # a word, not an id
+        with pytest.raises(ValueError, match="--retrain names b999,"):
+            pipeline.check_run({**values, **folders, "retrain": ["stale", "b999"]}, defaults, ("01_train",))
 
 
 @pytest.mark.parametrize("text,message", [("epochs_total: 3", "unknown keys \\['epochs_total'\\]"),

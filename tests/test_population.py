@@ -131,21 +131,30 @@ def test_edited_settings_are_refused_before_any_work_then_retrained_on_request(t
     with pytest.raises(ValueError, match="--retrain names b999"):
         run_population(edited, tmp_path, scheduler="serial", progress=False, retrain=["b999"])
     before = {n: checkpoints.load_metadata(tmp_path / n)["sha256"] for n in first}
-    catalog = run_population(_tiny(lr=1e-3, epochs=2), tmp_path, scheduler="serial", progress=False, retrain=["all"])
+    catalog = run_population(_tiny(lr=1e-3, epochs=2), tmp_path, scheduler="serial", progress=False,
+                             retrain=["stale"])
     assert list(catalog["status"]) == ["done", "done"]
-    assert all(checkpoints.load_metadata(tmp_path / n)["sha256"] != before[n] for n in first)  # both trained again
+    after = {n: checkpoints.load_metadata(tmp_path / n)["sha256"] for n in first}
+    assert all(after[n] != before[n] for n in first)  # both trained again
+    again = run_population(_tiny(lr=1e-3, epochs=2), tmp_path, scheduler="serial", progress=False,
+                           retrain=["stale"])  # repeated: nothing differs now, nothing is trained
+    assert list(again["status"]) == ["done", "done"]
+    assert {n: checkpoints.load_metadata(tmp_path / n)["sha256"] for n in first} == after
 
 
-def test_refusing_several_stale_checkpoints_offers_retrain_all(tmp_path, monkeypatch):
+@pytest.mark.parametrize("n_stale", [1, 2])
+def test_refusing_several_stale_checkpoints_offers_retrain_stale(tmp_path, monkeypatch, n_stale):
     import paradox_utils.cluster as cluster
 
     specs = _tiny()
-    stale = pd.DataFrame({"net_id": [s.net_id for s in specs], "status": "stale",
-                          "error": "trained with other settings (lr)"})
+    stale = pd.DataFrame({"net_id": [s.net_id for s in specs], "status": ["stale", "stale" if n_stale > 1 else "done"],
+                          "error": ["trained with other settings (lr)", "its parent b000 has been retrained since"]})
     monkeypatch.setattr(cluster, "scan_catalog", lambda specs, folder: stale)
-    with pytest.raises(ValueError, match=r"b000 .*\(and 1 more: b000-ft-all\).*--retrain all trains every network "
-                                         r"again\.$"):
+    with pytest.raises(ValueError, match=r"b000 .*--retrain b000 ") as refused:
         run_population(specs, tmp_path, scheduler="serial", progress=False)
+    offers = "(and 1 more: b000-ft-all)" in str(refused.value) and "--retrain stale retrains every network that " \
+        "does not match." in str(refused.value)
+    assert offers == (n_stale > 1)  # one stale network: its own id is the whole answer
 
 
 def test_speed_switches_are_not_part_of_a_networks_identity(tmp_path):
@@ -222,5 +231,5 @@ def test_retrain_for_splits_the_named_networks_between_the_chapters():
     assert retrain_for(specs, ["b000"], "finetune") == ["b000-ft-all", "b000-ft-none"]  # the base is not trained twice
     assert retrain_for(specs, ["b001-ft-none"], "base") == []  # chapter 1 has nothing to retrain
     assert retrain_for(specs, ["b001-ft-none"], "finetune") == ["b001-ft-none"]
-    bases, offspring = ([s.net_id for s in specs if s.kind == k] for k in ("base", "finetune"))
-    assert retrain_for(specs, ["all"], "base") == bases and retrain_for(specs, ["all"], "finetune") == offspring
+    assert retrain_for(specs, ["stale", "b000"], "base") == ["b000", "stale"]  # the word is resolved later
+    assert retrain_for(specs, ["stale"], "finetune") == ["stale"]
