@@ -319,7 +319,7 @@ def pair_table(similarities: Mapping[str, pd.DataFrame], parents: Mapping[str, s
     ids = [n for n in first.index if all(n in m.index for m in others)]
     left_out = sorted({str(n) for m in others for n in m.index} - {str(n) for n in ids})
     if left_out:
-        warnings.warn(f"pair_table leaves out networks missing from some matrix: {', '.join(left_out)}.",
+        warnings.warn(f"pair_table leaves out networks missing from some matrix: {_listed(left_out)}.",
                       RuntimeWarning, stacklevel=2)
     i, j = np.triu_indices(len(ids), 1)
     names = np.array(ids, dtype=object)
@@ -587,7 +587,7 @@ def with_behaviour(pairs: pd.DataFrame, behaviours: Mapping[str, pd.DataFrame]) 
     for name, matrix in behaviours.items():
         unknown = sorted({str(n) for n in (*pairs["a"], *pairs["b"])} - {str(n) for n in matrix.index})
         if unknown:
-            raise ValueError(f"The {name!r} matrix has no row for networks of the pair table: {', '.join(unknown)}.")
+            raise ValueError(f"The {name!r} matrix has no row for networks of the pair table: {_listed(unknown)}.")
         values = matrix.to_numpy(dtype=float)
         out[name] = values[matrix.index.get_indexer(pairs["a"]), matrix.columns.get_indexer(pairs["b"])]
     return out
@@ -601,7 +601,7 @@ def _complete_vectors(acc_table: pd.DataFrame, metric: str, what: str) -> pd.Dat
     gaps = vectors.index[vectors.isna().any(axis=1)]
     if len(gaps):
         raise ValueError(f"{what} needs every network in every cell; missing cells for: "
-                         f"{', '.join(str(i) for i in gaps)}.")
+                         f"{_listed([str(i) for i in gaps])}.")
     return vectors
 
 
