@@ -226,10 +226,11 @@ def run_population(specs: list[NetworkSpec], checkpoint_dir: str | os.PathLike, 
     is in ``retrain`` (or ``retrain`` holds the word ``stale``: every such checkpoint):
     those networks and their offspring are trained again from scratch — named ids on
     every call, so a rerun with the same ids starts them over; ``stale`` only while they
-    do not match, so a rerun after a kill resumes. ``client``: an existing ``distributed.Client`` (then ``scheduler`` is
-    ignored). ``group_size``: train up to that many compatible networks at once,
-    stacked into one wide network (:func:`group_jobs`) — for accelerators; on a CPU
-    one at a time is fastest. A checkpoint that cannot be written stops the run
+    do not match, so a rerun after a kill resumes. ``client``: an existing
+    ``distributed.Client`` (then ``scheduler`` is ignored). ``group_size``: train up to
+    that many compatible networks at once, stacked into one wide network
+    (:func:`group_jobs`) — for accelerators; on a CPU one at a time is fastest. A
+    checkpoint that cannot be written stops the run
     (:class:`~paradox_utils.checkpoints.CheckpointWriteError`).
     """
     scheduler = check_scheduler(scheduler)
@@ -297,9 +298,10 @@ def _prepare(specs: list[NetworkSpec], checkpoint_dir: Path, retrain: Sequence[s
     (ids, or the word ``stale`` for all of them), removes the checkpoints of the named
     networks, their offspring and corrupt ones, so they are trained anew."""
     catalog = scan_catalog(specs, checkpoint_dir)
-    stale_ids = list(catalog.loc[catalog["status"] == "stale", "net_id"]) if RETRAIN_STALE in retrain else []
-    retrain = descendants(specs, [*named_ids(retrain), *stale_ids])
-    stale = catalog[(catalog["status"] == "stale") & ~catalog["net_id"].isin(retrain)]
+    is_stale = catalog["status"] == "stale"
+    every_stale = list(catalog.loc[is_stale, "net_id"]) if RETRAIN_STALE in retrain else []
+    retrain = descendants(specs, [*named_ids(retrain), *every_stale])
+    stale = catalog[is_stale & ~catalog["net_id"].isin(retrain)]
     if len(stale):
         first = stale.iloc[0]
         more = f" (and {len(stale) - 1} more: {', '.join(stale['net_id'][1:6])})" if len(stale) > 1 else ""

@@ -276,7 +276,7 @@ def retrain_for(specs: list[NetworkSpec], retrain: Sequence[str], kind: str) -> 
     a base again."""
     kinds = {s.net_id: s.kind for s in specs}
     named = [n for n in descendants(specs, named_ids(retrain)) if kinds.get(n) == kind]
-    return named + [RETRAIN_STALE] * (RETRAIN_STALE in retrain)
+    return named + ([RETRAIN_STALE] if RETRAIN_STALE in retrain else [])
 
 
 def catalog_path(checkpoint_dir: str | os.PathLike) -> Path:
