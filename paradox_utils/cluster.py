@@ -38,8 +38,9 @@ import torch
 from .checkpoints import CheckpointWriteError
 from .files import lock_handle
 from .population import RETRAIN_STALE, NetworkSpec, descendants, named_ids, scan_catalog, write_catalog
-from .progress import tqdm
+from .progress import Makespan, elapsed, tqdm
 from .runtime import available_cores, tune_allocator
+from .sentences import listed
 from .training import GROUP_FREE, TrainConfig, train_group
 
 __all__ = ["SCHEDULER_WORDS", "check_scheduler", "group_jobs", "make_client", "run_population", "slurm_cluster",
@@ -241,8 +242,8 @@ def run_population(specs: list[NetworkSpec], checkpoint_dir: str | os.PathLike, 
         if spec.parent is not None and spec.parent not in ids:
             raise ValueError(f"Network {spec.net_id} names parent {spec.parent}, which is not in the population.")
     if unknown := [r for r in named_ids(retrain) if r not in ids]:
-        raise ValueError(f"--retrain names {', '.join(unknown)}, not in this population "
-                         f"(its networks: {', '.join(sorted(ids)[:8])}{' …' if len(ids) > 8 else ''}).")
+        raise ValueError(f"--retrain names {listed(unknown)}, not in this population "
+                         f"(its networks: {listed(sorted(ids))}).")
     catalog = _prepare(specs, checkpoint_dir, retrain)
     todo = [s for s, status in zip(specs, catalog["status"], strict=True) if status != "done"]
     groups = group_jobs(todo, group_size)
@@ -250,7 +251,8 @@ def run_population(specs: list[NetworkSpec], checkpoint_dir: str | os.PathLike, 
         scheduler = "local" if len(groups) > 1 else "serial"
     errors: dict[str, str] = {}
     if groups and scheduler == "serial" and client is None:
-        bar = tqdm(total=len(todo), desc="networks", disable=not progress, mininterval=0)
+        bar = tqdm(total=len(todo), desc="networks", disable=not progress, mininterval=0, own_eta=True)
+        clock = Makespan(len(groups), slots=1)
         for group in groups:
             if failed := [s.parent for s in group if s.parent in errors]:
                 errors.update({s.net_id: f"parent {failed[0]} failed" for s in group})
@@ -261,7 +263,7 @@ def run_population(specs: list[NetworkSpec], checkpoint_dir: str | os.PathLike, 
                     raise  # a full disk or a read-only folder is not one network's failure
                 except Exception as error:  # recorded in the catalog; the rest go on
                     errors.update({s.net_id: f"{type(error).__name__}: {error}" for s in group})
-            _finished(bar, write_catalog_of(specs, checkpoint_dir, errors), group)
+            _finished(bar, write_catalog_of(specs, checkpoint_dir, errors), group, clock.finished(slots=1))
         bar.close()
     elif groups:
         errors = _run_dask(groups, specs, checkpoint_dir, scheduler, workers, device, client, cluster_options,
@@ -278,18 +280,26 @@ def write_catalog_of(specs: list[NetworkSpec], checkpoint_dir: Path, errors: dic
     return catalog
 
 
-def _finished(bar, catalog: pd.DataFrame, group: list[NetworkSpec]) -> None:
-    """One bar update per network of a finished job, showing what it reached: in a batch
-    run each becomes a line "networks: 3/12 [elapsed<ETA, b002: 4 epochs, val acc 0.512, 145 s]"."""
+def _slots(client) -> int:
+    """How many jobs the cluster runs at once now: its workers' threads (at least one)."""
+    return max(1, sum(client.nthreads().values()))
+
+
+def _finished(bar, catalog: pd.DataFrame, group: list[NetworkSpec], left: float) -> None:
+    """One bar update per network of a finished job, showing what it reached and the time the
+    chapter has ``left`` (seconds, :class:`~paradox_utils.progress.Makespan`): in a batch run
+    each becomes a line "networks: 3/12 (25 %) [elapsed, b002: 4 epochs, val acc 0.512, 145 s;
+    about 12 min 3 s left]"."""
     rows = catalog.set_index("net_id")
+    eta = f"; about {elapsed(left)} left" if left > 0 else ""
     for spec in group:
         row = rows.loc[spec.net_id]
         if row.status == "done":
             epochs = f"{row.epochs_done} epoch{'s' if row.epochs_done != 1 else ''}"
             bar.set_postfix_str(f"{spec.net_id}: {epochs}, val acc {row.val_accuracy:.3f}, "
-                                f"{row.train_seconds:.0f} s", refresh=False)
+                                f"{row.train_seconds:.0f} s{eta}", refresh=False)
         else:
-            bar.set_postfix_str(f"{spec.net_id}: {row.status} {row.error}"[:80], refresh=False)
+            bar.set_postfix_str(f"{spec.net_id}: {row.status} {row.error}"[:80] + eta, refresh=False)
         bar.update(1)
 
 
@@ -304,7 +314,7 @@ def _prepare(specs: list[NetworkSpec], checkpoint_dir: Path, retrain: Sequence[s
     stale = catalog[is_stale & ~catalog["net_id"].isin(retrain)]
     if len(stale):
         first = stale.iloc[0]
-        more = f" (and {len(stale) - 1} more: {', '.join(stale['net_id'][1:6])})" if len(stale) > 1 else ""
+        more = f" (also stale: {listed(list(stale['net_id'][1:]))})" if len(stale) > 1 else ""
         raise ValueError(f"The checkpoint of {first.net_id} in {checkpoint_dir} was {first.error}{more}, so it does "
                          f"not match this profile; use a new profile name (a new checkpoint folder), or train it "
                          f"again with --retrain {first.net_id} (its offspring are retrained too)"
@@ -340,7 +350,9 @@ def _run_dask(groups, specs, checkpoint_dir, scheduler, workers, device, client,
             future_of.update({s.net_id: future for s in group})
         errors = {}
         members = {f.key: g for f, g in futures}
-        bar = tqdm(total=sum(len(g) for g in groups), desc="networks", disable=not progress, mininterval=0)
+        bar = tqdm(total=sum(len(g) for g in groups), desc="networks", disable=not progress, mininterval=0,
+                   own_eta=True)
+        clock = Makespan(len(groups), _slots(client))
         for future in as_completed([f for f, _ in futures]):
             if future.status == "error":
                 error = future.exception()
@@ -348,7 +360,8 @@ def _run_dask(groups, specs, checkpoint_dir, scheduler, workers, device, client,
                     raise error  # not one network's failure: stop (the finally closes the cluster)
                 errors.update({s.net_id: f"{type(error).__name__}: {error}" for s in members[future.key]})
             # the catalog follows the jobs, so a killed driver loses no record of finished networks
-            _finished(bar, write_catalog_of(specs, checkpoint_dir, errors), members[future.key])
+            _finished(bar, write_catalog_of(specs, checkpoint_dir, errors), members[future.key],
+                      clock.finished(_slots(client)))
         bar.close()
         return errors
     finally:

@@ -32,6 +32,7 @@ from scipy.stats import rankdata
 
 from .correctness import Correctness
 from .evaluation import accuracy_vectors
+from .sentences import listed
 
 __all__ = [
     "QUADRANTS", "QUADRANT_NAMES", "behaviour_nulls", "bootstrap_correlation", "compatibility", "compatibility_null",
@@ -52,13 +53,6 @@ QUADRANT_NAMES = {q: q.replace("_", " ") for q in QUADRANTS}
 UNDEFINED = "undefined"
 CONSTANT_RTOL = 1e-9  # a vector whose std is below this fraction of its largest |value| is constant
 KAPPA_CHUNK_WORDS = 512  # 64-bit words (32,768 trials) of every network at a time: 1.3 MB for 329, in cache
-WARN_LISTED = 10  # a NaN warning names at most this many networks or pairs (329 networks make a page of ids)
-
-
-def _listed(names: list[str]) -> str:
-    """The first ``WARN_LISTED`` names, comma-separated, then "and K more" for the rest."""
-    more = len(names) - WARN_LISTED
-    return ", ".join(names[:WARN_LISTED]) + (f" and {more} more" if more > 0 else "")
 
 
 def compatibility(acc_table: pd.DataFrame, metric: str = "accuracy", relative: bool = False) -> pd.DataFrame:
@@ -82,7 +76,7 @@ def compatibility(acc_table: pd.DataFrame, metric: str = "accuracy", relative: b
     A vector that is constant up to float rounding (std ≤ ``CONSTANT_RTOL`` × its largest
     |value|, e.g. 0.1 in every cell; for ``relative`` the scale also covers the cell
     means, whose rounding the difference carries) has no correlation: its row and column
-    are NaN, with one warning naming the networks (the first ``WARN_LISTED``).
+    are NaN, with one warning naming the networks (the first ``sentences.LISTED``).
     """
     vectors = accuracy_vectors(acc_table, metric)
     values = vectors.to_numpy(dtype=float)
@@ -102,7 +96,7 @@ def compatibility(acc_table: pd.DataFrame, metric: str = "accuracy", relative: b
     if constant.any():
         kind = "relative accuracy vector (accuracy minus the population mean)" if relative else "accuracy vector"
         warnings.warn(f"Compatibility is undefined (NaN) for networks with a constant {kind}: "
-                      f"{_listed([str(i) for i in vectors.index[constant]])}.", RuntimeWarning, stacklevel=2)
+                      f"{listed([str(i) for i in vectors.index[constant]])}.", RuntimeWarning, stacklevel=2)
     with np.errstate(invalid="ignore", divide="ignore"):
         centred = values - values.mean(axis=1, keepdims=True)
         norms = np.linalg.norm(centred, axis=1)
@@ -122,11 +116,11 @@ def _trials(correct, name: str) -> np.ndarray:
 
 
 def _undefined_warning(pairs: list[str]) -> None:
-    """One warning for every pair whose κ is NaN (the first ``WARN_LISTED`` named)."""
+    """One warning for every pair whose κ is NaN (the first ``sentences.LISTED`` named)."""
     if not pairs:
         return
     warnings.warn(f"Error consistency is undefined (NaN) where both networks are always right or both always "
-                  f"wrong (c_exp = 1): {_listed(pairs)}.", RuntimeWarning, stacklevel=3)
+                  f"wrong (c_exp = 1): {listed(pairs)}.", RuntimeWarning, stacklevel=3)
 
 
 def error_consistency(correct_a, correct_b, names: tuple[str, str] | None = None) -> float:
@@ -236,7 +230,7 @@ def error_consistency_matrix(correctness: Correctness, cells=None,
     Returns DataFrames indexed by ``correctness.ids`` both ways; the diagonal is 1.
     Where c_exp = 1 (both always right or both always wrong over the pooled trials, a
     constant network with itself included) κ is NaN, with one RuntimeWarning naming the
-    pairs (the first ``WARN_LISTED``). Vectorised: popcounts of the packed bits, a loop
+    pairs (the first ``sentences.LISTED``). Vectorised: popcounts of the packed bits, a loop
     over networks only; memory beyond the bits ≈ two copies of them plus N × 4 KiB.
     """
     for field in ("ids", "cells", "bits", "n_images"):
@@ -319,7 +313,7 @@ def pair_table(similarities: Mapping[str, pd.DataFrame], parents: Mapping[str, s
     ids = [n for n in first.index if all(n in m.index for m in others)]
     left_out = sorted({str(n) for m in others for n in m.index} - {str(n) for n in ids})
     if left_out:
-        warnings.warn(f"pair_table leaves out networks missing from some matrix: {_listed(left_out)}.",
+        warnings.warn(f"pair_table leaves out networks missing from some matrix: {listed(left_out)}.",
                       RuntimeWarning, stacklevel=2)
     i, j = np.triu_indices(len(ids), 1)
     names = np.array(ids, dtype=object)
@@ -587,7 +581,7 @@ def with_behaviour(pairs: pd.DataFrame, behaviours: Mapping[str, pd.DataFrame]) 
     for name, matrix in behaviours.items():
         unknown = sorted({str(n) for n in (*pairs["a"], *pairs["b"])} - {str(n) for n in matrix.index})
         if unknown:
-            raise ValueError(f"The {name!r} matrix has no row for networks of the pair table: {_listed(unknown)}.")
+            raise ValueError(f"The {name!r} matrix has no row for networks of the pair table: {listed(unknown)}.")
         values = matrix.to_numpy(dtype=float)
         out[name] = values[matrix.index.get_indexer(pairs["a"]), matrix.columns.get_indexer(pairs["b"])]
     return out
@@ -601,7 +595,7 @@ def _complete_vectors(acc_table: pd.DataFrame, metric: str, what: str) -> pd.Dat
     gaps = vectors.index[vectors.isna().any(axis=1)]
     if len(gaps):
         raise ValueError(f"{what} needs every network in every cell; missing cells for: "
-                         f"{_listed([str(i) for i in gaps])}.")
+                         f"{listed([str(i) for i in gaps])}.")
     return vectors
 
 

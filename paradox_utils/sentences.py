@@ -21,7 +21,7 @@ from .distortions import MANIPULATIONS
 
 __all__ = [
     "against_chance", "association_table", "behaviour_against_chance", "best_sweep_layer", "change_text",
-    "count_table", "images_text", "manipulation_table", "mean_std", "method_sentences", "most_moved_layer",
+    "count_table", "images_text", "listed", "manipulation_table", "mean_std", "method_sentences", "most_moved_layer",
     "pair_intervals", "paradox_glue", "relation_summary", "share_above", "survival", "transplant_glue",
     "transplant_table", "verdict", "vi_across_chapters", "vi_chapters_table", "vi_summary", "vi_table",
 ]
@@ -30,6 +30,16 @@ __all__ = [
 BEHAVIOUR_NULLS = {"compatibility": "accuracy profiles shuffled across levels within each manipulation",
                    "relative compatibility": "relative profiles shuffled across levels within each manipulation",
                    "kappa": "networks erring independently at their accuracies"}
+
+
+LISTED = 10  # a message names at most this many networks or pairs (329 networks make a page of ids)
+
+
+def listed(names: Sequence[str]) -> str:
+    """The first ``LISTED`` names, comma-separated, then "and K more" for the rest: a warning
+    or refusal about many networks stays one readable sentence."""
+    more = len(names) - LISTED
+    return ", ".join(map(str, names[:LISTED])) + (f" and {more} more" if more > 0 else "")
 
 
 def _number(value: float, spec: str) -> str:

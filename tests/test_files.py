@@ -89,6 +89,29 @@ def test_batch_bars_become_lines_a_follower_prints(tmp_path, monkeypatch):
         "2 h 05 min"
 
 
+def test_the_chapter_eta_counts_jobs_running_side_by_side(tmp_path, monkeypatch):
+    """Six 30-s jobs on two slots have 60 s left when the first ends, where tqdm's
+    elapsed × left ÷ done says 150 s; one slot is a serial queue's plain estimate; a slot
+    that joins is used; the last job's line gives no estimate, and the bar leaves tqdm's out."""
+    from paradox_utils import progress
+
+    two = progress.Makespan(6, slots=2, now=0.0)
+    assert [two.finished(2, now=t) for t in (30.0, 30.0, 60.0, 60.0, 90.0, 90.0)] == \
+        pytest.approx([60.0, 60.0, 30.0, 30.0, 0.0, 0.0])
+    one = progress.Makespan(3, slots=1, now=0.0)
+    assert [one.finished(1, now=t) for t in (10.0, 25.0, 40.0)] == pytest.approx([20.0, 12.5, 0.0])  # the mean so far
+    joined = progress.Makespan(4, slots=1, now=0.0)
+    assert joined.finished(2, now=10.0) == pytest.approx(20.0)  # three left on two slots, not thirty on one
+    log = tmp_path / "progress.log"
+    monkeypatch.setenv("PARADOX_BATCH", "1")
+    monkeypatch.setenv("PARADOX_PROGRESS", str(log))
+    bar = progress.tqdm(total=2, desc="networks", mininterval=0, own_eta=True)
+    bar.set_postfix_str("b000: 1 epoch, 30 s; about 1 min 0 s left", refresh=False)
+    bar.update(1)
+    bar.close()
+    assert log.read_text().splitlines()[-1] == "networks: 1/2 (50 %) [00:00, b000: 1 epoch, 30 s; about 1 min 0 s left]"
+
+
 def _synthetic_cifar(folder):
     """A CIFAR-10 image-folder tree with one 32 × 32 PNG per class in test/."""
     from PIL import Image

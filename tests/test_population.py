@@ -152,7 +152,7 @@ def test_refusing_several_stale_checkpoints_offers_retrain_stale(tmp_path, monke
     monkeypatch.setattr(cluster, "scan_catalog", lambda specs, folder: stale)
     with pytest.raises(ValueError, match=r"b000 .*--retrain b000 ") as refused:
         run_population(specs, tmp_path, scheduler="serial", progress=False)
-    offers = "(and 1 more: b000-ft-all)" in str(refused.value) and "--retrain stale retrains every network that " \
+    offers = "(also stale: b000-ft-all)" in str(refused.value) and "--retrain stale retrains every network that " \
         "does not match." in str(refused.value)
     assert offers == (n_stale > 1)  # one stale network: its own id is the whole answer
 
