@@ -281,8 +281,8 @@ def write_catalog_of(specs: list[NetworkSpec], checkpoint_dir: Path, errors: dic
 
 
 def _slots(client) -> int:
-    """How many jobs the cluster runs at once now: its workers' threads (at least one)."""
-    return max(1, sum(client.nthreads().values()))
+    """How many jobs the cluster runs at once now: its workers' threads."""
+    return sum(client.nthreads().values())
 
 
 def _finished(bar, catalog: pd.DataFrame, group: list[NetworkSpec], left: float) -> None:

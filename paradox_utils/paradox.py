@@ -96,7 +96,7 @@ def compatibility(acc_table: pd.DataFrame, metric: str = "accuracy", relative: b
     if constant.any():
         kind = "relative accuracy vector (accuracy minus the population mean)" if relative else "accuracy vector"
         warnings.warn(f"Compatibility is undefined (NaN) for networks with a constant {kind}: "
-                      f"{listed([str(i) for i in vectors.index[constant]])}.", RuntimeWarning, stacklevel=2)
+                      f"{listed(vectors.index[constant])}.", RuntimeWarning, stacklevel=2)
     with np.errstate(invalid="ignore", divide="ignore"):
         centred = values - values.mean(axis=1, keepdims=True)
         norms = np.linalg.norm(centred, axis=1)
@@ -595,7 +595,7 @@ def _complete_vectors(acc_table: pd.DataFrame, metric: str, what: str) -> pd.Dat
     gaps = vectors.index[vectors.isna().any(axis=1)]
     if len(gaps):
         raise ValueError(f"{what} needs every network in every cell; missing cells for: "
-                         f"{listed([str(i) for i in gaps])}.")
+                         f"{listed(gaps)}.")
     return vectors
 
 

@@ -137,25 +137,25 @@ class Makespan:
 
     def __init__(self, jobs: int, slots: int, now: float | None = None):
         self.queued, self.running, self.durations = jobs, [], []
-        self._fill(slots, time.monotonic() if now is None else now)
+        self._fill(max(slots, 1), time.monotonic() if now is None else now)
 
     def _fill(self, slots: int, now: float) -> None:
-        while self.queued and len(self.running) < max(slots, 1):
+        while self.queued and len(self.running) < slots:
             self.running.append(now)
             self.queued -= 1
 
     def finished(self, slots: int, now: float | None = None) -> float:
         """One job ended — taken to be the one running longest, as alike jobs end in the order
         they started; returns the seconds left for the rest with ``slots`` at once (a
-        cluster's workers may have come or gone)."""
-        now = time.monotonic() if now is None else now
+        cluster's workers may have come or gone; none counts as one)."""
+        now, slots = time.monotonic() if now is None else now, max(slots, 1)
         self.durations.append(now - self.running.pop(0))
         self._fill(slots, now)
         if not self.running:
             return 0.0
         mean = sum(self.durations) / len(self.durations)
         ends = [max(start + mean, now) for start in self.running]  # a late job ends "now", not in the past
-        ends += [now] * (max(slots, 1) - len(ends))
+        ends += [now] * (slots - len(ends))
         heapq.heapify(ends)
         for _ in range(self.queued):  # each queued job takes the first slot to come free
             heapq.heapreplace(ends, ends[0] + mean)

@@ -35,9 +35,9 @@ BEHAVIOUR_NULLS = {"compatibility": "accuracy profiles shuffled across levels wi
 LISTED = 10  # a message names at most this many networks or pairs (329 networks make a page of ids)
 
 
-def listed(names: Sequence[str]) -> str:
-    """The first ``LISTED`` names, comma-separated, then "and K more" for the rest: a warning
-    or refusal about many networks stays one readable sentence."""
+def listed(names: Sequence) -> str:
+    """The first ``LISTED`` names (ids of any type, shown with str), comma-separated, then
+    "and K more" for the rest: a warning or refusal about many networks stays one sentence."""
     more = len(names) - LISTED
     return ", ".join(map(str, names[:LISTED])) + (f" and {more} more" if more > 0 else "")
 
