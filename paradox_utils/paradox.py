@@ -32,7 +32,7 @@ from scipy.stats import rankdata
 
 from .correctness import Correctness
 from .evaluation import accuracy_vectors
-from .sentences import listed
+from .names import listed
 
 __all__ = [
     "QUADRANTS", "QUADRANT_NAMES", "behaviour_nulls", "bootstrap_correlation", "compatibility", "compatibility_null",
@@ -76,7 +76,7 @@ def compatibility(acc_table: pd.DataFrame, metric: str = "accuracy", relative: b
     A vector that is constant up to float rounding (std ≤ ``CONSTANT_RTOL`` × its largest
     |value|, e.g. 0.1 in every cell; for ``relative`` the scale also covers the cell
     means, whose rounding the difference carries) has no correlation: its row and column
-    are NaN, with one warning naming the networks (the first ``sentences.LISTED``).
+    are NaN, with one warning naming the networks (the first ``names.LISTED``).
     """
     vectors = accuracy_vectors(acc_table, metric)
     values = vectors.to_numpy(dtype=float)
@@ -116,7 +116,7 @@ def _trials(correct, name: str) -> np.ndarray:
 
 
 def _undefined_warning(pairs: list[str]) -> None:
-    """One warning for every pair whose κ is NaN (the first ``sentences.LISTED`` named)."""
+    """One warning for every pair whose κ is NaN (the first ``names.LISTED`` named)."""
     if not pairs:
         return
     warnings.warn(f"Error consistency is undefined (NaN) where both networks are always right or both always "
@@ -230,7 +230,7 @@ def error_consistency_matrix(correctness: Correctness, cells=None,
     Returns DataFrames indexed by ``correctness.ids`` both ways; the diagonal is 1.
     Where c_exp = 1 (both always right or both always wrong over the pooled trials, a
     constant network with itself included) κ is NaN, with one RuntimeWarning naming the
-    pairs (the first ``sentences.LISTED``). Vectorised: popcounts of the packed bits, a loop
+    pairs (the first ``names.LISTED``). Vectorised: popcounts of the packed bits, a loop
     over networks only; memory beyond the bits ≈ two copies of them plus N × 4 KiB.
     """
     for field in ("ids", "cells", "bits", "n_images"):

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .distortions import MANIPULATIONS
+from .names import listed  # sentences.listed: the name an issue gave it
 
 __all__ = [
     "against_chance", "association_table", "behaviour_against_chance", "best_sweep_layer", "change_text",
@@ -32,14 +33,6 @@ BEHAVIOUR_NULLS = {"compatibility": "accuracy profiles shuffled across levels wi
                    "kappa": "networks erring independently at their accuracies"}
 
 
-LISTED = 10  # a message names at most this many networks or pairs (329 networks make a page of ids)
-
-
-def listed(names: Sequence) -> str:
-    """The first ``LISTED`` names (ids of any type, shown with str), comma-separated, then
-    "and K more" for the rest: a warning or refusal about many networks stays one sentence."""
-    more = len(names) - LISTED
-    return ", ".join(map(str, names[:LISTED])) + (f" and {more} more" if more > 0 else "")
 
 
 def _number(value: float, spec: str) -> str:
