@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision import transforms
 
-from paradox_utils import data, models, pipeline, population, runtime
+from paradox_utils import data, models, population, profiles, runtime
 from paradox_utils.training import TrainConfig, mixed_precision, train_group
 
 
@@ -100,7 +100,7 @@ def ours(per_class: int, batch_size: int, device: str, group: int = 1, **changes
 
 def training_images(profile: str) -> tuple[int, int]:
     """(networks, images seen in training) of a profile's whole population (CIFAR-10)."""
-    specs = population.from_parameters(pipeline.profile_values(profile))
+    specs = population.from_parameters(profiles.profile_values(profile))
     return len(specs), sum(s.config.epochs * population.training_images(s.config) for s in specs)
 
 

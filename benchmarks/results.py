@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from paradox_utils import evaluation, files, pipeline, report
+from paradox_utils import evaluation, files, profiles, report
 from paradox_utils.paradox import relation as relation_of
 
 # What the paper reports for its ResNet20 on CIFAR-10 (Akbarinia & Gegenfurtner 2019).
@@ -45,7 +45,7 @@ def full_test_accuracy(catalog, dataset: str) -> tuple[str, str]:
 def rows(checkpoints: Path, results: Path, full_test: str | None = None) -> list[tuple[str, str, str]]:
     """(quantity, this run, the paper) for each headline number; ``full_test``: a dataset name
     ("cifar10", "imagenet") to also measure the bases' clean accuracy on its whole test set."""
-    paths = pipeline.chapter_paths("", str(checkpoints), str(results))
+    paths = profiles.chapter_paths("", str(checkpoints), str(results))
     catalog = report.done_networks(paths["checkpoints"])
     bases = set(catalog.loc[catalog["kind"] == "base", "net_id"])
     accuracy = report.read_result(paths["accuracy"], catalog, "The accuracy table", "chapter 3")
@@ -109,8 +109,8 @@ def main(argv=None) -> None:
     parser.add_argument("--no-full-test", action="store_true",
                         help="skip measuring the base networks' clean accuracy on every test image")
     args = parser.parse_args(argv)
-    paths = pipeline.chapter_paths(args.profile, args.checkpoint_dir, args.results_dir)
-    dataset = None if args.no_full_test else pipeline.profile_values(args.profile).get("dataset", "cifar10")
+    paths = profiles.chapter_paths(args.profile, args.checkpoint_dir, args.results_dir)
+    dataset = None if args.no_full_test else profiles.profile_values(args.profile).get("dataset", "cifar10")
     table = rows(paths["checkpoints"], paths["results"], dataset) + (wall_times(args.log) if args.log else [])
     print(f"| {args.profile}: quantity | this run | the paper |\n|---|---|---|")
     for quantity, mine, theirs in table:

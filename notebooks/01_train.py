@@ -31,9 +31,8 @@
 # ## Imports
 
 # %%
-from myst_nb import glue
-
-from paradox_utils import cluster, pipeline, plots, population, report, runtime, sentences
+from paradox_utils import cluster, plots, population, report, sentences
+from paradox_utils.preamble import glue_texts, open_chapter
 
 # %% [markdown]
 # ## Parameters
@@ -59,19 +58,15 @@ base_grid: dict = {"lr": [0.1, 0.15],
                    "init": ["he_normal", "glorot_uniform"]}  # setting -> values: one base network per combination
 base_sample = None  # type: Optional[int] draw this many of the grid's combinations (seeded); None: every one
 base_overrides: dict = {}  # net id -> settings for that one base network, e.g. {"b001": {"manipulation": "all"}}
-profile_applied: bool = False  # true when python -m paradox_utils run passed every value (no profile loaded)
 
 # %% [markdown]
 # Derived values (papermill does not recompute them, so they live here).
 
 # %%
-globals().update(pipeline.profile_parameters("01_train", globals()))  # papermill -p profile P: P's values
-paths = pipeline.chapter_paths(profile, checkpoint_dir, results_dir)
-settings = runtime.configure()
-plots.set_theme()
+ch = open_chapter("01_train", globals())  # the profile's values, the folders, threads and device
 specs = population.base_specs(common=base_common, grid=base_grid, sample=base_sample, arch=arch, dataset=dataset,
                               overrides=base_overrides)
-settings
+ch.settings
 
 # %% [markdown]
 # ## The base networks
@@ -92,8 +87,8 @@ report.population_table(specs)
 # statistics and checkpoint.
 
 # %%
-catalog = cluster.run_population(specs, paths["checkpoints"], scheduler=scheduler, workers=workers or None,
-                                 device=str(runtime.pick_device(device)), group_size=group_size,
+catalog = cluster.run_population(specs, ch.paths["checkpoints"], scheduler=scheduler, workers=workers or None,
+                                 device=str(ch.device), group_size=group_size,
                                  retrain=population.retrain_for(specs, retrain, "base"),
                                  cluster_options=cluster_options or None)
 catalog[["net_id", "status", "epochs_done", "val_accuracy", "train_seconds", "error"]]
@@ -107,9 +102,7 @@ catalog[["net_id", "status", "epochs_done", "val_accuracy", "train_seconds", "er
 plots.show(plots.training_figure(report.histories(catalog)))
 
 # %% tags=["remove-cell"]
-glue("n_base", len(catalog), display=False)
-glue("base_val_accuracy", sentences.mean_std(catalog["val_accuracy"]), display=False)
-glue("base_train_minutes", f"{catalog['train_seconds'].sum() / 60:.1f}", display=False)
+glue_texts(sentences.training_glue(catalog))  # n_base, base_val_accuracy, base_train_minutes
 
 # %% [markdown]
 # ## Summary

@@ -30,9 +30,8 @@
 # ## Imports
 
 # %%
-from myst_nb import glue
-
-from paradox_utils import cluster, pipeline, plots, population, report, runtime, sentences
+from paradox_utils import cluster, plots, population, report, sentences
+from paradox_utils.preamble import glue_texts, open_chapter
 
 # %% [markdown]
 # ## Parameters
@@ -55,14 +54,10 @@ finetune_seed: int = 0  # seed of those draws
 finetune_common: dict = {"epochs": 1, "lr": 0.01, "schedule": "cosine",
                          "train_per_class": 2000}  # settings every offspring shares (the rest: its parent's)
 finetune_groups: list = []  # further offspring groups, each a mapping of population.finetune_specs' keywords
-profile_applied: bool = False  # true when python -m paradox_utils run passed every value (no profile loaded)
 
 # %%
-globals().update(pipeline.profile_parameters("02_finetune", globals()))  # papermill -p profile P: P's values
-paths = pipeline.chapter_paths(profile, checkpoint_dir, results_dir)
-runtime.configure()
-plots.set_theme()
-bases = population.specs_from_catalog(population.read_catalog(paths["checkpoints"]), kind="base")
+ch = open_chapter("02_finetune", globals())  # the profile's values, the folders, threads and device
+bases = population.specs_from_catalog(population.read_catalog(ch.paths["checkpoints"]), kind="base")
 specs = bases + population.offspring_specs(bases, parents=finetune_parents, manipulations=finetune_manipulations,
                                            common=finetune_common, groups=finetune_groups,
                                            per_parent=finetune_per_parent, total=finetune_total, seed=finetune_seed)
@@ -82,8 +77,8 @@ report.population_table([s for s in specs if s.kind == "finetune"])
 # once). The catalog now lists the whole population.
 
 # %%
-catalog = cluster.run_population(specs, paths["checkpoints"], scheduler=scheduler, workers=workers or None,
-                                 device=str(runtime.pick_device(device)), group_size=group_size,
+catalog = cluster.run_population(specs, ch.paths["checkpoints"], scheduler=scheduler, workers=workers or None,
+                                 device=str(ch.device), group_size=group_size,
                                  retrain=population.retrain_for(specs, retrain, "finetune"),
                                  cluster_options=cluster_options or None)
 offspring = catalog[catalog["kind"] == "finetune"]
@@ -94,10 +89,8 @@ offspring[["net_id", "parent", "status", "val_accuracy", "train_seconds", "error
 # Validation accuracy of each offspring beside its parent's.
 
 # %%
-accuracy = catalog.set_index("net_id")["val_accuracy"]
-comparison = offspring.assign(parent_val_accuracy=offspring["parent"].map(accuracy))
-comparison["change"] = comparison["val_accuracy"] - comparison["parent_val_accuracy"]
-comparison[["net_id", "parent", "parent_val_accuracy", "val_accuracy", "change"]]
+comparison = report.offspring_comparison(catalog)
+comparison
 
 # %% [markdown]
 # Validation accuracy per fine-tuning epoch — or, when every offspring was fine-tuned for
@@ -107,9 +100,7 @@ comparison[["net_id", "parent", "parent_val_accuracy", "val_accuracy", "change"]
 plots.show(plots.training_figure(report.histories(offspring)))
 
 # %% tags=["remove-cell"]
-glue("n_offspring", len(offspring), display=False)
-glue("n_population", len(catalog), display=False)
-glue("offspring_change", sentences.mean_std(comparison["change"]), display=False)
+glue_texts(sentences.finetune_glue(catalog, comparison))  # n_offspring, n_population, offspring_change
 
 # %% [markdown]
 # ## Summary

@@ -46,11 +46,8 @@
 # ## Imports
 
 # %%
-import numpy as np
-from myst_nb import glue
-
-from paradox_utils import bootstrap, evaluation, files, paradox, pipeline, plots, regime, report, runtime, sentences
-from paradox_utils.importing import is_imported, origin_sentence
+from paradox_utils import bootstrap, evaluation, files, paradox, plots, report, sentences
+from paradox_utils.preamble import glue_regime, glue_texts, open_chapter
 
 # %% [markdown]
 # ## Parameters
@@ -68,18 +65,12 @@ noise_seed: int = 0  # seed of the noise every network shares
 image_resamples: int = 1000  # paired bootstrap over test images (intervals for VI and κ)
 statistics_seed: int = 0  # seed of the bootstrap
 subset: int = 20  # networks drawn in the overview figures (whole families, seeded; 0: all); statistics use all
-profile_applied: bool = False  # true when python -m paradox_utils run passed every value (no profile loaded)
 
 # %%
-globals().update(pipeline.profile_parameters("03_evaluate", globals()))  # papermill -p profile P: P's values
-paths = pipeline.chapter_paths(profile, checkpoint_dir, results_dir)
-runtime.configure()
-plots.set_theme()
-target = runtime.pick_device(device)
-catalog = report.done_networks(paths["checkpoints"])
+ch = open_chapter("03_evaluate", globals())  # the profile's values, folders, device and finished networks
+paths, catalog, parents, shown, target = ch.paths, ch.catalog, ch.parents, ch.shown, ch.device
 networks = report.load_networks(catalog, device=target)
 images = report.evaluation_set(dataset, eval_per_class)
-shown = plots.representative_subset(report.parents_of(catalog), subset)  # the same networks in chapters 3–5
 len(networks), len(images)
 
 # %% [markdown]
@@ -100,9 +91,7 @@ accuracy.head()[["net_id", "manipulation", "level", "accuracy", "n_images", "pre
 # The box at the top of this chapter, computed here: the base networks' clean accuracy, against the paper's.
 
 # %% tags=["remove-output"]
-regime_box = regime.regime_of(catalog, accuracy)
-glue("regime", regime_box, display=False)
-regime_box
+glue_regime(catalog, accuracy)
 
 # %% [markdown]
 # ## Visual intelligence (the paper's Figures 1 and 4)
@@ -158,21 +147,11 @@ outcomes.groupby("manipulation", sort=False).mean().round(3)
 # %%
 kappa = paradox.error_consistency_matrix(bits)
 files.write_table(kappa.reset_index(), paths["kappa"], provenance={"weights": report.weight_hashes(catalog)})
-plots.show(plots.heatmap(kappa, "Error consistency κ (pooled over the 37 cells)", report.parents_of(catalog),
+plots.show(plots.heatmap(kappa, "Error consistency κ (pooled over the 37 cells)", parents,
                          kind="kappa", chance=0.0, networks=shown))  # κ = 0: agreement expected by chance
 
 # %% tags=["remove-cell"]
-glue("n_evaluated", len(table), display=False)
-glue("n_images", f"{evaluation.images_per_cell(accuracy):,}", display=False)
-glue("clean_accuracy", sentences.mean_std(table["clean"]), display=False)
-glue("vi", sentences.vi_summary(table["vi"], evaluation.images_per_cell(accuracy)), display=False)
-glue("vi_range", f"{table['vi'].min():.3f}–{table['vi'].max():.3f}", display=False)
-glue("hardest", evaluation.hardest_manipulation(accuracy), display=False)
-glue("vi_interval_width", f"{(table['vi_high'] - table['vi_low']).median():.3f}", display=False)
-glue("disagree", f"{outcomes['disagree'].mean():.2f}", display=False)
-glue("kappa", sentences.mean_std(kappa.to_numpy()[np.triu_indices(len(kappa), 1)]), display=False)
-glue("origin", origin_sentence(catalog), display=False)  # the introduction: trained here, or imported from where
-glue(pipeline.IMPORTED_GLUE, is_imported(catalog), display=False)  # true: the book has no chapters 1–2
+glue_texts(sentences.evaluation_glue(accuracy, table, outcomes, kappa, catalog))  # n_images, vi, kappa, origin, …
 
 # %% [markdown]
 # ## Summary

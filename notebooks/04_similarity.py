@@ -38,9 +38,9 @@
 
 # %%
 import pandas as pd
-from myst_nb import glue
 
-from paradox_utils import files, paradox, pipeline, plots, regime, report, runtime, sentences, similarity
+from paradox_utils import files, paradox, plots, report, sentences, similarity
+from paradox_utils.preamble import glue_regime, glue_texts, open_chapter
 
 # %% [markdown]
 # ## Parameters
@@ -56,19 +56,12 @@ similarity_methods: list = ["paper", "hungarian", "coupled"]  # kernel alignment
 cka_probe_images: int = 500  # images whose activations CKA compares
 chance_networks: int = 0  # untrained networks per null distribution (0: the measure's default, ≥ 100 pairs)
 subset: int = 20  # networks drawn in the overview figures (whole families, seeded; 0: all); statistics use all
-profile_applied: bool = False  # true when python -m paradox_utils run passed every value (no profile loaded)
 
 # %%
-globals().update(pipeline.profile_parameters("04_similarity", globals()))  # papermill -p profile P: P's values
-paths = pipeline.chapter_paths(profile, checkpoint_dir, results_dir)
-runtime.configure()
-plots.set_theme()
-target = runtime.pick_device(device)
-catalog = report.done_networks(paths["checkpoints"])
-ids = list(catalog["net_id"])
-parents = report.parents_of(catalog)
-states = {row.net_id: row.checkpoint for row in catalog.itertuples()}
-shown = plots.representative_subset(parents, subset)  # the same networks in chapters 3–5
+ch = open_chapter("04_similarity", globals(), reads=("accuracy",))  # the profile's values, networks, chapter 3's table
+paths, catalog, parents, shown, target = ch.paths, ch.catalog, ch.parents, ch.shown, ch.device
+(accuracy,) = ch.tables
+ids, states = list(catalog["net_id"]), report.checkpoint_files(catalog)
 
 # %% [markdown]
 # ## Kernel similarity, three alignments
@@ -151,10 +144,7 @@ by_relation
 # and the unrelated pairs' similarity beside its chance level, against the paper's.
 
 # %% tags=["remove-output"]
-accuracy = report.read_result(paths["accuracy"], catalog, "The accuracy table", "chapter 3 (03_evaluate)")
-regime_box = regime.regime_of(catalog, accuracy, pairs, chance)
-glue("regime", regime_box, display=False)
-regime_box
+glue_regime(catalog, accuracy, pairs, chance)
 
 # %% [markdown]
 # ## Which layer moved most in fine-tuning? (the paper's Figure 5)
@@ -172,16 +162,7 @@ if profiles:
     plots.show(plots.layer_profile_figure(profiles, chance=chance_paper))
 
 # %% tags=["remove-cell"]
-summary = sentences.relation_summary(pairs, ["paper"])["paper"]
-glue("sim_parent_child", summary.get("parent-child", "n/a (no offspring)"), display=False)
-glue("sim_unrelated", summary.get("unrelated", "n/a (no unrelated pairs)"), display=False)
-glue("sim_chance", f"{chance.loc['paper', 'mean']:.3f}", display=False)
-glue("most_moved", sentences.most_moved_layer(profiles), display=False)
-glue("cka_reading", sentences.against_chance(pairs["similarity_cka"], nulls["cka"], "linear CKA",
-                                              "untrained networks"), display=False)
-glue("sim_p99", f"{chance.loc['paper', 'p99']:.3f}", display=False)
-glue("unrelated_above", sentences.share_above(pairs, "similarity_paper", chance.loc["paper", "p99"], "unrelated"),
-     display=False)
+glue_texts(sentences.similarity_glue(pairs, chance, nulls, profiles))  # sim_*, most_moved, cka_reading, …
 
 # %% [markdown]
 # ## Summary

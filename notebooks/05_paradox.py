@@ -34,9 +34,8 @@
 # ## Imports
 
 # %%
-from myst_nb import glue
-
-from paradox_utils import bootstrap, explorer, files, paradox, pipeline, plots, regime, report, runtime, sentences
+from paradox_utils import bootstrap, explorer, files, paradox, plots, report, sentences
+from paradox_utils.preamble import glue_regime, glue_texts, open_chapter
 
 # %% [markdown]
 # ## Parameters
@@ -53,23 +52,13 @@ mantel_permutations: int = 999  # permutations of the Mantel test
 bootstrap_resamples: int = 500  # bootstrap resamples of the pair statistics
 statistics_seed: int = 0  # seed of the permutations and resamples
 subset: int = 20  # networks drawn in the overview figures (whole families, seeded; 0: all); statistics use all
-profile_applied: bool = False  # true when python -m paradox_utils run passed every value (no profile loaded)
 
 # %%
-globals().update(pipeline.profile_parameters("05_paradox", globals()))  # papermill -p profile P: P's values
-paths = pipeline.chapter_paths(profile, checkpoint_dir, results_dir)
-runtime.configure()
-plots.set_theme()
-catalog = report.done_networks(paths["checkpoints"])
-parents = report.parents_of(catalog)
-accuracy = report.read_result(paths["accuracy"], catalog, "The accuracy table", "chapter 3 (03_evaluate)")
-similarities = report.load_matrices(paths["similarity"], catalog)
-layer_scores = report.read_result(paths["layers"], catalog, "The per-layer similarity", "chapter 4 (04_similarity)")
-bits = report.read_correctness(paths["accuracy"], catalog)
-nulls = report.load_nulls(paths["nulls"])  # chapter 4's: the chance levels, and the thresholds when "null"
+ch = open_chapter("05_paradox", globals(), reads=("accuracy", "similarities", "layers", "correctness", "nulls"))
+paths, catalog, parents, shown = ch.paths, ch.catalog, ch.parents, ch.shown
+accuracy, similarities, layer_scores, bits, nulls = ch.tables  # nulls: chapter 4's chance levels and thresholds
 similarity_chance = report.null_summary(nulls)["mean"]
 similarity_nulls = nulls if thresholds == "null" else None
-shown = plots.representative_subset(parents, subset)  # the same networks in chapters 3–5
 
 # %% [markdown]
 # ## Compatibility (the paper's Figures 6 and 9)
@@ -144,9 +133,7 @@ for behaviour in behaviours:
 # and the unrelated pairs' similarity beside its chance level, against the paper's.
 
 # %% tags=["remove-output"]
-regime_box = regime.regime_of(catalog, accuracy, pairs, report.null_summary(nulls))
-glue("regime", regime_box, display=False)
-regime_box
+glue_regime(catalog, accuracy, pairs, report.null_summary(nulls))
 
 # %% [markdown]
 # ## Does similarity predict compatibility?
@@ -187,7 +174,7 @@ plots.show(plots.accuracy_profiles(accuracy, [top.loc[0, "a"], top.loc[0, "b"]])
 # %% tags=["remove-cell"]
 top_pair = sentences.pair_intervals(bootstrap.compatibility_interval(bits, top.loc[0, "a"], top.loc[0, "b"]),
                                     bootstrap.kappa_interval(bits, top.loc[0, "a"], top.loc[0, "b"]))
-glue("top_pair", top_pair, display=False)
+glue_texts({"top_pair": top_pair})
 
 # %% [markdown]
 # ## Explore two networks (JupyterLab)
@@ -200,10 +187,9 @@ explorer.explorer(accuracy, {"compatibility": compat, **similarities,
                              **{f"difference ({m})": d for m, d in differences.items()}}, layer_scores)
 
 # %% tags=["remove-cell"]
-glue("survival", sentences.survival(statistics), display=False)
-glue("behaviour_chance", sentences.behaviour_against_chance(pairs, behaviour_nulls), display=False)
-for name, text in sentences.paradox_glue(statistics).items():  # n_pairs, n_syd, n_dys, mantel_*, verdict, per_method
-    glue(name, text, display=False)
+glue_texts({"survival": sentences.survival(statistics),
+            "behaviour_chance": sentences.behaviour_against_chance(pairs, behaviour_nulls),
+            **sentences.paradox_glue(statistics)})  # n_pairs, n_syd, n_dys, mantel_*, verdict, per_method
 
 # %% [markdown]
 # ## Summary

@@ -39,19 +39,8 @@
 # ## Imports
 
 # %%
-from myst_nb import glue
-
-from paradox_utils import (
-    checkpoints,
-    files,
-    pipeline,
-    plots,
-    regime,
-    report,
-    runtime,
-    sentences,
-    transplant,
-)
+from paradox_utils import files, plots, report, sentences, transplant
+from paradox_utils.preamble import glue_regime, glue_texts, open_chapter
 
 # %% [markdown]
 # ## Parameters
@@ -70,21 +59,18 @@ bn_recalibration_images: int = 500  # clean images that re-estimate BatchNorm af
 noise_seed: int = 0  # seed of the noise every variant shares
 eval_precision: str = "float32"  # forward passes in float32, or bfloat16 (as chapter 3's eval_precision)
 image_resamples: int = 1000  # paired bootstrap over the evaluation images (ΔVI intervals)
-profile_applied: bool = False  # true when python -m paradox_utils run passed every value (no profile loaded)
 
 # %%
-globals().update(pipeline.profile_parameters("06_transplant", globals()))  # papermill -p profile P: P's values
-paths = pipeline.chapter_paths(profile, checkpoint_dir, results_dir)
-runtime.configure()
-plots.set_theme()
-target = runtime.pick_device(device)
-catalog = report.done_networks(paths["checkpoints"])
+ch = open_chapter("06_transplant", globals(), reads=("accuracy", "pairs", "nulls"))  # values, networks, tables
+paths, catalog, target = ch.paths, ch.catalog, ch.device
+accuracy, pairs, nulls = ch.tables
+chance = report.null_summary(nulls)
+chance_paper = chance.loc["paper", "mean"]  # untrained pairs
 parent_id, child_id = report.transplant_pair(catalog, transplant_parent, transplant_child)
-parent, _ = checkpoints.load(catalog.set_index("net_id").loc[parent_id, "checkpoint"], device=target)
-child, _ = checkpoints.load(catalog.set_index("net_id").loc[child_id, "checkpoint"], device=target)
+parent, child = report.load_networks(catalog.set_index("net_id").loc[[parent_id, child_id]].reset_index(),
+                                     device=target).values()
 images = report.evaluation_set(dataset, transplant_eval_per_class)
 clean = report.probe_images(dataset, bn_recalibration_images, seed=2).to(target) if bn_recalibration_images else None
-chance_paper = report.null_summary(report.load_nulls(paths["nulls"])).loc["paper", "mean"]  # untrained pairs
 parent_id, child_id
 
 # %% [markdown]
@@ -93,11 +79,7 @@ parent_id, child_id
 # and the unrelated pairs' similarity beside its chance level, against the paper's.
 
 # %% tags=["remove-output"]
-accuracy = report.read_result(paths["accuracy"], catalog, "The accuracy table", "chapter 3 (03_evaluate)")
-pairs = report.read_result(paths["pairs"], catalog, "The pair table", "chapter 5 (05_paradox)")
-regime_box = regime.regime_of(catalog, accuracy, pairs, report.null_summary(report.load_nulls(paths["nulls"])))
-glue("regime", regime_box, display=False)
-regime_box
+glue_regime(catalog, accuracy, pairs, chance)
 
 # %% [markdown]
 # ## The experiments
@@ -132,7 +114,7 @@ sentences.manipulation_table(results["summary"])
 
 # %%
 both_chapters = transplant.vi_in_both_chapters(results, accuracy, parent_id, child_id)
-glue("vi_chapters", sentences.vi_across_chapters(both_chapters), display=False)
+glue_texts({"vi_chapters": sentences.vi_across_chapters(both_chapters)})
 sentences.vi_chapters_table(both_chapters)
 
 # %% [markdown]
@@ -158,8 +140,7 @@ if len(results["sweep"]):
     plots.show(plots.transplant_sweep_figure(results["sweep"], chance=chance_paper))
 
 # %% tags=["remove-cell"]
-for name, text in sentences.transplant_glue(results, parent_id, child_id).items():  # tp_*, vi_*, sweep_best
-    glue(name, text, display=False)
+glue_texts(sentences.transplant_glue(results, parent_id, child_id))  # tp_*, vi_*, sweep_best
 
 # %% [markdown]
 # ## Summary

@@ -1,7 +1,7 @@
-"""``python -m paradox_utils`` — see ``paradox_utils.pipeline``."""
+"""``python -m paradox_utils`` — see ``paradox_utils.cli``."""
 
 import sys
 
-from .pipeline import main
+from .cli import main
 
 sys.exit(main())

@@ -328,7 +328,7 @@ def _destination(profile: str, checkpoint_dir: str | os.PathLike | None) -> Path
     """The checkpoint folder (made), refused when it holds networks trained by this project.
     The default is ``pipeline.chapter_paths``' (``checkpoints/<profile>``); the results folder
     is left for the chapters to make."""
-    from .pipeline import ROOT
+    from .profiles import ROOT
 
     if not profile or profile != Path(profile).name or profile.endswith((".yaml", ".yml")):
         raise ImportRefused(f"The profile {profile!r} should be a plain name (its checkpoints go to "

@@ -1,8 +1,8 @@
 """Where a built book comes from: the profile and source commit each chapter ran with.
 
-``pipeline.run`` stamps every executed notebook's metadata (``paradox``: profile, commit)
+``pipeline.run`` stamps every executed notebook's metadata (``paradox``: profile, commit, imported)
 when it runs the chapter, since the book may be built later, from another checkout; the
-book's footer (:func:`book_footer`, set by ``pipeline.build_book``) names them.
+book's footer (:func:`book_footer`, set by ``book_builder.build_book``) names them.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-__all__ = ["book_footer", "chapter_origin", "glued_text", "source_commit", "stamp"]
+__all__ = ["book_footer", "chapter_origin", "glued_text", "ran_on_imported", "source_commit", "stamp"]
 
 
 def source_commit(root: str | Path = ROOT) -> str:
@@ -34,9 +34,10 @@ def source_commit(root: str | Path = ROOT) -> str:
     return head.stdout.strip() + (" + uncommitted changes" if dirty else "")
 
 
-def stamp(notebook, profile: str, root: str | Path = ROOT) -> None:
-    """Record in ``notebook``'s metadata the profile it runs with and the source commit."""
-    notebook.metadata["paradox"] = {"profile": profile, "commit": source_commit(root)}
+def stamp(notebook, profile: str, imported: bool = False, root: str | Path = ROOT) -> None:
+    """Record in ``notebook``'s metadata the profile it runs with, the source commit, and
+    whether its networks were imported (then the book has no chapters 1–2)."""
+    notebook.metadata["paradox"] = {"profile": profile, "commit": source_commit(root), "imported": imported}
 
 
 def chapter_origin(path: str | Path) -> tuple[str, str]:
@@ -46,6 +47,11 @@ def chapter_origin(path: str | Path) -> tuple[str, str]:
     origin = metadata.get("paradox") or {}
     profile = origin.get("profile") or metadata.get("papermill", {}).get("parameters", {}).get("profile", "unknown")
     return str(profile), str(origin.get("commit") or "not recorded")
+
+
+def ran_on_imported(path: str | Path) -> bool:
+    """Whether an executed chapter ran on imported networks, as its stamp records."""
+    return bool((json.loads(Path(path).read_text())["metadata"].get("paradox") or {}).get("imported"))
 
 
 def glued_text(path: str | Path, name: str) -> str | None:

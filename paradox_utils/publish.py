@@ -54,7 +54,7 @@ def publish(html_dir: str | Path = HTML, remote: str = "origin", branch: str = "
 
 
 def made_with(html_dir: str | Path) -> str:
-    """The provenance sentence of the built book's footer (``pipeline.build_book``), as text,
+    """The provenance sentence of the built book's footer (``book_builder.build_book``), as text,
     read from its first page (Jupyter Book's ``index.html`` only redirects to it); "" for a
     book built without one."""
     page = (Path(html_dir) / "index.html").read_text(errors="replace")

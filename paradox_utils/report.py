@@ -23,9 +23,10 @@ from .correctness import Correctness, correctness_path
 from .population import NetworkSpec, read_catalog
 
 __all__ = [
-    "done_networks", "evaluation_set", "histories", "layer_table", "load_matrices", "load_networks", "parents_of",
-    "load_nulls", "null_summary", "pair_key", "population_table", "probe_images", "read_correctness", "read_result",
-    "save_matrices", "save_nulls", "transplant_pair", "weight_hashes",
+    "checkpoint_files", "done_networks", "evaluation_set", "histories", "layer_table", "load_matrices",
+    "load_networks", "load_nulls", "null_summary", "offspring_comparison", "pair_key", "parents_of",
+    "population_table", "probe_images", "read_correctness", "read_result", "save_matrices", "save_nulls",
+    "transplant_pair", "weight_hashes",
 ]
 
 
@@ -54,6 +55,21 @@ def done_networks(checkpoint_dir: str | Path) -> pd.DataFrame:
     if done.empty:
         raise ValueError(f"No finished networks in {checkpoint_dir}: run 01_train (and 02_finetune) first.")
     return done.reset_index(drop=True)
+
+
+def checkpoint_files(catalog: pd.DataFrame) -> dict[str, str]:
+    """net_id → its checkpoint file, for every row of ``catalog``."""
+    return {row.net_id: row.checkpoint for row in catalog.itertuples()}
+
+
+def offspring_comparison(catalog: pd.DataFrame) -> pd.DataFrame:
+    """One row per offspring (``kind`` finetune): net_id, parent, parent_val_accuracy,
+    val_accuracy and change (its validation accuracy − its parent's)."""
+    offspring = catalog[catalog["kind"] == "finetune"]
+    accuracy = catalog.set_index("net_id")["val_accuracy"]
+    comparison = offspring.assign(parent_val_accuracy=offspring["parent"].map(accuracy))
+    comparison["change"] = comparison["val_accuracy"] - comparison["parent_val_accuracy"]
+    return comparison[["net_id", "parent", "parent_val_accuracy", "val_accuracy", "change"]]
 
 
 def parents_of(catalog: pd.DataFrame) -> dict[str, str | None]:

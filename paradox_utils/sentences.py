@@ -22,9 +22,10 @@ from .names import listed  # sentences.listed: the name an issue gave it
 
 __all__ = [
     "against_chance", "association_table", "behaviour_against_chance", "best_sweep_layer", "change_text",
-    "count_table", "images_text", "listed", "manipulation_table", "mean_std", "method_sentences", "most_moved_layer",
-    "pair_intervals", "paradox_glue", "relation_summary", "share_above", "survival", "transplant_glue",
-    "transplant_table", "verdict", "vi_across_chapters", "vi_chapters_table", "vi_summary", "vi_table",
+    "count_table", "evaluation_glue", "finetune_glue", "images_text", "listed", "manipulation_table", "mean_std",
+    "method_sentences", "most_moved_layer", "pair_intervals", "paradox_glue", "relation_summary", "share_above",
+    "similarity_glue", "survival", "training_glue", "transplant_glue", "transplant_table", "verdict",
+    "vi_across_chapters", "vi_chapters_table", "vi_summary", "vi_table",
 ]
 
 # What each behavioural null of ``paradox.behaviour_nulls`` is, as the sentences name it.
@@ -130,6 +131,52 @@ def method_sentences(statistics: pd.DataFrame) -> str:
                      f"{int(r.similar_yet_different)} similar yet different, "
                      f"{int(r.different_yet_similar)} different yet similar"
                      for m, r in statistics.iterrows()) + "."
+
+
+def training_glue(catalog: pd.DataFrame) -> dict:
+    """Chapter 1's glued values from its catalog of base networks: n_base, base_val_accuracy
+    (mean ± sd), base_train_minutes (summed over networks)."""
+    return {"n_base": len(catalog), "base_val_accuracy": mean_std(catalog["val_accuracy"]),
+            "base_train_minutes": f"{catalog['train_seconds'].sum() / 60:.1f}"}
+
+
+def finetune_glue(catalog: pd.DataFrame, comparison: pd.DataFrame) -> dict:
+    """Chapter 2's glued values: n_offspring, n_population and offspring_change (mean ± sd of
+    ``report.offspring_comparison``'s ``change``)."""
+    return {"n_offspring": len(comparison), "n_population": len(catalog),
+            "offspring_change": mean_std(comparison["change"])}
+
+
+def evaluation_glue(accuracy: pd.DataFrame, table: pd.DataFrame, outcomes: pd.DataFrame, kappa: pd.DataFrame,
+                    catalog: pd.DataFrame) -> dict:
+    """Chapter 3's glued values from its accuracy table, its per-network ``table``
+    (``evaluation.network_table``), the shared outcomes and the κ matrix (N × N): n_evaluated,
+    n_images, clean_accuracy, vi, vi_range, hardest, vi_interval_width, disagree, kappa, and
+    origin (the introduction's: trained here, or imported from where)."""
+    from .evaluation import hardest_manipulation, images_per_cell
+    from .importing import origin_sentence
+
+    return {"n_evaluated": len(table), "n_images": f"{images_per_cell(accuracy):,}",
+            "clean_accuracy": mean_std(table["clean"]), "vi": vi_summary(table["vi"], images_per_cell(accuracy)),
+            "vi_range": f"{table['vi'].min():.3f}–{table['vi'].max():.3f}",
+            "hardest": hardest_manipulation(accuracy),
+            "vi_interval_width": f"{(table['vi_high'] - table['vi_low']).median():.3f}",
+            "disagree": f"{outcomes['disagree'].mean():.2f}",
+            "kappa": mean_std(kappa.to_numpy()[np.triu_indices(len(kappa), 1)]), "origin": origin_sentence(catalog)}
+
+
+def similarity_glue(pairs: pd.DataFrame, chance: pd.DataFrame, nulls: Mapping[str, np.ndarray],
+                    profiles: Mapping[str, pd.DataFrame]) -> dict:
+    """Chapter 4's glued values from its pair table, the nulls' summary (rows by measure;
+    ``mean``, ``p99``), the null values and the parent-child layer profiles: sim_parent_child,
+    sim_unrelated, sim_chance, most_moved, cka_reading, sim_p99, unrelated_above."""
+    summary = relation_summary(pairs, ["paper"])["paper"]
+    return {"sim_parent_child": summary.get("parent-child", "n/a (no offspring)"),
+            "sim_unrelated": summary.get("unrelated", "n/a (no unrelated pairs)"),
+            "sim_chance": f"{chance.loc['paper', 'mean']:.3f}", "most_moved": most_moved_layer(profiles),
+            "cka_reading": against_chance(pairs["similarity_cka"], nulls["cka"], "linear CKA", "untrained networks"),
+            "sim_p99": f"{chance.loc['paper', 'p99']:.3f}",
+            "unrelated_above": share_above(pairs, "similarity_paper", chance.loc["paper", "p99"], "unrelated")}
 
 
 def paradox_glue(statistics: pd.DataFrame, method: str = "paper", alpha: float = 0.05,

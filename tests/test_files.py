@@ -11,13 +11,13 @@ import torch
 
 from paradox_utils import (
     checkpoints,
+    cli,
     cluster,
     data,
     evaluation,
     files,
     importing,
     models,
-    pipeline,
     population,
     report,
     similarity,
@@ -157,7 +157,7 @@ def test_every_writer_leaves_one_mode_even_when_the_umask_moved(tmp_path, monkey
         files.write_json(results / "m.json", {"x": 1})
         importing.import_population(inputs / "export", "resnet20", "mine", checkpoint_dir=written / "imported",
                                     results_dir=written / "imported-results")
-        pipeline.describe_population("tiny", csv=str(written / "population.csv"))
+        cli.describe_population("tiny", csv=str(written / "population.csv"))
     finally:
         os.umask(previous)
     modes = {str(p.relative_to(written)): stat.S_IMODE(p.stat().st_mode) for p in written.rglob("*") if p.is_file()}

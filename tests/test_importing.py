@@ -16,12 +16,16 @@ import yaml
 from safetensors.torch import load_file, save_file
 
 from paradox_utils import (
+    book_builder,
     checkpoints,
+    cli,
     data,
     evaluation,
     models,
     pipeline,
     population,
+    preamble,
+    profiles,
     provenance,
     report,
     similarity,
@@ -105,7 +109,7 @@ def test_every_format_imports_the_same_network(exported, tmp_path):
         assert json.loads(row.config)["normalisation"] == meta["normalisation"]
         assert "criterion.weight" not in load_file(row.checkpoint)  # the Lightning module's other tensors stay out
     # the profile it writes is one the pipeline accepts, pointing at these folders
-    values = pipeline.load_profile(str(result.profile))
+    values = profiles.load_profile(str(result.profile))
     assert values["profile"] == "mine" and values["arch"] == "resnet20" and values["dataset"] == "cifar10"
     assert values["checkpoint_dir"] == str((tmp_path / "ck").resolve())
     assert values["results_dir"] == str((tmp_path / "res").resolve()) and "similarity_methods" not in values
@@ -307,13 +311,13 @@ def test_command_line(exported, tmp_path, capsys):
     folder, _ = exported
     args = ["import", str(folder), "--arch", "resnet20", "--profile", "mine", "--checkpoint-dir", str(tmp_path / "ck"),
             "--results-dir", str(tmp_path / "res")]
-    assert pipeline.main(args) == 0
+    assert cli.main(args) == 0
     printed = capsys.readouterr().out
     assert re.search(r"^imported  c  ← c\.ckpt$", printed, re.M)
     assert f"next: python -m paradox_utils run --profile {tmp_path / 'ck' / 'profile.yaml'}" in printed
-    assert pipeline.main(args) == 0 and re.search(r"^unchanged c  ← c\.ckpt$", capsys.readouterr().out, re.M)
+    assert cli.main(args) == 0 and re.search(r"^unchanged c  ← c\.ckpt$", capsys.readouterr().out, re.M)
     torch.save(network(0), folder / "whole.pt")
-    assert pipeline.main(args) == 1
+    assert cli.main(args) == 1
     assert re.search(r"^error: whole\.pt holds pickled Python objects.*model\.state_dict\(\)", capsys.readouterr().err)
 
 
@@ -330,29 +334,25 @@ def test_training_chapters_refuse_an_imported_population(exported, tmp_path, cap
     for start in (None, "02_finetune"):
         with pytest.raises(ValueError, match=f"^{sentence}$"):
             pipeline.run(str(result.profile), start=start, output_dir=tmp_path / "chapters", progress=False)
-    assert pipeline.main(["run", "--profile", str(result.profile), "--output-dir", str(tmp_path / "chapters")]) == 1
+    assert cli.main(["run", "--profile", str(result.profile), "--output-dir", str(tmp_path / "chapters")]) == 1
     assert re.fullmatch(f"error: {sentence}\n", capsys.readouterr().err)
-    chapter_one = {**pipeline.chapter_parameters()["01_train"], "profile": str(result.profile)}  # papermill -p profile
+    chapter_one = {**profiles.chapter_parameters()["01_train"], "profile": str(result.profile)}  # papermill -p profile
     with pytest.raises(ValueError, match=f"^{sentence}$"):
-        pipeline.profile_parameters("01_train", chapter_one)
+        preamble.profile_parameters("01_train", chapter_one)
     assert _tree_state(tmp_path) == before and not (tmp_path / "chapters").exists()  # nothing trained or written
     values = {"profile": "mine", "checkpoint_dir": str(tmp_path / "ck")}
-    pipeline.check_training_applies(pipeline.CHAPTERS[2:], values, "mine")  # what the sentence says to run
+    preamble.check_training_applies(profiles.CHAPTERS[2:], values, "mine")  # what the sentence says to run
     trained = tmp_path / "trained"
     checkpoints.save(trained / "b000", network(0), "resnet20", 10, config=training.TrainConfig().to_dict())
-    pipeline.check_training_applies(pipeline.TRAINING_CHAPTERS, {**values, "checkpoint_dir": str(trained)}, "mine")
+    preamble.check_training_applies(profiles.TRAINING_CHAPTERS, {**values, "checkpoint_dir": str(trained)}, "mine")
 
 
 def executed_chapter(folder, chapter: str, profile: str, imported: bool | None = None) -> None:
-    """A stand-in for an executed chapter, stamped as ``run`` stamps it; ``imported``: the value it
-    glues under ``pipeline.IMPORTED_GLUE`` (chapter 3), as ``myst_nb.glue`` writes it."""
-    cells = [nbformat.v4.new_markdown_cell(f"# {chapter} ({profile})")]
-    if imported is not None:
-        cells.append(nbformat.v4.new_code_cell("glue(...)", outputs=[nbformat.v4.new_output(
-            "display_data", data={"application/papermill.record/text/plain": repr(imported)},
-            metadata={"scrapbook": {"name": pipeline.IMPORTED_GLUE, "mime_prefix": "application/papermill.record/"}})]))
-    notebook = nbformat.v4.new_notebook(cells=cells)
-    notebook.metadata["paradox"] = {"profile": profile, "commit": "0123456789ab"}
+    """A stand-in for an executed chapter, stamped as ``run`` stamps it (``imported``: whether its
+    networks were imported; None: a stamp without the field)."""
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# {chapter} ({profile})")])
+    notebook.metadata["paradox"] = {"profile": profile, "commit": "0123456789ab",
+                                    **({} if imported is None else {"imported": imported})}
     folder.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, folder / f"{chapter}.ipynb")
 
@@ -362,29 +362,29 @@ def test_an_imported_populations_book_is_chapters_3_to_6(tmp_path):
     folder were left by another profile's run), 6 only where it ran with the same profile; the
     table of contents is the book's own less the rest, written under _build/."""
     chapters = tmp_path / "chapters"
-    for chapter in pipeline.CHAPTERS:  # a quick run's book, then chapters 3–6 on imported networks
+    for chapter in profiles.CHAPTERS:  # a quick run's book, then chapters 3–6 on imported networks
         executed_chapter(chapters, chapter, "quick", imported=False if chapter == "03_evaluate" else None)
-    assert pipeline.book_chapters(chapters) == pipeline.CHAPTERS
-    for chapter in pipeline.CHAPTERS[2:]:
+    assert book_builder.book_chapters(chapters) == profiles.CHAPTERS
+    for chapter in profiles.CHAPTERS[2:]:
         executed_chapter(chapters, chapter, "mine", imported=True if chapter == "03_evaluate" else None)
-    assert pipeline.book_chapters(chapters) == pipeline.CHAPTERS[2:]
+    assert book_builder.book_chapters(chapters) == profiles.CHAPTERS[2:]
     executed_chapter(chapters, "06_transplant", "quick")  # chapter 6 left by the quick run (no lineage here)
-    assert pipeline.book_chapters(chapters) == pipeline.CHAPTERS[2:5]
+    assert book_builder.book_chapters(chapters) == profiles.CHAPTERS[2:5]
     (chapters / "04_similarity.ipynb").unlink()
     with pytest.raises(ValueError, match=r"^Chapters not executed yet for the imported population mine: "
                                          r"04_similarity \(run `python -m paradox_utils run --profile mine --from "
                                          r"03_evaluate` first\)\.$"):
-        pipeline.book_chapters(chapters)
+        book_builder.book_chapters(chapters)
     executed_chapter(chapters, "03_evaluate", "quick", imported=False)
     (chapters / "01_train.ipynb").unlink()
     with pytest.raises(ValueError, match=r"^Chapters not executed yet: 01_train, 04_similarity"):
-        pipeline.book_chapters(chapters)
+        book_builder.book_chapters(chapters)
     tracked = (ROOT / "book" / "_toc.yml").read_bytes()
-    toc = pipeline.book_toc(ROOT / "book", pipeline.CHAPTERS[2:], tmp_path / "_build")
+    toc = book_builder.book_toc(ROOT / "book", profiles.CHAPTERS[2:], tmp_path / "_build")
     assert toc == tmp_path / "_build" / "_toc.yml" and (ROOT / "book" / "_toc.yml").read_bytes() == tracked
     entries = yaml.safe_load(toc.read_text())
     assert entries["root"] == "intro"
-    assert [e["file"] for e in entries["chapters"]] == [*(f"chapters/{c}" for c in pipeline.CHAPTERS[2:]), "methods"]
+    assert [e["file"] for e in entries["chapters"]] == [*(f"chapters/{c}" for c in profiles.CHAPTERS[2:]), "methods"]
 
 
 # ----------------------------------------------------------------------------- against native training
@@ -450,11 +450,11 @@ def test_chapters_3_to_6_run_on_an_imported_population_and_make_its_book(native,
     assert imported(root, tmp_path).written == []
     book = tmp_path / "book"  # a copy of the book's sources, as tests/test_pipeline.py's tiny_book makes
     shutil.copytree(ROOT / "book", book, ignore=shutil.ignore_patterns("_build", "chapters"))
-    for chapter in pipeline.TRAINING_CHAPTERS:  # left in the folder by an earlier run of another profile
+    for chapter in profiles.TRAINING_CHAPTERS:  # left in the folder by an earlier run of another profile
         executed_chapter(book / "chapters", chapter, "quick")
     executed = pipeline.run(str(profile), start="03_evaluate", output_dir=book / "chapters", progress=False)
-    assert [p.stem for p in executed] == list(pipeline.CHAPTERS[2:])
-    assert all(not pipeline.notebook_errors(p) for p in executed)
+    assert [p.stem for p in executed] == list(profiles.CHAPTERS[2:])
+    assert all(not book_builder.notebook_errors(p) for p in executed)
     # chapter 3's table is what the same networks trained here score on the same images and noise
     ids = list(result.catalog["net_id"])
     images = report.evaluation_set("cifar10", CHAPTER_SETTINGS["eval_per_class"])
@@ -479,17 +479,17 @@ def test_chapters_3_to_6_run_on_an_imported_population_and_make_its_book(native,
     transplanted = pd.read_parquet(tmp_path / "res" / "transplant.parquet")
     assert {"parent", "child"} <= set(transplanted["variant"])
     # the book: chapters 3–6 and the introduction saying where the networks came from; never chapters 1–2
-    site = pipeline.build_book(book).parent
+    site = book_builder.build_book(book).parent
     intro = html.unescape((site / "intro.html").read_text())
     assert f"The 3 resnet20 networks analysed here were imported from {(root / 'exported').resolve()} (3 weight " \
            "files; 2 base networks and 1 offspring, by the lineage given with them; inputs normalised with " \
            "CIFAR-10's mean and std): they were trained elsewhere, not by chapters 1 and 2." in intro
-    assert sorted(p.stem for p in (site / "chapters").glob("*.html")) == list(pipeline.CHAPTERS[2:])
+    assert sorted(p.stem for p in (site / "chapters").glob("*.html")) == list(profiles.CHAPTERS[2:])
     toc = yaml.safe_load((book / "_build" / "_toc.yml").read_text())
-    assert [e["file"] for e in toc["chapters"]] == [*(f"chapters/{c}" for c in pipeline.CHAPTERS[2:]), "methods"]
+    assert [e["file"] for e in toc["chapters"]] == [*(f"chapters/{c}" for c in profiles.CHAPTERS[2:]), "methods"]
     assert (book / "_toc.yml").read_bytes() == (ROOT / "book" / "_toc.yml").read_bytes()  # the sources untouched
     for page in site.rglob("*.html"):  # no link to them, in the introduction's list or any page's navigation
         assert not re.search(r'href="[^"]*0[12]_(train|finetune)', page.read_text()), page
-    for chapter in pipeline.CHAPTERS[2:]:  # listed by the introduction, from the table of contents
+    for chapter in profiles.CHAPTERS[2:]:  # listed by the introduction, from the table of contents
         assert f'href="chapters/{chapter}.html"' in intro, chapter
     assert "Made with the <code>mine</code> profile" in intro  # the footer names no other profile's run

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from paradox_utils import lab, pipeline
+from paradox_utils import lab, profiles
 
-ROOT = pipeline.ROOT
+ROOT = profiles.ROOT
 
 
 class Server:
@@ -51,7 +51,7 @@ def server(tmp_path_factory):
     settings folders are replaced by temporary ones. Stopped by its PID at the end."""
     tmp = tmp_path_factory.mktemp("lab")
     root = tmp / "notebooks"
-    shutil.copytree(pipeline.NOTEBOOKS, root, ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
+    shutil.copytree(profiles.NOTEBOOKS, root, ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
     isolated = {name: str(tmp / folder) for name, folder in [
         ("JUPYTER_CONFIG_DIR", "home-config"), ("JUPYTER_RUNTIME_DIR", "runtime"),
         ("JUPYTERLAB_SETTINGS_DIR", "user-settings"), ("JUPYTERLAB_WORKSPACES_DIR", "workspaces")]}
@@ -106,7 +106,7 @@ def _as_jupyterlab_saves(notebook: dict, kernelspec: dict) -> None:
             cell["metadata"]["jp-MarkdownHeadingCollapsed"] = True
 
 
-@pytest.mark.parametrize("chapter", pipeline.CHAPTERS)
+@pytest.mark.parametrize("chapter", profiles.CHAPTERS)
 def test_saving_a_chapter_pairs_it_and_changes_only_the_edited_cell(server, chapter):
     source = server.root / f"{chapter}.py"
     before = source.read_text()
@@ -148,7 +148,7 @@ def test_lab_command_allows_root_only_as_root(monkeypatch):
     for uid, expected in ((0, True), (1000, False)):
         monkeypatch.setattr(os, "geteuid", lambda uid=uid: uid)
         assert ("--allow-root" in lab.command()) is expected
-    assert f"--ServerApp.root_dir={pipeline.NOTEBOOKS}" in lab.command()
+    assert f"--ServerApp.root_dir={profiles.NOTEBOOKS}" in lab.command()
     assert lab.environment({"JUPYTER_CONFIG_PATH": "/mine"})["JUPYTER_CONFIG_PATH"] == f"{lab.CONFIG}{os.pathsep}/mine"
     assert (lab.CONFIG / "labconfig" / "default_setting_overrides.json").is_file()
     recipe = re.search(r"^lab:.*\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(), re.M)

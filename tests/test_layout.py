@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 import pytest
 from plotly.subplots import make_subplots
 
-from paradox_utils import pipeline, plots, sentences
+from paradox_utils import plots, profiles, sentences
 from paradox_utils.distortions import MANIPULATIONS, PAPER_GRID
 
 from .browser import PHONE_SCROLLING_TABLES, Browser, layout_problems
@@ -224,24 +224,27 @@ def test_transplant_sweep_names_only_the_largest_changes_that_fit():
     assert all(texts) and len(set(plots.transplant_sweep_figure(close).data[0].textposition)) == 2
 
 
+GLUES = {"glue", "glue_texts"}
+
+
 def _glues_only(source: str) -> bool:
-    """Whether a code cell only computes values to ``glue``: it calls glue, and shows
+    """Whether a code cell only computes values to glue (``glue_texts``): it glues, and shows
     nothing (its last statement is no expression, or a glue call), and draws no figure."""
     tree = ast.parse(source)
     calls = [node.func for node in ast.walk(tree) if isinstance(node, ast.Call)]
     names = {getattr(f, "id", None) or getattr(f, "attr", None) for f in calls}
     last = tree.body[-1] if tree.body else None
     shows = isinstance(last, ast.Expr) and not (isinstance(last.value, ast.Call)
-                                                 and getattr(last.value.func, "id", None) == "glue")
-    return "glue" in names and not shows and not names & {"show", "display"}
+                                                 and getattr(last.value.func, "id", None) in GLUES)
+    return bool(names & GLUES) and not shows and not names & {"show", "display"}
 
 
-@pytest.mark.parametrize("chapter", pipeline.CHAPTERS)
+@pytest.mark.parametrize("chapter", profiles.CHAPTERS)
 def test_cells_that_only_glue_are_removed_from_the_book(chapter):
     """A cell that exists to glue values for the text shows neither code nor an empty
     output in the book: it carries the remove-cell tag (and only such cells, or cells that
     show nothing, carry it)."""
-    cells = [c for c in jupytext.read(pipeline.NOTEBOOKS / f"{chapter}.py").cells if c.cell_type == "code"]
+    cells = [c for c in jupytext.read(profiles.NOTEBOOKS / f"{chapter}.py").cells if c.cell_type == "code"]
     glue_only = [c for c in cells if _glues_only(c.source)]
     assert glue_only, chapter  # every chapter glues its summary's numbers
     for cell in glue_only:

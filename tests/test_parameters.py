@@ -16,14 +16,14 @@ import papermill
 import pytest
 from papermill.exceptions import PapermillExecutionError
 
-from paradox_utils import pipeline
+from paradox_utils import cli, pipeline, preamble, profiles
 
-ROOT = pipeline.ROOT
+ROOT = profiles.ROOT
 
 
 @pytest.fixture(scope="module")
 def declared():
-    return pipeline.chapter_parameters()
+    return profiles.chapter_parameters()
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def kernel_env(monkeypatch):
 
 
 def _chapter(name: str) -> nbformat.NotebookNode:
-    notebook = jupytext.read(pipeline.NOTEBOOKS / f"{name}.py")
+    notebook = jupytext.read(profiles.NOTEBOOKS / f"{name}.py")
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     return notebook
 
@@ -47,9 +47,8 @@ def _first_setup_line(notebook: nbformat.NotebookNode) -> str:
 
 
 def test_help_notebook_shows_a_type_and_help_for_every_parameter(tmp_path):
-    for chapter in pipeline.CHAPTERS:
-        shown = pipeline.inspect_chapter(chapter)
-        assert pipeline.PROFILE_APPLIED in shown, chapter
+    for chapter in profiles.CHAPTERS:
+        shown = profiles.inspect_chapter(chapter)
         for name, parameter in shown.items():
             assert parameter["inferred_type_name"] != "None", f"{chapter}: {name} has no type papermill reads"
             assert parameter["help"], f"{chapter}: {name} has no help comment"
@@ -63,33 +62,35 @@ def test_help_notebook_shows_a_type_and_help_for_every_parameter(tmp_path):
     assert re.search(r"base_sample: Optional\[int\] \(default None\)", result.stdout)
 
 
-def test_every_chapter_loads_its_profile_first_thing_after_its_parameters():
-    for chapter in pipeline.CHAPTERS:
+def test_every_chapter_opens_with_its_preamble_first_thing_after_its_parameters():
+    for chapter in profiles.CHAPTERS:
         line = _first_setup_line(_chapter(chapter))
-        assert line.startswith(f'globals().update(pipeline.profile_parameters("{chapter}", globals()))'), chapter
+        assert line.startswith(f'ch = open_chapter("{chapter}", globals()'), chapter
 
 
 def test_the_parameter_cells_hold_the_quick_profile(declared):
     """A chapter run with its default profile loads nothing: that is only right while the
     parameter cells and quick.yaml agree."""
     defaults = {k: v for params in declared.values() for k, v in params.items()}
-    quick = pipeline.load_profile("quick", declared)
+    quick = profiles.load_profile("quick", declared)
     assert {k: v for k, v in quick.items() if v != defaults[k]} == {}
     assert {params["profile"] for params in declared.values()} == {"quick"}
 
 
 def _namespace(chapter: str, declared, **given):
-    return {**declared[chapter], pipeline.PROFILE_APPLIED: False, **given}
+    return {**declared[chapter], **given}
 
 
-def test_profile_values_fill_what_was_not_passed(declared, tmp_path):
-    take = pipeline.profile_parameters
+def test_profile_values_fill_what_was_not_passed(declared, tmp_path, monkeypatch):
+    take = preamble.profile_parameters
     assert take("05_paradox", _namespace("05_paradox", declared)) == {}  # the default profile: nothing to load
     tiny = take("05_paradox", _namespace("05_paradox", declared, profile="tiny", bootstrap_resamples=20))
     assert tiny == {"profile": "tiny", "mantel_permutations": 99}  # bootstrap_resamples was passed: it stays
-    assert take("05_paradox", _namespace("05_paradox", declared, profile="tiny", profile_applied=True)) == {}
+    with monkeypatch.context() as run_passed_tiny:  # run passed every value of tiny: nothing to load
+        run_passed_tiny.setenv(preamble.RESOLVED_PROFILE, "tiny")
+        assert take("05_paradox", _namespace("05_paradox", declared, profile="tiny")) == {}
     mine = tmp_path / "mine.yaml"
-    mine.write_text(f"profile: mine\nextends: {pipeline.profile_path('tiny')}\nmantel_permutations: 7\n")
+    mine.write_text(f"profile: mine\nextends: {profiles.profile_path('tiny')}\nmantel_permutations: 7\n")
     assert take("05_paradox", _namespace("05_paradox", declared, profile=str(mine))) == {
         "profile": "mine", "mantel_permutations": 7, "bootstrap_resamples": 50}
     with pytest.raises(ValueError, match=r"Profile 'quik' not found .*known profiles: imagenet, laptop, paper, "
@@ -106,17 +107,20 @@ def test_papermill_with_a_profile_runs_the_chapter_with_its_values(declared, ker
     parameters = next(c for c in chapter.cells if "parameters" in c.metadata.get("tags", []))
     report = ("import json\nprint(json.dumps({k: globals()[k] for k in "
               f"{sorted(declared['05_paradox'])!r}}}))")
+    setup = ("try:\n    " + _first_setup_line(chapter) + "\nexcept FileNotFoundError:\n"
+             "    pass  # no networks here: the profile's values are set before the catalog is read")
     notebook = nbformat.v4.new_notebook(metadata=chapter.metadata, cells=[
-        nbformat.v4.new_code_cell("from paradox_utils import pipeline"), parameters,
-        nbformat.v4.new_code_cell(_first_setup_line(chapter)), nbformat.v4.new_code_cell(report)])
+        nbformat.v4.new_code_cell("from paradox_utils.preamble import open_chapter"), parameters,
+        nbformat.v4.new_code_cell(setup), nbformat.v4.new_code_cell(report)])
     nbformat.write(notebook, tmp_path / "in.ipynb")
+    folders = {"checkpoint_dir": str(tmp_path / "ck"), "results_dir": str(tmp_path / "res")}
     papermill.execute_notebook(str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb"), kernel_name="python3",
-                               parameters={"profile": "tiny", "bootstrap_resamples": 20}, cwd=str(tmp_path),
-                               progress_bar=False)
+                               parameters={"profile": "tiny", "bootstrap_resamples": 20, **folders},
+                               cwd=str(tmp_path), progress_bar=False)
     done = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     values = json.loads(done.cells[-1].outputs[0]["text"])
     assert values == {**declared["05_paradox"], "profile": "tiny", "mantel_permutations": 99,
-                      "bootstrap_resamples": 20}
+                      "bootstrap_resamples": 20, **folders}
 
 
 def test_papermill_names_a_mistyped_profile(kernel_env, tmp_path):
@@ -140,24 +144,26 @@ def test_papermill_names_a_mistyped_profile(kernel_env, tmp_path):
     ("profile_applied", "true", r"^error: Unknown parameter profile_applied; "),
 ])
 def test_run_refuses_a_bad_override_in_one_sentence(name, value, sentence, tmp_path, capsys):
-    code = pipeline.main(["run", "--profile", "tiny", "-p", name, value, "-p", "checkpoint_dir", str(tmp_path / "ck"),
+    code = cli.main(["run", "--profile", "tiny", "-p", name, value, "-p", "checkpoint_dir", str(tmp_path / "ck"),
                           "-p", "results_dir", str(tmp_path / "res")])
     err = capsys.readouterr().err
     assert code == 1 and re.match(sentence, err.strip()) and len(err.strip().splitlines()) == 1, err
 
 
 def test_run_marks_every_chapter_as_given_its_values(monkeypatch, tmp_path):
-    """``run`` passes profile_applied (so the chapter loads nothing itself) and stamps the
-    profile and commit the book's footer names."""
+    """``run`` passes every resolved value, names the profile in the kernels' environment (so the
+    chapter loads nothing itself) and stamps the profile and commit the book's footer names."""
     seen = []
 
     def execute(source, target, parameters, **_):
-        seen.append((nbformat.read(source, as_version=4).metadata["paradox"], parameters))
+        seen.append((nbformat.read(source, as_version=4).metadata["paradox"], parameters,
+                     os.environ.get(preamble.RESOLVED_PROFILE)))
         nbformat.write(nbformat.v4.new_notebook(), target)
 
     monkeypatch.setattr(papermill, "execute_notebook", execute)
     folders = {"checkpoint_dir": str(tmp_path / "ck"), "results_dir": str(tmp_path / "res")}
     pipeline.run("tiny", until="01", output_dir=tmp_path / "chapters", progress=False, parameters=folders)
-    (stamp, parameters), = seen
-    assert parameters[pipeline.PROFILE_APPLIED] is True and parameters["base_common"]["epochs"] == 1
+    (stamp, parameters, resolved), = seen
+    assert resolved == "tiny" and parameters["base_common"]["epochs"] == 1 and "profile_applied" not in parameters
+    assert preamble.RESOLVED_PROFILE not in os.environ and stamp["imported"] is False
     assert stamp["profile"] == "tiny" and re.match(r"[0-9a-f]{12}( \+ uncommitted changes)?$", stamp["commit"])

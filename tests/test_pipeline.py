@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from paradox_utils import files, pipeline
+from paradox_utils import book_builder, files, pipeline, profiles
 
 from .browser import PHONE_SCROLLING_TABLES, Browser, layout_problems
 
-ROOT = pipeline.ROOT
+ROOT = profiles.ROOT
 
 
 def test_cli_help():
@@ -30,17 +30,17 @@ def test_cli_help():
                                 capture_output=True, text=True)
         assert result.returncode == 0 and "usage:" in result.stdout
         if args in (["run"], ["population"]):  # --profile names every shipped profile (laptop was missing)
-            assert all(name in " ".join(result.stdout.split()) for name in pipeline.shipped_profiles())
+            assert all(name in " ".join(result.stdout.split()) for name in profiles.shipped_profiles())
 
 
 def test_profiles_validate(imagenet_root, tmp_path):
     """Every shipped profile loads, and its whole population passes the pre-run checks."""
-    declared = pipeline.chapter_parameters()
+    declared = profiles.chapter_parameters()
     defaults = {k: v for params in declared.values() for k, v in params.items()}
-    names = pipeline.shipped_profiles()
+    names = profiles.shipped_profiles()
     assert {"tiny", "quick", "laptop", "paper", "paper-smoke", "imagenet"} <= set(names)
     for name in names:
-        values = pipeline.load_profile(name, declared)
+        values = profiles.load_profile(name, declared)
         assert values["profile"] == name
         folders = {"checkpoint_dir": str(tmp_path / name / "ck"), "results_dir": str(tmp_path / name / "res")}
         pipeline.check_run({**values, **folders}, defaults, ("01_train", "02_finetune"))
@@ -128,7 +128,7 @@ def tiny_book(tmp_path_factory):
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):  # what a batch run shows in the terminal
         executed = pipeline.run("tiny", output_dir=book / "chapters", parameters=folders)
-    index = pipeline.build_book(book)
+    index = book_builder.build_book(book)
     assert _tree_state(*USER_WORK) == before  # the user's book, checkpoints and results untouched
     return executed, index, folders, printed.getvalue()
 
@@ -136,8 +136,8 @@ def tiny_book(tmp_path_factory):
 @pytest.mark.slow
 def test_all_chapters_run_and_rerun_reuses_artifacts(tiny_book, tmp_path):
     executed, _, folders, _ = tiny_book
-    assert [p.stem for p in executed] == list(pipeline.CHAPTERS)
-    assert all(not pipeline.notebook_errors(p) for p in executed)
+    assert [p.stem for p in executed] == list(profiles.CHAPTERS)
+    assert all(not book_builder.notebook_errors(p) for p in executed)
     checkpoint = Path(folders["checkpoint_dir"]) / "b000.safetensors"
     stamp = checkpoint.stat().st_mtime_ns
     again = pipeline.run("tiny", start="02", until="finetune", output_dir=tmp_path / "chapters", progress=False,
@@ -153,7 +153,7 @@ def test_batch_run_shows_progress_lines(tiny_book):
     time), one per finished network (k of N, epochs, validation accuracy, seconds), and the
     evaluation's and similarity's bars as lines — none of it in the notebooks."""
     executed, _, _, printed = tiny_book
-    for chapter in pipeline.CHAPTERS:
+    for chapter in profiles.CHAPTERS:
         assert re.search(rf"^== {chapter} \(tiny profile\) started \d\d:\d\d:\d\d$", printed, re.M), chapter
         assert re.search(rf"^== {chapter} done in \d+ (s|min)", printed, re.M), chapter
     assert re.search(r"networks: 2/2 \(100 %\) \[.*b00[01]: 1 epoch, val acc 0\.\d{3}, \d+ s\]", printed)
@@ -169,7 +169,7 @@ def test_intro_and_chapters_open_with_the_runs_regime(tiny_book):
     warning admonition, with the numbers of this run."""
     _, index, _, _ = tiny_book
     site = index.parent
-    for page in [site / "intro.html", *(site / "chapters" / f"{c}.html" for c in pipeline.CHAPTERS[2:])]:
+    for page in [site / "intro.html", *(site / "chapters" / f"{c}.html" for c in profiles.CHAPTERS[2:])]:
         text = page.read_text()
         assert 'class="admonition warning"' in text and "outside the paper&#x27;s regime" in text, page.name
         assert "0.88–0.92" in text, page.name
@@ -198,7 +198,7 @@ def test_results_table_is_computed_from_the_run(tiny_book):
     assert any(q.startswith("transplant ΔVI") for q in rows)
     log = Path(folders["results_dir"]).parent / "run.log"
     log.write_text(printed)
-    assert [q for q, _, _ in results["wall_times"](log)] == [f"wall time {c}" for c in pipeline.CHAPTERS]
+    assert [q for q, _, _ in results["wall_times"](log)] == [f"wall time {c}" for c in profiles.CHAPTERS]
 
 
 @pytest.mark.slow
@@ -267,7 +267,7 @@ def test_failing_chapter_is_named_and_kept(tiny_book, tmp_path):
     with pytest.raises(pipeline.ChapterFailed,
                        match="Chapter 06_transplant failed in cell .*ValueError: Transplant child"):
         pipeline.run(str(path), start="06_transplant", output_dir=out, progress=False)
-    assert pipeline.notebook_errors(out / "06_transplant.ipynb")  # the partial notebook is kept
+    assert book_builder.notebook_errors(out / "06_transplant.ipynb")  # the partial notebook is kept
 
 
 @pytest.mark.slow
@@ -285,7 +285,7 @@ def test_book_pages_load_and_plotly_draws(chromium_executable, tiny_book):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     shots = site.parent / "screenshots"
     shots.mkdir(exist_ok=True)
-    pages = ["intro", *[f"chapters/{c}" for c in pipeline.CHAPTERS]]
+    pages = ["intro", *[f"chapters/{c}" for c in profiles.CHAPTERS]]
     problems = {}
     browser = Browser()
     try:

@@ -6,7 +6,7 @@ import json
 import pandas as pd
 import pytest
 
-from paradox_utils import pipeline
+from paradox_utils import cli, profiles
 from paradox_utils.distortions import MANIPULATIONS
 from paradox_utils.population import assign_augmentations, from_parameters, listing, summary, training_images
 from paradox_utils.training import TrainConfig
@@ -20,11 +20,11 @@ FINGERPRINT = "1e83dc97dac8d71f16628f25cccc134274589c02aca7548435a8581080b711e2"
 
 @pytest.fixture(scope="module")
 def declared():
-    return pipeline.chapter_parameters()
+    return profiles.chapter_parameters()
 
 
 def _population(profile, declared, **overrides):
-    return from_parameters(pipeline.profile_values(profile, overrides, declared))
+    return from_parameters(profiles.profile_values(profile, overrides, declared))
 
 
 def _fingerprint(specs) -> str:
@@ -112,7 +112,7 @@ def test_population_command_lists_without_training(declared, tmp_path, capsys):
     """`python -m paradox_utils population` prints the varying settings and a summary, and
     writes every TrainConfig field with --csv; nothing is trained."""
     csv = tmp_path / "tiny.csv"
-    assert pipeline.main(["population", "--profile", "tiny", "--csv", str(csv)]) == 0
+    assert cli.main(["population", "--profile", "tiny", "--csv", str(csv)]) == 0
     out = capsys.readouterr().out
     assert "b000-ft-all" in out and "Shared by every network: arch=resnet20" in out
     assert "3 networks (2 base, 1 fine-tuned); 3 network-epochs, 600 training images." in out
@@ -124,7 +124,7 @@ def test_population_command_lists_without_training(declared, tmp_path, capsys):
     assert summary(specs).startswith("3 networks")
     assert not list(tmp_path.glob("*.safetensors"))
     # a setting only the offspring set (quick: train_per_class) is listed per network, not as shared
-    assert pipeline.main(["population", "--profile", "quick"]) == 0
+    assert cli.main(["population", "--profile", "quick"]) == 0
     out = capsys.readouterr().out
     assert "train_per_class" in out.splitlines()[0] and "train_per_class=" not in out
 
@@ -139,8 +139,8 @@ def test_paper_smoke_is_the_paper_population_but_smaller(declared):
         mine, theirs = a.config.identity(), b.config.identity()
         assert {k for k in mine if mine[k] != theirs[k]} <= small, a.net_id
         assert a.config.epochs == 1 and a.config.train_per_class == 10
-    values = pipeline.profile_values("paper-smoke", declared=declared)
-    assert values["group_size"] == pipeline.profile_values("paper", declared=declared)["group_size"]
+    values = profiles.profile_values("paper-smoke", declared=declared)
+    assert values["group_size"] == profiles.profile_values("paper", declared=declared)["group_size"]
     assert values["profile"] == "paper-smoke"
 
 
@@ -151,7 +151,7 @@ def test_laptop_profile_is_the_papers_regime_on_a_cpu(declared):
     and a training budget a 2-core CPU gives in an afternoon (≤ 7.5 M training images: 2.3 h
     at the ~900 images/s measured in bfloat16)."""
     specs = _population("laptop", declared)
-    values = pipeline.profile_values("laptop", declared=declared)
+    values = profiles.profile_values("laptop", declared=declared)
     bases = [s for s in specs if s.kind == "base"]
     assert len(bases) >= 6
     assert all(b.config.train_per_class is None and b.config.arch == "resnet20" for b in bases)
@@ -170,22 +170,22 @@ def test_laptop_profile_is_the_papers_regime_on_a_cpu(declared):
 def test_a_profile_extends_another_key_by_key(declared, tmp_path):
     (tmp_path / "base.yaml").write_text("eval_per_class: 7\nmantel_permutations: 9\n")
     (tmp_path / "child.yaml").write_text("extends: base\nmantel_permutations: 19\n")
-    values = pipeline.load_profile(str(tmp_path / "child.yaml"), declared)
+    values = profiles.load_profile(str(tmp_path / "child.yaml"), declared)
     assert (values["eval_per_class"], values["mantel_permutations"], values["profile"]) == (7, 19, "child")
     (tmp_path / "loop.yaml").write_text("extends: loop\n")
     with pytest.raises(ValueError, match="extends itself"):
-        pipeline.load_profile(str(tmp_path / "loop.yaml"), declared)
+        profiles.load_profile(str(tmp_path / "loop.yaml"), declared)
     (tmp_path / "orphan.yaml").write_text("extends: nowhere\n")
     with pytest.raises(ValueError, match="'nowhere' not found"):
-        pipeline.load_profile(str(tmp_path / "orphan.yaml"), declared)
+        profiles.load_profile(str(tmp_path / "orphan.yaml"), declared)
 
 
 def test_an_imported_population_is_found_by_its_name(monkeypatch, tmp_path):
     """`run --profile mine` finds the profile.yaml an import wrote into checkpoints/mine/; a
     shipped profile of that name comes first."""
-    monkeypatch.setattr(pipeline, "ROOT", tmp_path)
+    monkeypatch.setattr(profiles, "ROOT", tmp_path)
     (tmp_path / "checkpoints" / "mine").mkdir(parents=True)
     (tmp_path / "checkpoints" / "mine" / "profile.yaml").write_text("eval_per_class: 3\n")
-    assert pipeline.profile_path("mine") == tmp_path / "checkpoints" / "mine" / "profile.yaml"
-    assert pipeline.profile_path("quick") == pipeline.NOTEBOOKS / "profiles" / "quick.yaml"
-    assert pipeline.profile_path("nowhere") == pipeline.NOTEBOOKS / "profiles" / "nowhere.yaml"  # → "not found"
+    assert profiles.profile_path("mine") == tmp_path / "checkpoints" / "mine" / "profile.yaml"
+    assert profiles.profile_path("quick") == profiles.NOTEBOOKS / "profiles" / "quick.yaml"
+    assert profiles.profile_path("nowhere") == profiles.NOTEBOOKS / "profiles" / "nowhere.yaml"  # → "not found"

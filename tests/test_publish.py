@@ -11,9 +11,9 @@ import nbformat
 import pytest
 import yaml
 
-from paradox_utils import pipeline, provenance, publish
+from paradox_utils import book_builder, profiles, provenance, publish
 
-BOOK = pipeline.BOOK
+BOOK = book_builder.BOOK
 
 
 def git(*args, cwd=None) -> str:
@@ -41,7 +41,7 @@ def checkout(tmp_path, monkeypatch):
 def _chapters(folder, profile="tiny", commit="0123456789ab"):
     """Executed-chapter stand-ins: a heading each, stamped as ``pipeline.run`` stamps them."""
     folder.mkdir(parents=True, exist_ok=True)
-    for n, chapter in enumerate(pipeline.CHAPTERS, start=1):
+    for n, chapter in enumerate(profiles.CHAPTERS, start=1):
         notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# {n}. {chapter}")])
         notebook.metadata["paradox"] = {"profile": profile, "commit": commit}
         nbformat.write(notebook, folder / f"{chapter}.ipynb")
@@ -52,7 +52,7 @@ def _fake_site(folder, footer="<p>Made with the <code>tiny</code> profile at com
     (folder / "_static").mkdir()
     (folder / "index.html").write_text('<meta http-equiv="Refresh" content="0; url=intro.html" />\n')  # as Jupyter Book
     (folder / "intro.html").write_text(f'<html><body>intro<div class="extra_footer">\n  {footer}\n</div></body></html>')
-    for chapter in pipeline.CHAPTERS:
+    for chapter in profiles.CHAPTERS:
         (folder / "chapters" / f"{chapter}.html").write_text(f"<html><body>{chapter}</body></html>")
     (folder / "_static" / "plotly.min.js").write_text("/* plotly */")
     return folder
@@ -65,7 +65,7 @@ def test_publish_puts_the_site_on_gh_pages_of_the_remote(checkout, tmp_path):
     assert said.startswith(f"Published {site} on branch gh-pages of origin")
     files = set(git("--git-dir", str(remote), "ls-tree", "-r", "--name-only", "gh-pages").split())
     assert {"index.html", "intro.html", ".nojekyll", "_static/plotly.min.js",
-            *(f"chapters/{c}.html" for c in pipeline.CHAPTERS)} == files
+            *(f"chapters/{c}.html" for c in profiles.CHAPTERS)} == files
     message = git("--git-dir", str(remote), "log", "-1", "--format=%B", "gh-pages")
     assert message.strip() == "Publish the book. Made with the tiny profile at commit 0123456789ab."
     assert git("rev-parse", "--abbrev-ref", "HEAD", cwd=work).strip() == "main"  # the checkout stays as it was
@@ -90,11 +90,11 @@ def test_publish_refuses_in_one_sentence(checkout, tmp_path):
 
 def test_footer_names_each_profile_and_commit(tmp_path):
     _chapters(tmp_path / "a")
-    paths = [tmp_path / "a" / f"{c}.ipynb" for c in pipeline.CHAPTERS]
+    paths = [tmp_path / "a" / f"{c}.ipynb" for c in profiles.CHAPTERS]
     assert provenance.book_footer(paths) == (
         "<p>Made with the <code>tiny</code> profile at commit <code>0123456789ab</code>.</p>")
     _chapters(tmp_path / "b", commit="fedcba987654 + uncommitted changes")
-    mixed = paths[:2] + [tmp_path / "b" / f"{c}.ipynb" for c in pipeline.CHAPTERS[2:]]
+    mixed = paths[:2] + [tmp_path / "b" / f"{c}.ipynb" for c in profiles.CHAPTERS[2:]]
     assert provenance.book_footer(mixed) == (
         "<p>Made in parts: 01_train, 02_finetune with the <code>tiny</code> profile at commit <code>0123456789ab"
         "</code>; 03_evaluate, 04_similarity, 05_paradox, 06_transplant with the <code>tiny</code> profile at "
@@ -106,7 +106,7 @@ def test_footer_names_each_profile_and_commit(tmp_path):
 
 def test_book_config_adds_the_footer_to_a_copy(tmp_path):
     before = (BOOK / "_config.yml").read_bytes()
-    path = pipeline.book_config(BOOK, "<p>footer</p>", tmp_path)
+    path = book_builder.book_config(BOOK, "<p>footer</p>", tmp_path)
     config = yaml.safe_load(path.read_text())
     assert path.parent == tmp_path and (BOOK / "_config.yml").read_bytes() == before
     assert config["html"]["extra_footer"] == "<p>footer</p>"
@@ -125,11 +125,11 @@ def test_a_built_book_carries_its_footer_and_publishes(checkout, tmp_path):
     shutil.copytree(BOOK / "_ext", book / "_ext", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(BOOK / "_static", book / "_static", ignore=shutil.ignore_patterns("plotly*.js"))
     (book / "_toc.yml").write_text(yaml.safe_dump({"format": "jb-book", "root": "intro", "chapters": [
-        {"file": f"chapters/{c}"} for c in pipeline.CHAPTERS]}))
+        {"file": f"chapters/{c}"} for c in profiles.CHAPTERS]}))
     (book / "intro.md").write_text("# Stand-in\n\nThe chapters below are stand-ins.\n")
     _chapters(book / "chapters", profile="tiny", commit=provenance.source_commit())
     config = (book / "_config.yml").read_bytes()
-    index = pipeline.build_book(book)
+    index = book_builder.build_book(book)
     assert (book / "_config.yml").read_bytes() == config  # nothing tracked was rewritten
     made = f"Made with the <code>tiny</code> profile at commit <code>{provenance.source_commit()}</code>"
     for page in ("intro.html", "chapters/03_evaluate.html"):  # every page's footer
@@ -140,4 +140,4 @@ def test_a_built_book_carries_its_footer_and_publishes(checkout, tmp_path):
     assert message.strip() == f"Publish the book. Made with the tiny profile at commit {provenance.source_commit()}."
     files = set(git("--git-dir", str(remote), "ls-tree", "-r", "--name-only", "gh-pages").split())
     assert {"index.html", ".nojekyll", "_static/plotly.min.js"} <= files
-    assert {f"chapters/{c}.html" for c in pipeline.CHAPTERS} <= files
+    assert {f"chapters/{c}.html" for c in profiles.CHAPTERS} <= files

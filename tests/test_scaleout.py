@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import torch
 
-from paradox_utils import checkpoints, pipeline
+from paradox_utils import checkpoints, cli, profiles
 from paradox_utils.cluster import _training_locks, run_population, slurm_cluster, slurm_environment
 from paradox_utils.population import catalog_path, from_parameters, read_catalog
 
@@ -39,7 +39,7 @@ def reference(tmp_path_factory, cifar_source) -> dict[str, str]:
     """net id -> sha256 of a serial run of the population, in this process. With one
     torch thread, as on every Dask worker: the thread count changes the order of
     floating-point sums, so runs at different counts differ in the last bits."""
-    specs = from_parameters(pipeline.profile_values("tiny", OVERRIDES))
+    specs = from_parameters(profiles.profile_values("tiny", OVERRIDES))
     assert [(s.net_id, s.config.epochs) for s in specs] == [("b000", 1), (LONG, 3), ("b000-ft-all", 1)]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -214,7 +214,7 @@ def test_slurm_settings_become_dask_configuration(capsys):
         slurm_environment(["partition=debug"])
     with pytest.raises(ValueError, match="KEY=VALUE"):
         slurm_environment(["cores"])
-    assert pipeline.main(["run", "--profile", "tiny", "--slurm", "partition=debug"]) == 1  # before any chapter
+    assert cli.main(["run", "--profile", "tiny", "--slurm", "partition=debug"]) == 1  # before any chapter
     assert "unknown setting partition" in capsys.readouterr().err
     with dask.config.set({"jobqueue.slurm.cores": None, "jobqueue.slurm.memory": None}):
         with pytest.raises(ValueError, match="cores and memory of one SLURM job: --slurm cores=4"):
