@@ -8,6 +8,8 @@ are killed and the test fails, saying where it stopped."""
 
 import ast
 
+import pytest
+
 from .kernel_frontend import drive
 
 TIMEOUT_S = 240  # a hang guard: the whole run takes ~30 s on a quiet 2-core machine
@@ -42,6 +44,7 @@ def _shown(step: dict) -> tuple[str, list[str]]:
     return text, sorted({trace["name"] for trace in figures[0]["data"]})
 
 
+@pytest.mark.slow  # a kernel
 def test_choosing_another_network_updates_the_table_and_figure(tmp_path):
     setup, chose_b, chose_a = drive(PLAN, tmp_path, TIMEOUT_S)["steps"]
     assert ast.literal_eval(setup["probe"]) == ("n0", "n1")

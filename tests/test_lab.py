@@ -106,6 +106,7 @@ def _as_jupyterlab_saves(notebook: dict, kernelspec: dict) -> None:
             cell["metadata"]["jp-MarkdownHeadingCollapsed"] = True
 
 
+@pytest.mark.slow  # a JupyterLab server
 @pytest.mark.parametrize("chapter", profiles.CHAPTERS)
 def test_saving_a_chapter_pairs_it_and_changes_only_the_edited_cell(server, chapter):
     source = server.root / f"{chapter}.py"
@@ -133,6 +134,7 @@ def test_saving_a_chapter_pairs_it_and_changes_only_the_edited_cell(server, chap
     assert ignored.returncode == 0, "the paired .ipynb must be git-ignored"
 
 
+@pytest.mark.slow  # a JupyterLab server
 def test_chapters_open_as_notebooks_by_default(server):
     settings = server.request("GET", "/lab/api/settings/@jupyterlab/docmanager-extension:plugin")
     assert settings["schema"]["properties"]["defaultViewers"]["default"] == {"python": "Jupytext Notebook"}

@@ -86,6 +86,7 @@ def sweep_table() -> pd.DataFrame:
                          "delta_vi": rng.normal(0, 0.008, len(layers))})
 
 
+@pytest.mark.slow  # a browser
 def test_each_rule_finds_the_page_that_breaks_it(browser, tmp_path):
     eight = make_subplots(rows=1, cols=8, subplot_titles=list(MANIPULATIONS))  # the old accuracy profiles
     for col in range(1, 9):
@@ -123,6 +124,7 @@ def test_each_rule_finds_the_page_that_breaks_it(browser, tmp_path):
     assert "'stacked notes': annotations 'chance 0.136' and 'null p99 0.141' overlap" in text
 
 
+@pytest.mark.slow  # a browser
 @pytest.mark.parametrize("width", [1280, 400])
 def test_accuracy_profiles_and_transplant_sweep_read_at_desktop_and_phone_widths(browser, tmp_path, width):
     parts = [figure(plots.accuracy_profiles(accuracy_table(), ["b000", "b001"])),
@@ -158,6 +160,7 @@ def chapter_tables() -> list[pd.DataFrame]:
             sentences.count_table(statistics)]
 
 
+@pytest.mark.slow  # a browser
 @pytest.mark.parametrize("width", [1280, 400])
 def test_chapter_tables_fit_the_column(browser, tmp_path, width):
     """At 1280 px every table the chapters show fits the content column; on a phone so does
@@ -176,6 +179,7 @@ def pair_table(n: int = 60) -> pd.DataFrame:
                          "similarity_paper": rng.normal(0.136, 0.003, n), "compatibility": rng.uniform(0.2, 1.0, n)})
 
 
+@pytest.mark.slow  # a browser
 @pytest.mark.parametrize("width", [1280, 400])
 def test_paradox_scatter_and_long_titles_read_at_desktop_and_phone_widths(browser, tmp_path, width):
     """The similarity threshold (null p99 0.141) a hair from the chance level (0.136): their

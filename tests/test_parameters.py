@@ -100,6 +100,7 @@ def test_profile_values_fill_what_was_not_passed(declared, tmp_path, monkeypatch
         take("05_paradox", _namespace("05_paradox", declared, mantel_permutations=9.5))
 
 
+@pytest.mark.slow  # a kernel
 def test_papermill_with_a_profile_runs_the_chapter_with_its_values(declared, kernel_env, tmp_path):
     """papermill directly, as a user would: the real chapter's parameters cell and its first
     setup line, then the values the chapter goes on with."""
@@ -123,6 +124,7 @@ def test_papermill_with_a_profile_runs_the_chapter_with_its_values(declared, ker
                       "bootstrap_resamples": 20, **folders}
 
 
+@pytest.mark.slow  # a kernel
 def test_papermill_names_a_mistyped_profile(kernel_env, tmp_path):
     """The real chapter stops in its first setup cell, saying the profile does not exist and
     which do — not later, with a missing catalog."""

@@ -115,6 +115,7 @@ def test_book_config_adds_the_footer_to_a_copy(tmp_path):
         k: v for k, v in yaml.safe_load(before).items() if k not in ("html", "sphinx")}
 
 
+@pytest.mark.slow  # a Jupyter Book build
 def test_a_built_book_carries_its_footer_and_publishes(checkout, tmp_path):
     """The real build (Jupyter Book, the book's own _config.yml and extensions) of stand-in
     chapters, then the real publishing of what it built."""
