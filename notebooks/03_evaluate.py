@@ -49,7 +49,7 @@
 import numpy as np
 from myst_nb import glue
 
-from paradox_utils import bootstrap, evaluation, files, paradox, pipeline, plots, regime, report, runtime, sentences
+from paradox_utils import behaviour, bootstrap, evaluation, files, pipeline, plots, regime, report, runtime, sentences
 from paradox_utils.importing import is_imported, origin_sentence
 
 # %% [markdown]
@@ -156,7 +156,7 @@ outcomes.groupby("manipulation", sort=False).mean().round(3)
 # and green is 1.
 
 # %%
-kappa = paradox.error_consistency_matrix(bits)
+kappa = behaviour.error_consistency_matrix(bits)
 files.write_table(kappa.reset_index(), paths["kappa"], provenance={"weights": report.weight_hashes(catalog)})
 plots.show(plots.heatmap(kappa, "Error consistency κ (pooled over the 37 cells)", report.parents_of(catalog),
                          kind="kappa", chance=0.0, networks=shown))  # κ = 0: agreement expected by chance

@@ -36,7 +36,9 @@
 # %%
 from myst_nb import glue
 
+from paradox_utils import behaviour as measures  # aliased: this chapter names its own values behaviour, nulls
 from paradox_utils import bootstrap, explorer, files, paradox, pipeline, plots, regime, report, runtime, sentences
+from paradox_utils import nulls as null_models
 
 # %% [markdown]
 # ## Parameters
@@ -79,7 +81,7 @@ shown = plots.representative_subset(parents, subset)  # the same networks in cha
 # statistic below uses all pairs.
 
 # %%
-compat = paradox.compatibility(accuracy)
+compat = measures.compatibility(accuracy)
 plots.show(plots.heatmap(compat, "Visual-intelligence compatibility (Pearson r over 37 cells)", parents,
                          kind="compatibility", networks=shown))
 
@@ -116,10 +118,10 @@ if len(family) > 1:
 # accuracies. The [methods appendix](../methods.md) says why.
 
 # %%
-behaviours = {"compatibility": compat, "relative compatibility": paradox.compatibility(accuracy, relative=True),
-              "kappa": paradox.error_consistency_matrix(bits)}
-behaviour_nulls = None if thresholds == "fixed" else paradox.behaviour_nulls(accuracy, null_permutations,
-                                                                            statistics_seed)
+behaviours = {"compatibility": compat, "relative compatibility": measures.compatibility(accuracy, relative=True),
+              "kappa": measures.error_consistency_matrix(bits)}
+behaviour_nulls = None if thresholds == "fixed" else null_models.behaviour_nulls(accuracy, null_permutations,
+                                                                                statistics_seed)
 report.null_summary(behaviour_nulls).round(3) if behaviour_nulls else "fixed thresholds"
 
 # %% [markdown]

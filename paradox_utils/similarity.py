@@ -49,6 +49,7 @@ from .kernels import (
     weights_key,
 )
 from .models import build
+from .nulls import NULL_QUANTILE, null_threshold, null_values_needed
 from .permutations import MAX_ITER, RTOL, coupled_scores, permutation_graph, permuted_copy, spec_for
 from .progress import tqdm
 
@@ -283,7 +284,6 @@ def pairwise_similarity(networks: Sequence[NetworkLike] | Mapping[str, NetworkLi
 # pairs) for CKA, whose cost grows with the probe images too; both ≥ 100 pairs, so that a
 # 99th percentile is not simply the largest value (times in null_distribution's docstring)
 NULL_NETWORKS = {"paper": 32, "hungarian": 32, "coupled": 32, "cka": 16}
-NULL_QUANTILE = 0.99
 
 
 def null_distribution(arch: str = "resnet20", method: str = "paper", n_networks: int | None = None, seed: int = 0,
@@ -303,7 +303,7 @@ def null_distribution(arch: str = "resnet20", method: str = "paper", n_networks:
     unrelated *trained* networks.)
 
     Size (``n_networks``, default ``NULL_NETWORKS[method]``): at least 100 pairs, so that
-    the 99th percentile (``paradox.null_threshold``) is not simply the largest value —
+    the 99th percentile (``nulls.null_threshold``) is not simply the largest value —
     32 networks (496 pairs) for paper, hungarian and coupled, 16 (120 pairs) for cka.
     Pairs share networks, so they are fewer independent draws than their number; pairs
     grow as n². Measured for ResNet20 on one CPU core (building the networks included):
@@ -346,8 +346,6 @@ def chance_level(arch: str = "resnet20", n: int | None = None, method: str = "pa
     with fewer than 100 pairs (n < 15), where a 99th percentile would only be the largest
     value. ``method="cka"`` needs the probe ``images`` (float, [0, 1]) of the CKA matrix.
     """
-    from .paradox import null_threshold, null_values_needed
-
     _check_method(method, (*METHODS, "cka"))
     if n is not None and n < 2:
         raise ValueError(f"The chance level needs at least two networks (one pair); n={n}.")

@@ -1,4 +1,5 @@
-"""The paired image bootstrap: fast paths against literal index resampling, and coverage on synthetic truth."""
+"""The paired image bootstrap: fast paths against literal index resampling, and coverage on synthetic truth;
+the network bootstrap of a matrix correlation."""
 
 import numpy as np
 import pandas as pd
@@ -244,3 +245,15 @@ def test_the_coverage_test_fails_wrong_resampling_schemes():
         delta_hits += low <= true_delta <= high
     print(f"wrong schemes' coverage: per-cell VI {vi_hits / reps}, unpaired ΔVI {delta_hits / reps}")
     assert vi_hits / reps < BAND[0] - 0.1 and delta_hits / reps > BAND[1], (vi_hits / reps, delta_hits / reps)
+
+
+# --- the network bootstrap ---------------------------------------------------------------------------------------
+
+def test_bootstrap_correlation_interval_holds_the_estimate_of_related_matrices():
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(12, 3))
+    a = -np.linalg.norm(points[:, None] - points[None], axis=-1)
+    b = a + rng.normal(scale=0.1, size=a.shape)
+    b = (b + b.T) / 2
+    ci = bootstrap.bootstrap_correlation(a, b, resamples=200)
+    assert ci["low"] <= ci["r"] <= ci["high"] and ci["low"] > 0.5
