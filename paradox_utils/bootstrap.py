@@ -42,8 +42,8 @@ from scipy.stats import rankdata
 from .correctness import Correctness
 
 __all__ = [
-    "NO_CHANGE", "bootstrap_correlation", "compatibility_interval", "delta_vi", "difference_interval", "draw_indices",
-    "kappa_interval", "resampled_accuracy", "vi_interval", "vi_weights",
+    "NO_CHANGE", "bootstrap_correlation", "compatibility_interval", "delta_vi", "draw_indices", "kappa_interval",
+    "vi_interval", "vi_weights",
 ]
 
 NO_CHANGE = "not distinguishable from no change"
@@ -148,20 +148,6 @@ def _estimate(rows: np.ndarray, n_images: int, statistic: Callable[[np.ndarray],
     return point, boot
 
 
-def resampled_accuracy(correctness: Correctness, resamples: int = 1000, seed: int = 0,
-                       max_bytes: int = MAX_BYTES) -> np.ndarray:
-    """(R, N, C) float64: every network's accuracy in every cell under each resample of the images.
-
-    Resample r uses the same image draw for all networks and cells (:func:`draw_indices`).
-    ``max_bytes`` bounds the working memory; the (R, N, C) result is on top of it.
-    """
-    _check_settings(correctness, resamples, level=0.5)  # no interval here: any valid level will do
-    n, c, width = correctness.bits.shape
-    rows = correctness.bits.reshape(n * c, width)
-    blocks = _hit_blocks(rows, correctness.n_images, resamples, seed, max_bytes)
-    return np.concatenate([h.reshape(-1, n, c).astype(np.float64) / correctness.n_images for h in blocks])
-
-
 # --- statistics ----------------------------------------------------------------------------------------------------
 
 def vi_weights(cells: Sequence[tuple[str, float]]) -> np.ndarray:
@@ -248,18 +234,6 @@ def delta_vi(correctness: Correctness, parent: str, variants: Sequence[str], res
                           "verdict": [_verdict(lo, hi) for lo, hi in zip(low, high, strict=True)]},
                          index=pd.Index(variants, name="variant"))
     return _attrs(frame, level, resamples, seed)
-
-
-def difference_interval(correctness: Correctness, a: str, b: str, resamples: int = 1000, seed: int = 0,
-                        level: float = 0.95, max_bytes: int = MAX_BYTES) -> dict:
-    """VI(b) − VI(a) with a paired percentile interval (a = the parent, b = a variant).
-
-    Returns {a, b, delta, low, high, verdict, level, resamples}; verdict is :data:`NO_CHANGE`
-    when the interval contains 0, else "increase" / "decrease".
-    """
-    row = delta_vi(correctness, a, [b], resamples, seed, level, max_bytes).iloc[0]
-    return {"a": a, "b": b, "delta": float(row["delta"]), "low": float(row["low"]), "high": float(row["high"]),
-            "verdict": row["verdict"], "level": level, "resamples": int(resamples)}
 
 
 def _pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -35,7 +35,6 @@ __all__ = [
     "quadrant_counts", "quadrant_of", "relation", "statistics_table", "with_behaviour",
 ]
 
-RELATIONS = ("parent-child", "siblings", "unrelated")
 QUADRANTS = ("similar_yet_different", "different_yet_similar", "agree_similar", "agree_different")
 QUADRANT_NAMES = {q: q.replace("_", " ") for q in QUADRANTS}
 UNDEFINED = "undefined"
