@@ -5,8 +5,8 @@ bits, each (network, cell) at a realistic accuracy (a cell difficulty from 0.1 t
 plus a per-network offset). Half of each cell's trials draw from one shared uniform per
 image, so errors overlap beyond chance (mean κ ≈ 0.4) as they do for real networks.
 
-Timed in one run: ``paradox.error_consistency_matrix`` (popcounts over the packed bits)
-against a straightforward per-pair NumPy loop (``paradox.error_consistency``
+Timed in one run: ``behaviour.error_consistency_matrix`` (popcounts over the packed bits)
+against a straightforward per-pair NumPy loop (``behaviour.error_consistency``
 on pre-unpacked bool rows), the loop timed on a sample of pairs and extrapolated to all
 N(N − 1)/2 pairs. Memory: the process's max RSS (importing the package, which imports
 torch, is ~0.9 GiB of it) and the peak NumPy allocation of one matrix call (tracemalloc,
@@ -24,7 +24,7 @@ import tracemalloc
 
 import numpy as np
 
-from paradox_utils import paradox
+from paradox_utils import behaviour
 from paradox_utils.correctness import Correctness
 from paradox_utils.distortions import PAPER_GRID
 
@@ -64,27 +64,27 @@ def main() -> None:
           f"peak RSS {peak_gib():.2f} GiB")
 
     started = time.perf_counter()
-    kappa = paradox.error_consistency_matrix(data)
+    kappa = behaviour.error_consistency_matrix(data)
     fast = time.perf_counter() - started
     tracemalloc.start()
-    paradox.error_consistency_matrix(data)
+    behaviour.error_consistency_matrix(data)
     allocated = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     print(f"error_consistency_matrix: {fast:.2f} s for {pairs} pairs, peak NumPy allocation "
           f"{allocated / 2**20:.0f} MiB, peak RSS {peak_gib():.2f} GiB, "
           f"mean off-diagonal κ {kappa.to_numpy()[np.triu_indices(args.nets, 1)].mean():.4f}")
     if args.table_popcount:
-        native, paradox._popcount = paradox._popcount, paradox._popcount_table
+        native, behaviour._popcount = behaviour._popcount, behaviour._popcount_table
         started = time.perf_counter()
-        same = paradox.error_consistency_matrix(data).equals(kappa)
+        same = behaviour.error_consistency_matrix(data).equals(kappa)
         print(f"  with the table popcount (NumPy < 2): {time.perf_counter() - started:.2f} s, same κ: {same}")
-        paradox._popcount = native
+        behaviour._popcount = native
 
     right = data.boolean().reshape(args.nets, -1)  # (N, C·I) bool, unpacked once outside the timing
     rng = np.random.default_rng(1)
     sample = [tuple(rng.choice(args.nets, 2, replace=False)) for _ in range(min(args.baseline_pairs, pairs))]
     started = time.perf_counter()
-    loop = [paradox.error_consistency(right[i], right[j]) for i, j in sample]
+    loop = [behaviour.error_consistency(right[i], right[j]) for i, j in sample]
     per_pair = (time.perf_counter() - started) / len(sample)
     worst = max(abs(k - kappa.iloc[i, j]) for k, (i, j) in zip(loop, sample, strict=True))
     print(f"per-pair NumPy loop: {per_pair * 1e3:.2f} ms/pair on {len(sample)} pairs → {per_pair * pairs:.0f} s "

@@ -6,7 +6,7 @@ permutations (both upper triangles ranked once; each permutation a gather and a 
 product) against the literal ones (both triangles ranked again every permutation,
 ``paradox._permuted_literal``), the literal path timed on ``--baseline`` permutations and
 extrapolated; the two paths' values on those permutations are compared. Also
-``paradox.bootstrap_correlation``, whose resamples must rank again (resampled networks
+``bootstrap.bootstrap_correlation``, whose resamples must rank again (resampled networks
 make ties), at the profile's ``--resamples``.
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_statistics.py [--nets 329] [--permutations 999]
@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 from paradox_utils import paradox
+from paradox_utils.bootstrap import bootstrap_correlation
 
 
 def matrices(nets: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -47,7 +48,7 @@ def main() -> None:
     literal = (time.perf_counter() - started) / args.baseline * args.permutations
     fast = np.array(list(paradox._permuted_ranked(x, y, orders)))
     started = time.perf_counter()
-    interval = paradox.bootstrap_correlation(x, y, args.resamples)
+    interval = bootstrap_correlation(x, y, args.resamples)
     bootstrap = time.perf_counter() - started
     print(f"{args.nets} networks, {args.nets * (args.nets - 1) // 2:,} pairs; Mantel r {test['r']:.3f}, "
           f"p {test['p']:.3g} ({args.permutations} permutations)")

@@ -46,7 +46,7 @@
 # ## Imports
 
 # %%
-from paradox_utils import bootstrap, evaluation, files, paradox, plots, report, sentences
+from paradox_utils import behaviour, bootstrap, evaluation, files, plots, report, sentences
 from paradox_utils.preamble import glue_regime, glue_texts, open_chapter
 
 # %% [markdown]
@@ -145,7 +145,7 @@ outcomes.groupby("manipulation", sort=False).mean().round(3)
 # and green is 1.
 
 # %%
-kappa = paradox.error_consistency_matrix(bits)
+kappa = behaviour.error_consistency_matrix(bits)
 files.write_table(kappa.reset_index(), paths["kappa"], provenance={"weights": report.weight_hashes(catalog)})
 plots.show(plots.heatmap(kappa, "Error consistency κ (pooled over the 37 cells)", parents,
                          kind="kappa", chance=0.0, networks=shown))  # κ = 0: agreement expected by chance

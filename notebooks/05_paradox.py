@@ -34,7 +34,7 @@
 # ## Imports
 
 # %%
-from paradox_utils import bootstrap, explorer, files, paradox, plots, report, sentences
+from paradox_utils import behaviour, bootstrap, explorer, files, nulls, paradox, plots, report, sentences
 from paradox_utils.preamble import glue_regime, glue_texts, open_chapter
 
 # %% [markdown]
@@ -56,9 +56,9 @@ subset: int = 20  # networks drawn in the overview figures (whole families, seed
 # %%
 ch = open_chapter("05_paradox", globals(), reads=("accuracy", "similarities", "layers", "correctness", "nulls"))
 paths, catalog, parents, shown = ch.paths, ch.catalog, ch.parents, ch.shown
-accuracy, similarities, layer_scores, bits, nulls = ch.tables  # nulls: chapter 4's chance levels and thresholds
-similarity_chance = report.null_summary(nulls)["mean"]
-similarity_nulls = nulls if thresholds == "null" else None
+accuracy, similarities, layer_scores, bits, untrained = ch.tables  # untrained: chapter 4's similarity nulls
+similarity_chance = report.null_summary(untrained)["mean"]
+similarity_nulls = untrained if thresholds == "null" else None
 
 # %% [markdown]
 # ## Compatibility (the paper's Figures 6 and 9)
@@ -68,7 +68,7 @@ similarity_nulls = nulls if thresholds == "null" else None
 # statistic below uses all pairs.
 
 # %%
-compat = paradox.compatibility(accuracy)
+compat = behaviour.compatibility(accuracy)
 plots.show(plots.heatmap(compat, "Visual-intelligence compatibility (Pearson r over 37 cells)", parents,
                          kind="compatibility", networks=shown))
 
@@ -105,10 +105,9 @@ if len(family) > 1:
 # accuracies. The [methods appendix](../methods.md) says why.
 
 # %%
-behaviours = {"compatibility": compat, "relative compatibility": paradox.compatibility(accuracy, relative=True),
-              "kappa": paradox.error_consistency_matrix(bits)}
-behaviour_nulls = None if thresholds == "fixed" else paradox.behaviour_nulls(accuracy, null_permutations,
-                                                                            statistics_seed)
+behaviours = {"compatibility": compat, "relative compatibility": behaviour.compatibility(accuracy, relative=True),
+              "kappa": behaviour.error_consistency_matrix(bits)}
+behaviour_nulls = None if thresholds == "fixed" else nulls.behaviour_nulls(accuracy, null_permutations, statistics_seed)
 report.null_summary(behaviour_nulls).round(3) if behaviour_nulls else "fixed thresholds"
 
 # %% [markdown]
@@ -121,10 +120,10 @@ report.null_summary(behaviour_nulls).round(3) if behaviour_nulls else "fixed thr
 # %%
 pairs = paradox.with_behaviour(paradox.pair_table(similarities, parents, compat=compat), behaviours)
 files.write_table(pairs, paths["pairs"], provenance={"weights": report.weight_hashes(catalog)})
-for behaviour in behaviours:
-    plots.show(plots.paradox_scatter(pairs, "paper", similar_threshold, compatible_threshold, behaviour,
+for measure in behaviours:
+    plots.show(plots.paradox_scatter(pairs, "paper", similar_threshold, compatible_threshold, measure,
                                      similarity_null=(similarity_nulls or {}).get("paper"),
-                                     behaviour_null=(behaviour_nulls or {}).get(behaviour),
+                                     behaviour_null=(behaviour_nulls or {}).get(measure),
                                      chance=similarity_chance["paper"]))
 
 # %% [markdown]
@@ -133,7 +132,7 @@ for behaviour in behaviours:
 # and the unrelated pairs' similarity beside its chance level, against the paper's.
 
 # %% tags=["remove-output"]
-glue_regime(catalog, accuracy, pairs, report.null_summary(nulls))
+glue_regime(catalog, accuracy, pairs, report.null_summary(untrained))
 
 # %% [markdown]
 # ## Does similarity predict compatibility?

@@ -1,14 +1,12 @@
-"""Confidence intervals from a paired bootstrap over test images.
+"""Confidence intervals by the bootstrap: a paired bootstrap over test images, and a
+bootstrap over networks of a correlation between two matrices.
 
-Every number the book reports from the evaluation grid (VI, ΔVI of a transplant,
-compatibility, error consistency κ) is a function of the per-image correctness bits
-(:class:`~paradox_utils.correctness.Correctness`). Its sampling uncertainty comes from
-the finite set of I test images, so a resample draws I image indices with
-replacement and applies the SAME draw to every network and every cell: the two
-networks of a pair saw the same images, and every cell of the grid is the same
-images under a different manipulation. Resampling (cell, image) pairs, or each
-network on its own, would throw away those correlations and give intervals of the
-wrong width (tests/test_bootstrap.py shows both failure modes on synthetic data).
+Over images: every number the book reports from the evaluation grid (VI, ΔVI of a
+transplant, compatibility, error consistency κ) is a function of the per-image
+correctness bits (:class:`~paradox_utils.correctness.Correctness`). A resample draws I
+image indices with replacement and applies the SAME draw to every network and every
+cell (methods: Intervals over test images; tests/test_bootstrap.py shows how resampling
+(cell, image) pairs, or each network on its own, gives intervals of the wrong width).
 
 Efficient form: a resample is the vector of multiplicities w (I,) of its indices
 (w ~ Multinomial(I, 1/I)), and a cell's resampled hit count is bits · w. All
@@ -28,6 +26,8 @@ percentile interval can miss the point estimate when the resampled values are ve
 skewed, e.g. κ from a handful of errors; then read it with the ``resamples`` kept.)
 A resample where the statistic is undefined (a constant accuracy vector for r,
 c_exp = 1 for κ) is dropped; ``resamples`` in the result counts the ones kept.
+
+Over networks: :func:`bootstrap_correlation`, the interval beside chapter 5's Mantel test.
 """
 
 from __future__ import annotations
@@ -37,12 +37,13 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 
 from .correctness import Correctness
 
 __all__ = [
-    "NO_CHANGE", "compatibility_interval", "delta_vi", "difference_interval", "draw_indices", "kappa_interval",
-    "resampled_accuracy", "vi_interval", "vi_weights",
+    "NO_CHANGE", "bootstrap_correlation", "compatibility_interval", "delta_vi", "draw_indices", "kappa_interval",
+    "vi_interval", "vi_weights",
 ]
 
 NO_CHANGE = "not distinguishable from no change"
@@ -147,20 +148,6 @@ def _estimate(rows: np.ndarray, n_images: int, statistic: Callable[[np.ndarray],
     return point, boot
 
 
-def resampled_accuracy(correctness: Correctness, resamples: int = 1000, seed: int = 0,
-                       max_bytes: int = MAX_BYTES) -> np.ndarray:
-    """(R, N, C) float64: every network's accuracy in every cell under each resample of the images.
-
-    Resample r uses the same image draw for all networks and cells (:func:`draw_indices`).
-    ``max_bytes`` bounds the working memory; the (R, N, C) result is on top of it.
-    """
-    _check_settings(correctness, resamples, level=0.5)  # no interval here: any valid level will do
-    n, c, width = correctness.bits.shape
-    rows = correctness.bits.reshape(n * c, width)
-    blocks = _hit_blocks(rows, correctness.n_images, resamples, seed, max_bytes)
-    return np.concatenate([h.reshape(-1, n, c).astype(np.float64) / correctness.n_images for h in blocks])
-
-
 # --- statistics ----------------------------------------------------------------------------------------------------
 
 def vi_weights(cells: Sequence[tuple[str, float]]) -> np.ndarray:
@@ -249,23 +236,11 @@ def delta_vi(correctness: Correctness, parent: str, variants: Sequence[str], res
     return _attrs(frame, level, resamples, seed)
 
 
-def difference_interval(correctness: Correctness, a: str, b: str, resamples: int = 1000, seed: int = 0,
-                        level: float = 0.95, max_bytes: int = MAX_BYTES) -> dict:
-    """VI(b) − VI(a) with a paired percentile interval (a = the parent, b = a variant).
-
-    Returns {a, b, delta, low, high, verdict, level, resamples}; verdict is :data:`NO_CHANGE`
-    when the interval contains 0, else "increase" / "decrease".
-    """
-    row = delta_vi(correctness, a, [b], resamples, seed, level, max_bytes).iloc[0]
-    return {"a": a, "b": b, "delta": float(row["delta"]), "low": float(row["low"]), "high": float(row["high"]),
-            "verdict": row["verdict"], "level": level, "resamples": int(resamples)}
-
-
 def _pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Row-wise Pearson r of (k, C) arrays; NaN where either row is constant (r undefined)."""
     dx, dy = x - x.mean(axis=1, keepdims=True), y - y.mean(axis=1, keepdims=True)
     nx, ny = np.sqrt((dx * dx).sum(axis=1)), np.sqrt((dy * dy).sum(axis=1))
-    # constant up to float rounding (paradox.compatibility's rule: std ≤ 1e-9 × the largest |value|)
+    # constant up to float rounding (behaviour.compatibility's rule: std ≤ 1e-9 × the largest |value|)
     scale = 1e-9 * np.sqrt(x.shape[1])
     flat = (nx <= scale * np.abs(x).max(axis=1)) | (ny <= scale * np.abs(y).max(axis=1))
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -329,3 +304,43 @@ def kappa_interval(correctness: Correctness, a: str, b: str, cells: Sequence[tup
     low, high, kept = _interval(boot, level)
     return {"a": a, "b": b, "kappa": float(point), "low": float(low), "high": float(high), "level": level,
             "resamples": int(kept), "cells": c}
+
+
+# --- the network bootstrap of a matrix correlation ------------------------------------------------------------------
+
+def _upper(matrix: np.ndarray) -> np.ndarray:
+    """The entries above the diagonal of an (N, N) matrix, row by row: (N(N − 1)/2,)."""
+    return matrix[np.triu_indices(len(matrix), 1)]
+
+
+def _spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman r of two 1-D arrays over the entries where neither is NaN; NaN with fewer
+    than three such entries or where either side's ranks are constant."""
+    keep = ~(np.isnan(x) | np.isnan(y))
+    if keep.sum() < 3:
+        return float("nan")
+    rx, ry = rankdata(x[keep]), rankdata(y[keep])
+    if rx.std() == 0 or ry.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def bootstrap_correlation(a: pd.DataFrame | np.ndarray, b: pd.DataFrame | np.ndarray, resamples: int = 1000,
+                          seed: int = 0, level: float = 0.95) -> dict[str, float]:
+    """Spearman r between two matrices' off-diagonal entries with a percentile CI from
+    resampling *networks* with replacement (pairs of a network with its own copy dropped)."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    n = len(x)
+    rng = np.random.default_rng(seed)
+    values = []
+    i, j = np.triu_indices(n, 1)
+    for _ in range(resamples):
+        pick = rng.integers(0, n, n)
+        keep = pick[i] != pick[j]
+        values.append(_spearman(x[pick[i][keep], pick[j][keep]], y[pick[i][keep], pick[j][keep]]))
+    values = np.array(values)
+    values = values[~np.isnan(values)]
+    tail = (1 - level) / 2 * 100
+    low, high = (np.percentile(values, [tail, 100 - tail]) if len(values) else (np.nan, np.nan))
+    return {"r": _spearman(_upper(x), _upper(y)), "low": float(low), "high": float(high), "level": level,
+            "resamples": int(len(values))}

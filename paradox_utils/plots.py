@@ -27,7 +27,8 @@ from plotly.subplots import make_subplots
 
 from .distortions import MANIPULATIONS, PAPER_GRID
 from .evaluation import images_per_cell, per_manipulation, visual_intelligence
-from .paradox import NULL_QUANTILE, QUADRANT_NAMES, quadrant_counts, threshold
+from .nulls import NULL_QUANTILE, threshold
+from .paradox import QUADRANT_NAMES, quadrant_counts
 from .sentences import images_text
 
 __all__ = [
@@ -330,7 +331,7 @@ def paradox_scatter(pairs: pd.DataFrame, method: str, similar: float = 0.5, comp
     "kappa"), coloured by relation, with the two paradox quadrants shaded and counted by
     ``paradox.quadrant_counts`` (the one rule).
 
-    Thresholds by ``paradox.threshold`` (as ``paradox.statistics_table`` sets them): a
+    Thresholds by ``nulls.threshold`` (as ``paradox.statistics_table`` sets them): a
     null's ``quantile`` where ``similarity_null`` / ``behaviour_null`` values are given,
     else the fixed ``similar`` / ``compatible``. Both are drawn as dashed lines labelled
     with what they are (e.g. "similarity null p99 = 0.141",

@@ -3,9 +3,9 @@ networks with their lineage, weight hashes and training histories, checkpoints,
 evaluation and probe images, the transplant pair, and the formats of the similarity
 files chapter 4 writes and chapter 5 reads.
 
-Computation lives in its own module (``paradox``, ``similarity``, ``transplant``),
-the prose the chapters glue in ``sentences``, the widget explorer in ``explorer``;
-every table is written through ``files``.
+Computation lives in its own module (``behaviour``, ``nulls``, ``paradox``,
+``similarity``, ``transplant``), the prose the chapters glue in ``sentences``, the
+widget explorer in ``explorer``; every table is written through ``files``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from torch import nn
 
 from . import checkpoints, data, distortions, files
 from .correctness import Correctness, correctness_path
+from .nulls import NULL_QUANTILE
 from .population import NetworkSpec, read_catalog
 
 __all__ = [
@@ -161,7 +162,7 @@ def load_nulls(path: Path) -> dict[str, np.ndarray]:
     return {m: part["value"].to_numpy() for m, part in table.groupby("method", sort=False)}
 
 
-def null_summary(nulls: Mapping[str, np.ndarray], quantile: float = 0.99) -> pd.DataFrame:
+def null_summary(nulls: Mapping[str, np.ndarray], quantile: float = NULL_QUANTILE) -> pd.DataFrame:
     """Per measure: mean, std, the ``quantile`` (the threshold for "above chance") and the pairs."""
     return pd.DataFrame([{"method": m, "mean": float(np.mean(v)), "std": float(np.std(v)),
                           f"p{round(quantile * 100)}": float(np.quantile(v, quantile)), "pairs": len(v)}

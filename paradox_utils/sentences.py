@@ -19,6 +19,7 @@ import pandas as pd
 
 from .distortions import MANIPULATIONS
 from .names import listed  # sentences.listed: the name an issue gave it
+from .nulls import NULL_QUANTILE
 
 __all__ = [
     "against_chance", "association_table", "behaviour_against_chance", "best_sweep_layer", "change_text",
@@ -28,7 +29,7 @@ __all__ = [
     "vi_across_chapters", "vi_chapters_table", "vi_summary", "vi_table",
 ]
 
-# What each behavioural null of ``paradox.behaviour_nulls`` is, as the sentences name it.
+# What each behavioural null of ``nulls.behaviour_nulls`` is, as the sentences name it.
 BEHAVIOUR_NULLS = {"compatibility": "accuracy profiles shuffled across levels within each manipulation",
                    "relative compatibility": "relative profiles shuffled across levels within each manipulation",
                    "kappa": "networks erring independently at their accuracies"}
@@ -205,13 +206,13 @@ def share_above(pairs: pd.DataFrame, column: str, threshold: float, relation: st
 
 
 def against_chance(values: Sequence[float] | pd.Series, null: Sequence[float] | np.ndarray, measure: str,
-                   baseline: str, quantile: float = 0.99) -> str:
+                   baseline: str, quantile: float = NULL_QUANTILE) -> str:
     """How a measure's values over pairs (``values``, 1-D) read against its null (``null``,
     1-D, e.g. ``similarity.null_distribution``): "linear CKA is 0.912 ± 0.030 (n = 66) over
     pairs, against 0.850 on average for untrained networks (99th percentile 0.890); 60 of
     66 pairs (91%) lie above that percentile" — or "every pair lies above it" / "no pair
     lies above it, …" at the extremes. ``baseline`` names what the null's pairs are;
-    ``quantile`` is the "above chance" threshold (``paradox.NULL_QUANTILE``). Nothing is
+    ``quantile`` is the "above chance" threshold (``nulls.NULL_QUANTILE``). Nothing is
     said about whether values are high: the numbers say it."""
     values = np.asarray(values, dtype=float)
     values = values[np.isfinite(values)]
@@ -232,7 +233,7 @@ def against_chance(values: Sequence[float] | pd.Series, null: Sequence[float] | 
 
 
 def behaviour_against_chance(pairs: pd.DataFrame, nulls: Mapping[str, np.ndarray] | None) -> str:
-    """:func:`against_chance` for every behavioural measure with a null (``paradox.behaviour_nulls``;
+    """:func:`against_chance` for every behavioural measure with a null (``nulls.behaviour_nulls``;
     ``pairs``: a ``paradox.with_behaviour`` table with a column per measure), one clause
     each; without nulls (fixed thresholds) a sentence saying behaviour was not read
     against chance."""

@@ -53,9 +53,9 @@ from .permutations import MAX_ITER, RTOL, coupled_scores, permutation_graph, per
 from .progress import tqdm
 
 __all__ = [
-    "METHODS", "NULL_NETWORKS", "chance_level", "cka_matrix", "conv_kernels", "kernel_scores", "layer_names",
-    "layer_profile", "layer_similarities", "linear_cka", "network_similarity", "null_distribution",
-    "pairwise_similarity", "permutation_graph", "permuted_copy", "probe_activations", "spec_for", "weights_key",
+    "METHODS", "NULL_NETWORKS", "cka_matrix", "conv_kernels", "kernel_scores", "layer_names", "layer_profile",
+    "layer_similarities", "linear_cka", "null_distribution", "pairwise_similarity", "permutation_graph",
+    "permuted_copy", "probe_activations", "spec_for", "weights_key",
 ]
 
 METHODS = ("paper", "hungarian", "coupled")
@@ -120,11 +120,6 @@ def layer_similarities(a: NetworkLike, b: NetworkLike, method: str = "paper",
     ``a``, ``b``: modules, state_dicts or checkpoint paths of one architecture.
     """
     return np.array([scores.mean() for _, scores in kernel_scores(a, b, method, dtype, device)])
-
-
-def network_similarity(a: NetworkLike, b: NetworkLike, method: str = "paper", **kwargs) -> float:
-    """Intrinsic similarity of A to B: the unweighted mean of the layer scores."""
-    return float(layer_similarities(a, b, method, **kwargs).mean())
 
 
 def layer_profile(parent: NetworkLike, child: NetworkLike, method: str = "paper") -> pd.DataFrame:
@@ -283,7 +278,6 @@ def pairwise_similarity(networks: Sequence[NetworkLike] | Mapping[str, NetworkLi
 # pairs) for CKA, whose cost grows with the probe images too; both ≥ 100 pairs, so that a
 # 99th percentile is not simply the largest value (times in null_distribution's docstring)
 NULL_NETWORKS = {"paper": 32, "hungarian": 32, "coupled": 32, "cka": 16}
-NULL_QUANTILE = 0.99
 
 
 def null_distribution(arch: str = "resnet20", method: str = "paper", n_networks: int | None = None, seed: int = 0,
@@ -303,7 +297,7 @@ def null_distribution(arch: str = "resnet20", method: str = "paper", n_networks:
     unrelated *trained* networks.)
 
     Size (``n_networks``, default ``NULL_NETWORKS[method]``): at least 100 pairs, so that
-    the 99th percentile (``paradox.null_threshold``) is not simply the largest value —
+    the 99th percentile (``nulls.null_threshold``) is not simply the largest value —
     32 networks (496 pairs) for paper, hungarian and coupled, 16 (120 pairs) for cka.
     Pairs share networks, so they are fewer independent draws than their number; pairs
     grow as n². Measured for ResNet20 on one CPU core (building the networks included):
@@ -334,24 +328,3 @@ def null_distribution(arch: str = "resnet20", method: str = "paper", n_networks:
     else:
         matrix = pairwise_similarity(nets, method=method, device=device, progress=False)
     return np.asarray(matrix, dtype=float)[np.triu_indices(n_networks, 1)]
-
-
-def chance_level(arch: str = "resnet20", n: int | None = None, method: str = "paper", seed: int = 0,
-                 init: str | None = None, images: torch.Tensor | None = None) -> dict[str, float]:
-    """A summary of :func:`null_distribution` (``n`` untrained networks, default
-    ``NULL_NETWORKS[method]``): method, mean, std, p99 and pairs.
-
-    Greedy maximisation over K kernels is biased well above 0 even for random weights;
-    this is the floor against which trained networks' similarity reads. ``p99`` is NaN
-    with fewer than 100 pairs (n < 15), where a 99th percentile would only be the largest
-    value. ``method="cka"`` needs the probe ``images`` (float, [0, 1]) of the CKA matrix.
-    """
-    from .paradox import null_threshold, null_values_needed
-
-    _check_method(method, (*METHODS, "cka"))
-    if n is not None and n < 2:
-        raise ValueError(f"The chance level needs at least two networks (one pair); n={n}.")
-    values = null_distribution(arch, method, n, seed, init, images)
-    p99 = null_threshold(values, NULL_QUANTILE) if len(values) >= null_values_needed(NULL_QUANTILE) else float("nan")
-    return {"method": method, "mean": float(values.mean()), "std": float(values.std()), "p99": p99,
-            "pairs": len(values)}

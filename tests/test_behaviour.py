@@ -1,4 +1,5 @@
-"""Trial-by-trial behaviour: error consistency (Cohen's κ, Geirhos et al. 2020) and relative compatibility."""
+"""The behavioural measures: compatibility (the paper's and relative) and error consistency (Cohen's κ,
+Geirhos et al. 2020)."""
 
 import warnings
 
@@ -6,9 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from paradox_utils import paradox
+from paradox_utils import behaviour
 from paradox_utils.correctness import Correctness
 from paradox_utils.distortions import PAPER_GRID
+from paradox_utils.evaluation import accuracy_vectors
 
 CELLS = [("contrast", 0.5), ("contrast", 1.0), ("blur", 1.0), ("blur", 2.0), ("gamma", 0.3)]
 
@@ -47,37 +49,37 @@ def test_error_consistency_matches_a_plain_loop_over_trials():
     rng = np.random.default_rng(0)
     for trials, p_a, p_b in [(7, 0.5, 0.5), (100, 0.9, 0.2), (1001, 0.3, 0.35), (50, 1.0, 0.6), (64, 0.0, 0.4)]:
         a, b = rng.random(trials) < p_a, rng.random(trials) < p_b
-        assert paradox.error_consistency(a, b) == pytest.approx(loop_kappa(a.tolist(), b.tolist()), abs=1e-12)
-        assert paradox.error_consistency(a.astype(int), b.astype(float)) == paradox.error_consistency(a, b)
+        assert behaviour.error_consistency(a, b) == pytest.approx(loop_kappa(a.tolist(), b.tolist()), abs=1e-12)
+        assert behaviour.error_consistency(a.astype(int), b.astype(float)) == behaviour.error_consistency(a, b)
     a = rng.random(200) < 0.5
-    assert paradox.error_consistency(a, a) == pytest.approx(1.0)
-    opposite = paradox.error_consistency(a, ~a)
+    assert behaviour.error_consistency(a, a) == pytest.approx(1.0)
+    opposite = behaviour.error_consistency(a, ~a)
     assert opposite < 0 and opposite == pytest.approx(loop_kappa(a.tolist(), (~a).tolist()), abs=1e-12)
-    assert paradox.error_consistency(np.ones(10, bool), a[:10]) == pytest.approx(0.0)  # one always right: chance
+    assert behaviour.error_consistency(np.ones(10, bool), a[:10]) == pytest.approx(0.0)  # one always right: chance
 
 
 def test_error_consistency_is_nan_with_the_pair_named_and_refuses_bad_input():
     with pytest.warns(RuntimeWarning, match="for x and y: both are always right"):
-        assert np.isnan(paradox.error_consistency(np.ones(9, bool), np.ones(9, bool), names=("x", "y")))
+        assert np.isnan(behaviour.error_consistency(np.ones(9, bool), np.ones(9, bool), names=("x", "y")))
     with pytest.warns(RuntimeWarning, match="the two networks: both are always wrong"):
-        assert np.isnan(paradox.error_consistency([0, 0, 0], [0, 0, 0]))
+        assert np.isnan(behaviour.error_consistency([0, 0, 0], [0, 0, 0]))
     with pytest.raises(ValueError, match="same trials"):
-        paradox.error_consistency(np.ones(3, bool), np.ones(4, bool))
+        behaviour.error_consistency(np.ones(3, bool), np.ones(4, bool))
     with pytest.raises(ValueError, match="correct_b holds other values"):
-        paradox.error_consistency([1, 0, 1], [1, 2, 0])
+        behaviour.error_consistency([1, 0, 1], [1, 2, 0])
     with pytest.raises(ValueError, match="no trials"):
-        paradox.error_consistency([], [])
+        behaviour.error_consistency([], [])
 
 
 @pytest.mark.parametrize("popcount", ["native", "table"])
-@pytest.mark.parametrize("chunk_words", [paradox.KAPPA_CHUNK_WORDS, 1])
+@pytest.mark.parametrize("chunk_words", [behaviour.KAPPA_CHUNK_WORDS, 1])
 def test_error_consistency_matrix_matches_error_consistency_per_pair(monkeypatch, chunk_words, popcount):
     """The fast path (popcounts over packed bits, chunked) against the scalar κ per pair, on 203
     images (not a multiple of 8, padding bits set to junk) with an always-right, a second
     always-right and an always-wrong network; with NumPy's popcount and the table fallback."""
-    monkeypatch.setattr(paradox, "KAPPA_CHUNK_WORDS", chunk_words)  # 1 word: many chunks, cells split across
+    monkeypatch.setattr(behaviour, "KAPPA_CHUNK_WORDS", chunk_words)  # 1 word: many chunks, cells split across
     if popcount == "table":
-        monkeypatch.setattr(paradox, "_popcount", paradox._popcount_table)
+        monkeypatch.setattr(behaviour, "_popcount", behaviour._popcount_table)
     rng = np.random.default_rng(1)
     right = random_right(rng, 7, len(CELLS), 203)
     right[4], right[5], right[6] = True, True, False
@@ -85,13 +87,13 @@ def test_error_consistency_matrix_matches_error_consistency_per_pair(monkeypatch
     data = correctness(right, ids)
     subset = [CELLS[0], CELLS[2], CELLS[3]]
     with pytest.warns(RuntimeWarning) as caught:
-        pooled = paradox.error_consistency_matrix(data)
+        pooled = behaviour.error_consistency_matrix(data)
     assert len(caught) == 1
     assert "always–always, always–always2, always2–always2, never–never." in str(caught[0].message)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        chosen = paradox.error_consistency_matrix(data, cells=subset)
-        per = paradox.error_consistency_matrix(data, cells=subset, by_manipulation=True)
+        chosen = behaviour.error_consistency_matrix(data, cells=subset)
+        per = behaviour.error_consistency_matrix(data, cells=subset, by_manipulation=True)
     assert list(per) == ["contrast", "blur"] and list(pooled.index) == ids and pooled.index.name == "net_id"
     expected_nan = {("always", "always"), ("always", "always2"), ("always2", "always"), ("always2", "always2"),
                     ("never", "never")}
@@ -102,7 +104,7 @@ def test_error_consistency_matrix_matches_error_consistency_per_pair(monkeypatch
             for j, y in enumerate(ids):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
-                    want = paradox.error_consistency(right[i, columns], right[j, columns])
+                    want = behaviour.error_consistency(right[i, columns], right[j, columns])
                 if (x, y) in expected_nan:
                     assert np.isnan(want) and np.isnan(frame.loc[x, y]), (x, y)
                 else:
@@ -114,18 +116,18 @@ def test_error_consistency_matrix_warning_is_truncated_and_bad_input_refused():
     right = np.ones((14, 2, 16), bool)
     data = correctness(right, cells=CELLS[:2])
     with pytest.warns(RuntimeWarning, match=r"n0–n0, n0–n1, .* and 95 more\.") as caught:
-        kappa = paradox.error_consistency_matrix(data)
+        kappa = behaviour.error_consistency_matrix(data)
     assert len(caught) == 1 and kappa.isna().all().all()  # 14·15/2 = 105 pairs, 10 named
     with pytest.warns(RuntimeWarning, match="contrast: n0–n0"):
-        paradox.error_consistency_matrix(data, by_manipulation=True)
+        behaviour.error_consistency_matrix(data, by_manipulation=True)
     with pytest.raises(ValueError, match=r"has no cell \('blur', 1.0\)"):
-        paradox.error_consistency_matrix(data, cells=[("blur", 1)])
+        behaviour.error_consistency_matrix(data, cells=[("blur", 1)])
     with pytest.raises(ValueError, match="got no cells"):
-        paradox.error_consistency_matrix(data, cells=[])
+        behaviour.error_consistency_matrix(data, cells=[])
     with pytest.raises(ValueError, match="must be uint8 of shape"):
-        paradox.error_consistency_matrix(Correctness(data.ids, data.cells, data.bits[:, :, :1], 16))
+        behaviour.error_consistency_matrix(Correctness(data.ids, data.cells, data.bits[:, :, :1], 16))
     with pytest.raises(TypeError, match="needs a Correctness"):
-        paradox.error_consistency_matrix(right)
+        behaviour.error_consistency_matrix(right)
 
 
 def test_error_consistency_of_a_synthetic_population_has_the_known_answer():
@@ -137,12 +139,49 @@ def test_error_consistency_of_a_synthetic_population_has_the_known_answer():
     hard = rng.random(shape) < 0.2
     right = np.stack([~(hard | (rng.random(shape) < 0.1)), ~(hard | (rng.random(shape) < 0.1)),
                       rng.random(shape) < 0.75, rng.random(shape) < 0.75])
-    kappa = paradox.error_consistency_matrix(correctness(right, ["a", "b", "c", "d"]))
+    kappa = behaviour.error_consistency_matrix(correctness(right, ["a", "b", "c", "d"]))
     assert kappa.loc["a", "b"] == pytest.approx(0.6429, abs=0.03)
     trials = right[0].size
     for x, y in [("c", "d"), ("a", "c"), ("b", "d")]:
         assert abs(kappa.loc[x, y]) < 4 / np.sqrt(trials), (x, y)
     assert np.allclose(kappa.to_numpy(), kappa.to_numpy().T)
+
+
+def table(vectors: dict[str, list[float]]) -> pd.DataFrame:
+    cells = [("contrast", 0.5), ("contrast", 1.0), ("gamma", 0.3), ("blur", 1.0)]
+    return pd.DataFrame([(k, m, lv, acc) for k, v in vectors.items() for (m, lv), acc in zip(cells, v, strict=True)],
+                        columns=["net_id", "manipulation", "level", "accuracy"])
+
+
+def test_compatibility_is_pearson_and_nan_for_constant():
+    acc = table({"a": [0.1, 0.9, 0.5, 0.3], "b": [0.2, 0.8, 0.6, 0.1], "c": [0.5, 0.5, 0.5, 0.5]})
+    with pytest.warns(RuntimeWarning, match="constant accuracy vector: c"):
+        comp = behaviour.compatibility(acc)
+    vectors = accuracy_vectors(acc)
+    assert comp.loc["a", "b"] == pytest.approx(np.corrcoef(vectors.loc["a"], vectors.loc["b"])[0, 1])
+    assert np.isnan(comp.loc["a", "c"]) and np.isnan(comp.loc["c", "c"]) and comp.loc["a", "a"] == pytest.approx(1)
+
+
+def test_compatibility_is_nan_for_a_vector_constant_up_to_rounding():
+    rng = np.random.default_rng(0)
+    cells = [(m, float(lv)) for m, lv in PAPER_GRID]
+    vectors = {"flat": [0.1] * len(cells), "a": rng.uniform(size=len(cells)), "b": rng.uniform(size=len(cells))}
+    acc = pd.DataFrame([(k, m, lv, x) for k, v in vectors.items() for (m, lv), x in zip(cells, v, strict=True)],
+                       columns=["net_id", "manipulation", "level", "accuracy"])
+    assert 0 < np.nanstd(accuracy_vectors(acc).loc["flat"].to_numpy()) < 1e-15  # rounding, not exactly 0
+    with pytest.warns(RuntimeWarning, match="constant accuracy vector: flat"):
+        comp = behaviour.compatibility(acc)
+    assert comp.loc["flat"].isna().all() and comp["flat"].isna().all()
+    assert np.isfinite(comp.loc["a", "b"]) and comp.loc["b", "b"] == pytest.approx(1)
+
+
+def test_constant_vector_warning_names_the_first_ten_and_counts_the_rest():
+    rng = np.random.default_rng(1)
+    vectors = {f"flat{i:02d}": [0.1] * 4 for i in range(12)} | {"a": rng.uniform(size=4), "b": rng.uniform(size=4)}
+    with pytest.warns(RuntimeWarning, match=r"vector: flat00, flat01, .*, flat09 and 2 more\.$") as caught:
+        comp = behaviour.compatibility(table(vectors))
+    assert "flat10" not in str(caught[0].message)  # named only in the count
+    assert comp.loc["flat11"].isna().all() and np.isfinite(comp.loc["a", "b"])
 
 
 def accuracy_table(vectors: np.ndarray, ids=None) -> pd.DataFrame:
@@ -169,8 +208,8 @@ def test_relative_compatibility_takes_out_shared_difficulty():
     vectors[0] += shared
     vectors[1] += shared
     acc = accuracy_table(vectors)
-    plain = paradox.compatibility(acc)
-    relative = paradox.compatibility(acc, relative=True)
+    plain = behaviour.compatibility(acc)
+    relative = behaviour.compatibility(acc, relative=True)
     off = ~np.eye(40, dtype=bool)
     assert plain.to_numpy()[off].min() > 0.9
     independent = relative.iloc[2:, 2:].to_numpy()[~np.eye(38, dtype=bool)]
@@ -178,7 +217,7 @@ def test_relative_compatibility_takes_out_shared_difficulty():
     assert abs(relative.loc["n2", "n3"]) < 0.4
     assert relative.loc["n0", "n1"] > 0.8
     # literal twin: corrcoef of the vectors minus the population mean, pair by pair
-    wide = paradox.accuracy_vectors(acc)
+    wide = accuracy_vectors(acc)
     residual = wide.to_numpy() - wide.to_numpy().mean(axis=0)
     for i, j in [(0, 1), (2, 3), (5, 39), (7, 7)]:
         want = np.corrcoef(residual[i], residual[j])[0, 1]
@@ -190,21 +229,21 @@ def test_relative_compatibility_nan_for_a_constant_relative_vector_and_minus_one
     x, y = difficulty(rng) + rng.normal(0, 0.05, (2, len(PAPER_GRID)))
     flat = np.full(len(PAPER_GRID), 0.1)
     with pytest.warns(RuntimeWarning, match="constant accuracy vector: flat"):
-        plain = paradox.compatibility(accuracy_table(np.stack([x, y, flat]), ["x", "y", "flat"]))
+        plain = behaviour.compatibility(accuracy_table(np.stack([x, y, flat]), ["x", "y", "flat"]))
     assert plain.loc["flat"].isna().all()
     # z is the mean of x and y plus 0.05, so z minus the population mean is 0.05 / 1.5 in every cell
     z = (x + y) / 2 + 0.05
     with pytest.warns(RuntimeWarning, match=r"constant relative accuracy vector .*: z\.$"):
-        relative = paradox.compatibility(accuracy_table(np.stack([x, y, z]), ["x", "y", "z"]), relative=True)
+        relative = behaviour.compatibility(accuracy_table(np.stack([x, y, z]), ["x", "y", "z"]), relative=True)
     assert relative.loc["z"].isna().all() and relative["z"].isna().all()
     assert relative.loc["x", "y"] == pytest.approx(-1)  # the other two are exact negatives now
     # two networks: relative vectors (x − y)/2 and (y − x)/2, so −1 by construction
     with pytest.warns(RuntimeWarning, match="population of two networks is -1 by construction"):
-        two = paradox.compatibility(accuracy_table(np.stack([x, flat]), ["x", "flat"]), relative=True)
+        two = behaviour.compatibility(accuracy_table(np.stack([x, flat]), ["x", "flat"]), relative=True)
     assert two.loc["x", "flat"] == pytest.approx(-1) and two.loc["x", "x"] == pytest.approx(1)
     # … or NaN for both when they differ by a constant (each relative vector is ±half that constant)
     with pytest.warns(RuntimeWarning) as caught:
-        offset = paradox.compatibility(accuracy_table(np.stack([x, x + 0.1]), ["x", "up"]), relative=True)
+        offset = behaviour.compatibility(accuracy_table(np.stack([x, x + 0.1]), ["x", "up"]), relative=True)
     assert any("constant relative accuracy vector" in str(w.message) and "up, x." in str(w.message)
                for w in caught)
     assert offset.isna().all().all()

@@ -1,4 +1,5 @@
-"""The paired image bootstrap: fast paths against literal index resampling, and coverage on synthetic truth."""
+"""The paired image bootstrap: fast paths against literal index resampling, and coverage on synthetic truth;
+the network bootstrap of a matrix correlation."""
 
 import numpy as np
 import pandas as pd
@@ -74,10 +75,13 @@ def test_draws_are_seeded_and_do_not_depend_on_the_block():
 
 # one pass; blocks of 30 of the 33 rows × 5 resamples; 1 row × 1 resample
 @pytest.mark.parametrize("max_bytes", [bootstrap.MAX_BYTES, 7000, 1])
-def test_resampled_accuracy_equals_literal_index_resampling_exactly(small, max_bytes):
-    fast = bootstrap.resampled_accuracy(small, resamples=17, seed=5, max_bytes=max_bytes)
+def test_resampled_hits_equal_literal_index_resampling_exactly(small, max_bytes):
+    """The engine every interval uses: resampled hit counts, in whatever blocks, against indexing the images."""
+    n, c, width = small.bits.shape
+    blocks = bootstrap._hit_blocks(small.bits.reshape(n * c, width), small.n_images, 17, 5, max_bytes)
+    fast = np.concatenate([h.reshape(-1, n, c).astype(np.float64) / small.n_images for h in blocks])
     slow = literal_accuracy(small, 17, 5)
-    assert fast.shape == (17, 3, 11) and fast.dtype == np.float64
+    assert fast.shape == (17, 3, 11)
     assert np.array_equal(fast, slow)  # exact: integer counts in float32, one division in float64
 
 
@@ -107,8 +111,6 @@ def test_delta_vi_matches_the_literal_twin(small):
         low, high = percentile(boot[:, j] - boot[:, 0])
         assert got.loc[variant, "low"] == pytest.approx(low, abs=1e-12)
         assert got.loc[variant, "high"] == pytest.approx(high, abs=1e-12)
-    one = bootstrap.difference_interval(small, "n0", "n2", resamples=40, seed=7)
-    assert one["delta"] == got.loc["n2", "delta"] and one["low"] == got.loc["n2", "low"]
 
 
 def test_compatibility_interval_matches_the_literal_twin(small):
@@ -160,7 +162,7 @@ def test_identical_networks_differ_by_exactly_zero():
     rng = np.random.default_rng(2)
     corr = latent(rng.uniform(0.3, 0.9, (1, 37)), 200, 0.3, rng, ids=["parent"])
     twin = Correctness(["parent", "copy"], corr.cells, np.concatenate([corr.bits, corr.bits]), corr.n_images)
-    got = bootstrap.difference_interval(twin, "parent", "copy", resamples=200)
+    got = bootstrap.delta_vi(twin, "parent", ["copy"], resamples=200).loc["copy"]
     assert (got["delta"], got["low"], got["high"]) == (0.0, 0.0, 0.0)
     assert got["verdict"] == bootstrap.NO_CHANGE
     assert bootstrap.kappa_interval(twin, "parent", "copy", resamples=50)["low"] == pytest.approx(1)
@@ -178,7 +180,7 @@ def test_a_clear_change_excludes_zero_and_a_small_one_does_not():
 
 def test_bad_input_is_one_sentence(small):
     with pytest.raises(ValueError, match=r"^Unknown network 'zz'; the correctness holds 3 networks \(n0, n1, n2\)\.$"):
-        bootstrap.difference_interval(small, "n0", "zz")
+        bootstrap.delta_vi(small, "n0", ["zz"])
     with pytest.raises(ValueError, match=r"^resamples must be a whole number ≥ 1, got 0\.$"):
         bootstrap.vi_interval(small, resamples=0)
     with pytest.raises(ValueError, match="resamples must be"):
@@ -215,7 +217,7 @@ def test_paired_intervals_cover_the_true_vi_and_delta_vi_95_percent_of_the_time(
     for rep in range(REPS):
         corr = latent(p, IMAGES, RHO, rng, ids=["parent", "variant"])
         vi = bootstrap.vi_interval(corr, resamples=RESAMPLES, seed=rep).loc["parent"]
-        delta = bootstrap.difference_interval(corr, "parent", "variant", resamples=RESAMPLES, seed=rep)
+        delta = bootstrap.delta_vi(corr, "parent", ["variant"], resamples=RESAMPLES, seed=rep).loc["variant"]
         vi_hits += vi["low"] <= true_vi <= vi["high"]
         delta_hits += delta["low"] <= true_delta <= delta["high"]
     coverage = {"vi": vi_hits / REPS, "delta": delta_hits / REPS}
@@ -238,9 +240,21 @@ def test_the_coverage_test_fails_wrong_resampling_schemes():
         per_cell = np.take_along_axis(x[None], idx, axis=2).mean(axis=2) @ weights
         low, high = percentile(per_cell)
         vi_hits += low <= true_vi <= high
-        vis = [bootstrap.resampled_accuracy(corr.select([n]), resamples, seed=2 * rep + k)[:, 0] @ weights
+        vis = [literal_accuracy(corr.select([n]), resamples, seed=2 * rep + k)[:, 0] @ weights
                for k, n in enumerate(corr.ids)]  # a different draw per network
         low, high = percentile(vis[1] - vis[0])
         delta_hits += low <= true_delta <= high
     print(f"wrong schemes' coverage: per-cell VI {vi_hits / reps}, unpaired ΔVI {delta_hits / reps}")
     assert vi_hits / reps < BAND[0] - 0.1 and delta_hits / reps > BAND[1], (vi_hits / reps, delta_hits / reps)
+
+
+# --- the network bootstrap ---------------------------------------------------------------------------------------
+
+def test_bootstrap_correlation_interval_holds_the_estimate_of_related_matrices():
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(12, 3))
+    a = -np.linalg.norm(points[:, None] - points[None], axis=-1)
+    b = a + rng.normal(scale=0.1, size=a.shape)
+    b = (b + b.T) / 2
+    ci = bootstrap.bootstrap_correlation(a, b, resamples=200)
+    assert ci["low"] <= ci["r"] <= ci["high"] and ci["low"] > 0.5

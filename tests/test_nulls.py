@@ -1,15 +1,16 @@
 """Null distributions and the thresholds read from them: similarity nulls from untrained
 networks, the within-manipulation shuffle for compatibility, simulated independent errors
-for κ, and one quadrant rule for counts, tables and the figure."""
+for κ, and the threshold rule."""
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from paradox_utils import models, paradox, plots, sentences
+from paradox_utils import behaviour, models, nulls
 from paradox_utils import similarity as S
 from paradox_utils.distortions import PAPER_GRID
+from paradox_utils.evaluation import accuracy_vectors
 
 CELLS = [(m, float(lv)) for m, lv in PAPER_GRID]
 MANIPULATIONS = list(dict.fromkeys(m for m, _ in CELLS))
@@ -48,7 +49,7 @@ def population() -> pd.DataFrame:
 
 
 def relative_r(acc: pd.DataFrame, x: str, y: str) -> float:
-    vectors = paradox.accuracy_vectors(acc)
+    vectors = accuracy_vectors(acc)
     residual = vectors - vectors.mean(axis=0)  # the population's per-cell mean subtracted
     return float(np.corrcoef(residual.loc[x], residual.loc[y])[0, 1])
 
@@ -56,10 +57,10 @@ def relative_r(acc: pd.DataFrame, x: str, y: str) -> float:
 # ----------------------------------------------------------------------------- compatibility null
 
 def test_compatibility_null_separates_shared_profiles_from_shared_difficulty(population):
-    comp = paradox.compatibility(population)
-    null = paradox.compatibility_null(population, permutations=100)
+    comp = behaviour.compatibility(population)
+    null = nulls.compatibility_null(population, permutations=100)
     assert null.shape == (100 * 12 * 11 // 2,)
-    p99 = paradox.null_threshold(null)
+    p99 = nulls.null_threshold(null)
     # c and d share only the manipulations' difficulty: compatible by the fixed 0.5, not above chance
     assert 0.5 < comp.loc["c", "d"] < p99
     assert comp.loc["a", "b"] > p99  # a and b share their level-by-level profile
@@ -69,15 +70,15 @@ def test_compatibility_null_separates_shared_profiles_from_shared_difficulty(pop
 def test_relative_compatibility_null(population):
     # with a fall over the levels that every network shares, as trained networks do
     falling = make_population(severity=0.3)
-    raw = paradox.compatibility(falling)
-    assert raw.loc["c", "d"] > paradox.null_threshold(paradox.compatibility_null(falling))  # raw: all "compatible"
+    raw = behaviour.compatibility(falling)
+    assert raw.loc["c", "d"] > nulls.null_threshold(nulls.compatibility_null(falling))  # raw: all "compatible"
     for acc in (population, falling):
-        null = paradox.compatibility_null(acc, permutations=100, relative=True)
-        p99 = paradox.null_threshold(null)
+        null = nulls.compatibility_null(acc, permutations=100, relative=True)
+        p99 = nulls.null_threshold(null)
         assert relative_r(acc, "a", "b") > p99 > relative_r(acc, "c", "d")
         assert abs(np.median(null)) < 0.15  # the shared difficulty is gone: the null sits near 0 (−1/(N−1) bias)
     with pytest.raises(ValueError, match="at least three networks"):
-        paradox.compatibility_null(population[population["net_id"].isin(["a", "b"])], relative=True)
+        nulls.compatibility_null(population[population["net_id"].isin(["a", "b"])], relative=True)
 
 
 def test_compatibility_null_shuffles_only_within_manipulations():
@@ -88,20 +89,20 @@ def test_compatibility_null_shuffles_only_within_manipulations():
         means = dict(zip(MANIPULATIONS, rng.uniform(0.2, 0.9, len(MANIPULATIONS)), strict=True))
         flat[f"n{i}"] = np.array([means[m] for m, _ in CELLS])
     acc = tidy(flat)
-    observed = paradox.compatibility(acc).to_numpy()[np.triu_indices(4, 1)]
-    null = paradox.compatibility_null(acc, permutations=5).reshape(5, -1)
-    np.testing.assert_allclose(null, np.tile(observed, (5, 1)), atol=1e-12)
+    observed = behaviour.compatibility(acc).to_numpy()[np.triu_indices(4, 1)]
+    null = nulls.compatibility_null(acc, permutations=5).reshape(5, -1)
+    np.testing.assert_array_equal(null, np.tile(observed, (5, 1)))  # one Pearson rule for both
 
 
 def test_compatibility_null_is_seeded_and_refuses_gaps(population):
-    one = paradox.compatibility_null(population, permutations=3, seed=4)
-    np.testing.assert_array_equal(one, paradox.compatibility_null(population, permutations=3, seed=4))
-    assert not np.array_equal(one, paradox.compatibility_null(population, permutations=3, seed=5))
+    one = nulls.compatibility_null(population, permutations=3, seed=4)
+    np.testing.assert_array_equal(one, nulls.compatibility_null(population, permutations=3, seed=4))
+    assert not np.array_equal(one, nulls.compatibility_null(population, permutations=3, seed=5))
     gap = population.drop(index=population.index[(population["net_id"] == "c")][:1])
     with pytest.raises(ValueError, match="every network in every cell; missing cells for: c"):
-        paradox.compatibility_null(gap)
+        nulls.compatibility_null(gap)
     with pytest.raises(ValueError, match="at least one permutation"):
-        paradox.compatibility_null(population, permutations=0)
+        nulls.compatibility_null(population, permutations=0)
 
 
 # ----------------------------------------------------------------------------- κ null
@@ -119,19 +120,19 @@ def test_kappa_null_is_centred_at_zero_and_narrows_with_images():
     rng = np.random.default_rng(2)
     # flat profiles: every cell equally hard, so independent errors give κ ≈ 0
     acc = tidy({f"n{i}": np.full(len(CELLS), rng.uniform(0.5, 0.9)) for i in range(6)}, n_images=100)
-    few = paradox.kappa_null(acc, pairs=4000, seed=0)
-    many = paradox.kappa_null(acc, n_images=10_000, pairs=4000, seed=0)
+    few = nulls.kappa_null(acc, pairs=4000, seed=0)
+    many = nulls.kappa_null(acc, n_images=10_000, pairs=4000, seed=0)
     assert few.shape == many.shape == (4000,)
     for values in (few, many):
         assert abs(values.mean()) < 4 * values.std() / np.sqrt(len(values))
     assert 7 < few.std() / many.std() < 13  # ∝ 1/√images: √100 = 10
-    assert paradox.kappa_null(acc, pairs=None).shape == (15,)  # every pair once
+    assert nulls.kappa_null(acc, pairs=None).shape == (15,)  # every pair once
 
 
 def test_kappa_null_pooled_over_cells_carries_shared_difficulty():
     levels = np.linspace(0.9, 0.1, len(CELLS))  # both fall from 0.9 to 0.1 over the cells
     acc = tidy({"a": levels, "b": levels * 0.95}, n_images=200)
-    null = paradox.kappa_null(acc, pairs=3000, seed=1)
+    null = nulls.kappa_null(acc, pairs=3000, seed=1)
     p_a, p_b = levels, levels * 0.95
     mean_a, mean_b = p_a.mean(), p_b.mean()
     expected = 2 * np.mean((p_a - mean_a) * (p_b - mean_b)) / (1 - mean_a * mean_b - (1 - mean_a) * (1 - mean_b))
@@ -145,11 +146,11 @@ def test_kappa_null_pooled_over_cells_carries_shared_difficulty():
 def test_kappa_null_input_checks():
     acc = tidy({"a": np.full(37, 0.5), "b": np.full(37, 0.6)})
     with pytest.raises(ValueError, match="single n_images"):
-        paradox.kappa_null(acc.drop(columns="n_images"))
+        nulls.kappa_null(acc.drop(columns="n_images"))
     with pytest.raises(ValueError, match="positive whole number"):
-        paradox.kappa_null(acc, n_images=0)
+        nulls.kappa_null(acc, n_images=0)
     with pytest.raises(ValueError, match=r"fractions in \[0, 1\]"):
-        paradox.kappa_null(acc.assign(accuracy=acc["accuracy"] * 100))
+        nulls.kappa_null(acc.assign(accuracy=acc["accuracy"] * 100))
 
 
 # ----------------------------------------------------------------------------- similarity null
@@ -159,7 +160,7 @@ def test_similarity_null_floor_and_a_related_pair_above_it():
     null = S.null_distribution("resnet20", "paper", seed=0)
     assert torch.equal(torch.random.get_rng_state(), state)  # the caller's random stream is untouched
     assert null.shape == (32 * 31 // 2,) and 0.05 < null.mean() < 0.3
-    p99 = paradox.null_threshold(null)
+    p99 = nulls.null_threshold(null)
     assert null.mean() < p99 < null.max() + 1e-12
     torch.manual_seed(123)
     parent = models.build("resnet20").eval()
@@ -168,11 +169,8 @@ def test_similarity_null_floor_and_a_related_pair_above_it():
         for mine, theirs in zip(relative.parameters(), parent.parameters(), strict=True):
             mine.mul_(0.5).add_(theirs)
     stranger = models.build("resnet20").eval()
-    assert S.network_similarity(parent, relative) > p99
-    assert null.min() <= S.network_similarity(parent, stranger) < p99  # an unrelated draw reads as chance
-    summary = S.chance_level("resnet20", method="paper")  # the same seeded networks again
-    assert summary["pairs"] == 496 and summary["p99"] == p99 and summary["mean"] == null.mean()
-    assert np.isnan(S.chance_level("resnet20", n=3)["p99"])  # 3 pairs have no 99th percentile
+    assert S.layer_similarities(parent, relative).mean() > p99
+    assert null.min() <= S.layer_similarities(parent, stranger).mean() < p99  # an unrelated draw reads as chance
 
 
 def test_similarity_null_every_measure():
@@ -190,98 +188,15 @@ def test_similarity_null_every_measure():
 
 def test_null_threshold_and_threshold_rule():
     values = np.linspace(0, 1, 101)
-    assert paradox.null_threshold(values) == pytest.approx(0.99)
-    assert paradox.null_threshold(np.append(values, np.nan)) == pytest.approx(0.99)  # NaNs ignored
+    assert nulls.null_threshold(values) == pytest.approx(0.99)
+    assert nulls.null_threshold(np.append(values, np.nan)) == pytest.approx(0.99)  # NaNs ignored
     with pytest.raises(ValueError, match="at least 100 finite null values"):
-        paradox.null_threshold(values[:99])
+        nulls.null_threshold(values[:99])
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
-        paradox.null_threshold(values, 1.0)
-    assert paradox.threshold(0.5) == (0.5, "fixed")
-    assert paradox.threshold(0.5, values) == (pytest.approx(0.99), "null p99")
-    assert paradox.threshold(0.5, values, 0.95) == (pytest.approx(0.95), "null p95")
-
-
-@pytest.fixture()
-def hand_pairs() -> tuple[pd.DataFrame, dict, dict]:
-    """Six pairs and two nulls whose 99th percentiles are 0.198 (similarity) and 0.49 (κ)."""
-    ids = ["p", "q", "r", "s"]
-    sim = pd.DataFrame([[1, 0.30, 0.10, 0.25], [0.30, 1, 0.15, 0.05], [0.10, 0.15, 1, 0.40],
-                        [0.25, 0.05, 0.40, 1]], index=ids, columns=ids)
-    kappa = pd.DataFrame([[1, 0.20, 0.60, 0.70], [0.20, 1, 0.10, 0.55], [0.60, 0.10, 1, 0.30],
-                          [0.70, 0.55, 0.30, 1]], index=ids, columns=ids)
-    pairs = paradox.pair_table({"paper": sim})
-    # by hand, similar ≥ 0.198 and κ ≥ 0.49:  p–q (0.30, 0.20) similar yet different;
-    # p–r (0.10, 0.60) different yet similar; p–s (0.25, 0.70) agree similar; q–r (0.15, 0.10)
-    # agree different; q–s (0.05, 0.55) different yet similar; r–s (0.40, 0.30) similar yet different
-    nulls = {"similarity": np.linspace(0, 0.2, 101), "kappa": np.linspace(-0.5, 0.5, 101)}
-    return pairs, {"paper": sim, "kappa": kappa}, nulls
-
-
-def test_quadrant_counts_with_null_thresholds_equal_a_hand_count(hand_pairs):
-    pairs, matrices, nulls = hand_pairs
-    with pytest.raises(ValueError, match="no column 'kappa'; add it with paradox.with_behaviour"):
-        paradox.quadrant_counts(pairs, "paper", behaviour="kappa")
-    pairs = paradox.with_behaviour(pairs, {"kappa": matrices["kappa"]})
-    assert list(pairs["kappa"]) == [0.20, 0.60, 0.70, 0.10, 0.55, 0.30]
-    similar, _ = paradox.threshold(0.5, nulls["similarity"])
-    compatible, _ = paradox.threshold(0.5, nulls["kappa"])
-    assert (similar, compatible) == (pytest.approx(0.198), pytest.approx(0.49))
-    counts = paradox.quadrant_counts(pairs, "paper", similar, compatible, behaviour="kappa")
-    assert {q: counts[q] for q in paradox.QUADRANTS} == {"similar_yet_different": 2, "different_yet_similar": 2,
-                                                         "agree_similar": 1, "agree_different": 1}
-    fixed = paradox.quadrant_counts(pairs, "paper", behaviour="kappa")  # the paper's 0.5 / 0.5
-    assert fixed["agree_different"] == 3 and fixed["different_yet_similar"] == 3
-
-
-def test_figure_shades_counts_and_labels_the_null_thresholds(hand_pairs):
-    pairs, matrices, nulls = hand_pairs
-    pairs = paradox.with_behaviour(pairs, {"kappa": matrices["kappa"]})
-    fig = plots.paradox_scatter(pairs, "paper", behaviour="kappa", similarity_null=nulls["similarity"],
-                                behaviour_null=nulls["kappa"])
-    counts = paradox.quadrant_counts(pairs, "paper", 0.198, 0.49, behaviour="kappa")
-    notes = {a.name: a.text for a in fig.layout.annotations}
-    shown = {q: int(notes[q].rsplit(": ", 1)[1]) for q in ("similar_yet_different", "different_yet_similar")}
-    assert shown == {q: counts[q] for q in shown} == {"similar_yet_different": 2, "different_yet_similar": 2}
-    assert notes["similar_threshold"] == "similarity null p99 = 0.198"
-    assert notes["behaviour_threshold"] == "kappa null p99 = 0.490"
-    lines = {s.name: s for s in fig.layout.shapes if s.type == "line"}
-    assert lines["similar_threshold"].x0 == pytest.approx(0.198)
-    assert lines["behaviour_threshold"].y0 == pytest.approx(0.49)
-    labels = paradox.quadrant_of(pairs["similarity_paper"], pairs["kappa"], 0.198, 0.49)
-    x, y = pairs["similarity_paper"], pairs["kappa"]
-    for shape in fig.layout.shapes:
-        if shape.type == "rect":  # each shaded corner holds exactly the pairs of its quadrant
-            inside = (x >= shape.x0) & (x < shape.x1) & (y >= shape.y0) & (y < shape.y1)
-            assert set(pairs.index[inside]) == set(pairs.index[labels == shape.name])
-    assert fig.layout.yaxis.title.text == "kappa"
-
-
-def test_statistics_table_rows_per_method_and_behaviour(hand_pairs):
-    pairs, matrices, nulls = hand_pairs
-    compat = matrices["kappa"] * 0.5 + 0.5  # a second behavioural matrix, all pairs ≥ 0.55
-    behaviours = {"compatibility": compat, "kappa": matrices["kappa"]}
-    stats = paradox.statistics_table({"paper": matrices["paper"]}, behaviours, pairs, 0.5,
-                                     {"compatibility": 0.5, "kappa": 0.5}, permutations=19, resamples=10,
-                                     similarity_nulls={"paper": nulls["similarity"]},
-                                     behaviour_nulls={"kappa": nulls["kappa"]})
-    assert list(stats.index) == [("paper", "compatibility"), ("paper", "kappa")]
-    assert stats.index.names == ["method", "behaviour"]
-    kappa, comp = stats.loc[("paper", "kappa")], stats.loc[("paper", "compatibility")]
-    assert (kappa["similar_yet_different"], kappa["different_yet_similar"], kappa["pairs"]) == (2, 2, 6)
-    assert kappa["similar_threshold"] == pytest.approx(0.198) and kappa["similar_threshold_kind"] == "null p99"
-    assert kappa["behaviour_threshold"] == pytest.approx(0.49) and kappa["behaviour_threshold_kind"] == "null p99"
-    assert comp["behaviour_threshold"] == 0.5 and comp["behaviour_threshold_kind"] == "fixed"
-    assert (comp["similar_yet_different"], comp["different_yet_similar"]) == (0, 3)  # every pair compatible
-    with pytest.raises(KeyError, match="no entry for 'kappa'"):
-        paradox.statistics_table({"paper": matrices["paper"]}, {"kappa": matrices["kappa"]}, pairs, 0.5,
-                                 {"compatibility": 0.5}, permutations=9, resamples=5)
-    assert "similarity and kappa" in sentences.verdict(stats, alpha=1.0, behaviour="kappa")
-    assert sentences.method_sentences(stats).startswith("paper × compatibility — Mantel r = ")
-    with pytest.raises(KeyError, match="no row 'paper' × 'relative compatibility'"):
-        sentences.verdict(stats, behaviour="relative compatibility")
-    legacy = paradox.statistics_table({"paper": matrices["paper"]}, compat, pairs, 0.5, 0.5, permutations=9,
-                                      resamples=5)  # one matrix: indexed by method alone, as before
-    assert list(legacy.index) == ["paper"] and legacy.loc["paper", "behaviour"] == "compatibility"
+        nulls.null_threshold(values, 1.0)
+    assert nulls.threshold(0.5) == (0.5, "fixed")
+    assert nulls.threshold(0.5, values) == (pytest.approx(0.99), "null p99")
+    assert nulls.threshold(0.5, values, 0.95) == (pytest.approx(0.95), "null p95")
 
 
 def test_behaviour_nulls_leave_out_what_a_small_population_cannot_give():
@@ -289,9 +204,9 @@ def test_behaviour_nulls_leave_out_what_a_small_population_cannot_give():
     rows = [{"net_id": f"n{i}", "manipulation": n, "level": lv, "accuracy": float(rng.uniform(0.1, 0.9)),
              "n_images": 100} for i in range(2) for n, lv in PAPER_GRID]
     with pytest.warns(RuntimeWarning, match="no null for relative compatibility"):
-        nulls = paradox.behaviour_nulls(pd.DataFrame(rows), permutations=60, seed=0)
-    assert set(nulls) == {"compatibility", "kappa"} and all(len(v) >= 60 for v in nulls.values())
+        found = nulls.behaviour_nulls(pd.DataFrame(rows), permutations=60, seed=0)
+    assert set(found) == {"compatibility", "kappa"} and all(len(v) >= 60 for v in found.values())
     constant = [{**row, "accuracy": 0.1} for row in rows]  # every network at chance everywhere: r undefined
     with pytest.warns(RuntimeWarning, match="null of compatibility has no defined value"):
-        nulls = paradox.behaviour_nulls(pd.DataFrame(constant), permutations=60, seed=0)
-    assert "compatibility" not in nulls and all(len(v) for v in nulls.values())
+        found = nulls.behaviour_nulls(pd.DataFrame(constant), permutations=60, seed=0)
+    assert "compatibility" not in found and all(len(v) for v in found.values())

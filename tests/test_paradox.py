@@ -3,46 +3,8 @@ import pandas as pd
 import pytest
 import torch
 
-from paradox_utils import models, paradox, plots
-from paradox_utils.distortions import PAPER_GRID
+from paradox_utils import models, nulls, paradox, plots, sentences
 from paradox_utils.transplant import bn_neighbours, recalibrate_batchnorm, transplant
-
-
-def table(vectors: dict[str, list[float]]) -> pd.DataFrame:
-    cells = [("contrast", 0.5), ("contrast", 1.0), ("gamma", 0.3), ("blur", 1.0)]
-    return pd.DataFrame([(k, m, lv, acc) for k, v in vectors.items() for (m, lv), acc in zip(cells, v, strict=True)],
-                        columns=["net_id", "manipulation", "level", "accuracy"])
-
-
-def test_compatibility_is_pearson_and_nan_for_constant():
-    acc = table({"a": [0.1, 0.9, 0.5, 0.3], "b": [0.2, 0.8, 0.6, 0.1], "c": [0.5, 0.5, 0.5, 0.5]})
-    with pytest.warns(RuntimeWarning, match="constant accuracy vector: c"):
-        comp = paradox.compatibility(acc)
-    vectors = paradox.accuracy_vectors(acc)
-    assert comp.loc["a", "b"] == pytest.approx(np.corrcoef(vectors.loc["a"], vectors.loc["b"])[0, 1])
-    assert np.isnan(comp.loc["a", "c"]) and np.isnan(comp.loc["c", "c"]) and comp.loc["a", "a"] == pytest.approx(1)
-
-
-def test_compatibility_is_nan_for_a_vector_constant_up_to_rounding():
-    rng = np.random.default_rng(0)
-    cells = [(m, float(lv)) for m, lv in PAPER_GRID]
-    vectors = {"flat": [0.1] * len(cells), "a": rng.uniform(size=len(cells)), "b": rng.uniform(size=len(cells))}
-    acc = pd.DataFrame([(k, m, lv, x) for k, v in vectors.items() for (m, lv), x in zip(cells, v, strict=True)],
-                       columns=["net_id", "manipulation", "level", "accuracy"])
-    assert 0 < np.nanstd(paradox.accuracy_vectors(acc).loc["flat"].to_numpy()) < 1e-15  # rounding, not exactly 0
-    with pytest.warns(RuntimeWarning, match="constant accuracy vector: flat"):
-        comp = paradox.compatibility(acc)
-    assert comp.loc["flat"].isna().all() and comp["flat"].isna().all()
-    assert np.isfinite(comp.loc["a", "b"]) and comp.loc["b", "b"] == pytest.approx(1)
-
-
-def test_constant_vector_warning_names_the_first_ten_and_counts_the_rest():
-    rng = np.random.default_rng(1)
-    vectors = {f"flat{i:02d}": [0.1] * 4 for i in range(12)} | {"a": rng.uniform(size=4), "b": rng.uniform(size=4)}
-    with pytest.warns(RuntimeWarning, match=r"vector: flat00, flat01, .*, flat09 and 2 more\.$") as caught:
-        comp = paradox.compatibility(table(vectors))
-    assert "flat10" not in str(caught[0].message)  # named only in the count
-    assert comp.loc["flat11"].isna().all() and np.isfinite(comp.loc["a", "b"])
 
 
 def test_difference_pairs_and_quadrants():
@@ -134,8 +96,6 @@ def test_mantel_detects_related_matrices_and_not_unrelated():
     weak = paradox.mantel(a, (noise + noise.T) / 2, permutations=499)
     assert weak["p"] > 0.01
     assert paradox.mantel(a, b, permutations=99, seed=3) == paradox.mantel(a, b, permutations=99, seed=3)
-    ci = paradox.bootstrap_correlation(a, b, resamples=200)
-    assert ci["low"] <= ci["r"] <= ci["high"] and ci["low"] > 0.5
 
 
 def test_mantel_ranked_permutations_equal_the_literal_ones(monkeypatch):
@@ -158,6 +118,89 @@ def test_mantel_ranked_permutations_equal_the_literal_ones(monkeypatch):
     monkeypatch.undo()
     y[0, 1] = np.nan  # a NaN, or an asymmetric y, takes the literal path
     assert not paradox._ranks_once(x, y) and not paradox._ranks_once(x, y + np.triu(np.ones((n, n))))
+
+
+@pytest.fixture()
+def hand_pairs() -> tuple[pd.DataFrame, dict, dict]:
+    """Six pairs and two nulls whose 99th percentiles are 0.198 (similarity) and 0.49 (κ)."""
+    ids = ["p", "q", "r", "s"]
+    sim = pd.DataFrame([[1, 0.30, 0.10, 0.25], [0.30, 1, 0.15, 0.05], [0.10, 0.15, 1, 0.40],
+                        [0.25, 0.05, 0.40, 1]], index=ids, columns=ids)
+    kappa = pd.DataFrame([[1, 0.20, 0.60, 0.70], [0.20, 1, 0.10, 0.55], [0.60, 0.10, 1, 0.30],
+                          [0.70, 0.55, 0.30, 1]], index=ids, columns=ids)
+    pairs = paradox.pair_table({"paper": sim})
+    # by hand, similar ≥ 0.198 and κ ≥ 0.49:  p–q (0.30, 0.20) similar yet different;
+    # p–r (0.10, 0.60) different yet similar; p–s (0.25, 0.70) agree similar; q–r (0.15, 0.10)
+    # agree different; q–s (0.05, 0.55) different yet similar; r–s (0.40, 0.30) similar yet different
+    null_values = {"similarity": np.linspace(0, 0.2, 101), "kappa": np.linspace(-0.5, 0.5, 101)}
+    return pairs, {"paper": sim, "kappa": kappa}, null_values
+
+
+def test_quadrant_counts_with_null_thresholds_equal_a_hand_count(hand_pairs):
+    pairs, matrices, null_values = hand_pairs
+    with pytest.raises(ValueError, match="no column 'kappa'; add it with paradox.with_behaviour"):
+        paradox.quadrant_counts(pairs, "paper", behaviour="kappa")
+    pairs = paradox.with_behaviour(pairs, {"kappa": matrices["kappa"]})
+    assert list(pairs["kappa"]) == [0.20, 0.60, 0.70, 0.10, 0.55, 0.30]
+    similar, _ = nulls.threshold(0.5, null_values["similarity"])
+    compatible, _ = nulls.threshold(0.5, null_values["kappa"])
+    assert (similar, compatible) == (pytest.approx(0.198), pytest.approx(0.49))
+    counts = paradox.quadrant_counts(pairs, "paper", similar, compatible, behaviour="kappa")
+    assert {q: counts[q] for q in paradox.QUADRANTS} == {"similar_yet_different": 2, "different_yet_similar": 2,
+                                                         "agree_similar": 1, "agree_different": 1}
+    fixed = paradox.quadrant_counts(pairs, "paper", behaviour="kappa")  # the paper's 0.5 / 0.5
+    assert fixed["agree_different"] == 3 and fixed["different_yet_similar"] == 3
+
+
+def test_figure_shades_counts_and_labels_the_null_thresholds(hand_pairs):
+    pairs, matrices, null_values = hand_pairs
+    pairs = paradox.with_behaviour(pairs, {"kappa": matrices["kappa"]})
+    fig = plots.paradox_scatter(pairs, "paper", behaviour="kappa", similarity_null=null_values["similarity"],
+                                behaviour_null=null_values["kappa"])
+    counts = paradox.quadrant_counts(pairs, "paper", 0.198, 0.49, behaviour="kappa")
+    notes = {a.name: a.text for a in fig.layout.annotations}
+    shown = {q: int(notes[q].rsplit(": ", 1)[1]) for q in ("similar_yet_different", "different_yet_similar")}
+    assert shown == {q: counts[q] for q in shown} == {"similar_yet_different": 2, "different_yet_similar": 2}
+    assert notes["similar_threshold"] == "similarity null p99 = 0.198"
+    assert notes["behaviour_threshold"] == "kappa null p99 = 0.490"
+    lines = {s.name: s for s in fig.layout.shapes if s.type == "line"}
+    assert lines["similar_threshold"].x0 == pytest.approx(0.198)
+    assert lines["behaviour_threshold"].y0 == pytest.approx(0.49)
+    labels = paradox.quadrant_of(pairs["similarity_paper"], pairs["kappa"], 0.198, 0.49)
+    x, y = pairs["similarity_paper"], pairs["kappa"]
+    for shape in fig.layout.shapes:
+        if shape.type == "rect":  # each shaded corner holds exactly the pairs of its quadrant
+            inside = (x >= shape.x0) & (x < shape.x1) & (y >= shape.y0) & (y < shape.y1)
+            assert set(pairs.index[inside]) == set(pairs.index[labels == shape.name])
+    assert fig.layout.yaxis.title.text == "kappa"
+
+
+def test_statistics_table_rows_per_method_and_behaviour(hand_pairs):
+    pairs, matrices, null_values = hand_pairs
+    compat = matrices["kappa"] * 0.5 + 0.5  # a second behavioural matrix, all pairs ≥ 0.55
+    behaviours = {"compatibility": compat, "kappa": matrices["kappa"]}
+    stats = paradox.statistics_table({"paper": matrices["paper"]}, behaviours, pairs, 0.5,
+                                     {"compatibility": 0.5, "kappa": 0.5}, permutations=19, resamples=10,
+                                     similarity_nulls={"paper": null_values["similarity"]},
+                                     behaviour_nulls={"kappa": null_values["kappa"]})
+    assert list(stats.index) == [("paper", "compatibility"), ("paper", "kappa")]
+    assert stats.index.names == ["method", "behaviour"]
+    kappa, comp = stats.loc[("paper", "kappa")], stats.loc[("paper", "compatibility")]
+    assert (kappa["similar_yet_different"], kappa["different_yet_similar"], kappa["pairs"]) == (2, 2, 6)
+    assert kappa["similar_threshold"] == pytest.approx(0.198) and kappa["similar_threshold_kind"] == "null p99"
+    assert kappa["behaviour_threshold"] == pytest.approx(0.49) and kappa["behaviour_threshold_kind"] == "null p99"
+    assert comp["behaviour_threshold"] == 0.5 and comp["behaviour_threshold_kind"] == "fixed"
+    assert (comp["similar_yet_different"], comp["different_yet_similar"]) == (0, 3)  # every pair compatible
+    with pytest.raises(KeyError, match="no entry for 'kappa'"):
+        paradox.statistics_table({"paper": matrices["paper"]}, {"kappa": matrices["kappa"]}, pairs, 0.5,
+                                 {"compatibility": 0.5}, permutations=9, resamples=5)
+    assert "similarity and kappa" in sentences.verdict(stats, alpha=1.0, behaviour="kappa")
+    assert sentences.method_sentences(stats).startswith("paper × compatibility — Mantel r = ")
+    with pytest.raises(KeyError, match="no row 'paper' × 'relative compatibility'"):
+        sentences.verdict(stats, behaviour="relative compatibility")
+    legacy = paradox.statistics_table({"paper": matrices["paper"]}, compat, pairs, 0.5, 0.5, permutations=9,
+                                      resamples=5)  # one matrix: indexed by method alone
+    assert list(legacy.index) == ["paper"] and legacy.loc["paper", "behaviour"] == "compatibility"
 
 
 @pytest.fixture(scope="module")
