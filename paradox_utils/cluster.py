@@ -35,10 +35,11 @@ from typing import Any
 import pandas as pd
 import torch
 
+from .catalog import write_catalog
 from .checkpoints import CheckpointWriteError
 from .files import lock_handle
 from .names import listed
-from .population import RETRAIN_STALE, NetworkSpec, descendants, named_ids, scan_catalog, write_catalog
+from .population import RETRAIN_STALE, NetworkSpec, descendants, named_ids, scan_catalog
 from .progress import Makespan, elapsed, tqdm
 from .runtime import available_cores, tune_allocator
 from .training import GROUP_FREE, TrainConfig, train_group

@@ -46,7 +46,7 @@ import json
 import os
 import pickle
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,7 +59,19 @@ from safetensors.torch import load_file
 from torch import nn
 
 from . import checkpoints, models
+from .catalog import (
+    catalog_path,
+    holds_imported_networks,
+    imported_catalog,
+    is_imported,
+    parents_first,
+    sidecars,
+    sources,
+    was_imported,
+    write_catalog,
+)
 from .files import atomic_path
+from .profiles import checkpoint_folder
 
 __all__ = ["DATASET_CLASSES", "ImportRefused", "ImportResult", "NORMALISATIONS", "PROFILE_FILE", "WEIGHT_SUFFIXES",
            "holds_imported_networks", "import_population", "imported_catalog", "is_imported", "normalisation_phrase",
@@ -75,9 +87,6 @@ STATE_KEYS = ("state_dict", "model_state_dict", "model", "net", "network", "weig
 WRAPPERS = ("module.", "_orig_mod.")  # DataParallel / DistributedDataParallel, torch.compile
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 LINEAGE_COLUMNS = ("net_id", "parent", "label", "file")
-# The sidecar fields that make an imported checkpoint what it is: equal → left as it is
-IDENTITY = ("net_id", "arch", "num_classes", "normalisation", "config", "kind", "parent", "parent_sha256", "labels",
-            "source", "source_sha256")
 
 
 class ImportRefused(ValueError):
@@ -298,15 +307,11 @@ def _networks(files: list[Path], lineage: pd.DataFrame | None, lineage_name: str
             if network.parent is not None and network.parent not in seen:
                 raise ImportRefused(f"The lineage {lineage_name} gives {network.net_id} the parent {network.parent}, "
                                     "which no file is.")
-    ordered: list[_Network] = []
-    while len(ordered) < len(networks):
-        placed = {n.net_id for n in ordered}
-        ready = [n for n in networks if n.net_id not in placed and (n.parent is None or n.parent in placed)]
-        if not ready:
-            stuck = sorted(n.net_id for n in networks if n.net_id not in placed)
-            raise ImportRefused(f"The lineage {lineage_name} has a cycle of parents among {', '.join(stuck)}.")
-        ordered += ready
-    return ordered
+    by_id = {n.net_id: n for n in networks}
+    ordered = parents_first({n.net_id: n.parent for n in networks})
+    if stuck := sorted(set(by_id) - set(ordered)):
+        raise ImportRefused(f"The lineage {lineage_name} has a cycle of parents among {', '.join(stuck)}.")
+    return [by_id[n] for n in ordered]
 
 
 def _reference(arch: str, num_classes: int | None) -> tuple[dict[str, tuple[int, ...]], str]:
@@ -326,87 +331,21 @@ def _reference(arch: str, num_classes: int | None) -> tuple[dict[str, tuple[int,
 
 def _destination(profile: str, checkpoint_dir: str | os.PathLike | None) -> Path:
     """The checkpoint folder (made), refused when it holds networks trained by this project.
-    The default is ``pipeline.chapter_paths``' (``checkpoints/<profile>``); the results folder
-    is left for the chapters to make."""
-    from .profiles import ROOT
-
+    The default is the profile's (``profiles.checkpoint_folder``: ``checkpoints/<profile>``);
+    the results folder is left for the chapters to make."""
     if not profile or profile != Path(profile).name or profile.endswith((".yaml", ".yml")):
         raise ImportRefused(f"The profile {profile!r} should be a plain name (its checkpoints go to "
                             "checkpoints/<name>, or to checkpoint_dir).")
-    folder = Path(checkpoint_dir) if checkpoint_dir else ROOT / "checkpoints" / profile
+    folder = checkpoint_folder(profile, checkpoint_dir or "")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ImportRefused(f"The checkpoint folder {folder} cannot be created ({error.strerror}).") from None
-    for sidecar, meta in _sidecars(folder):
-        if not _was_imported(meta):
+    for sidecar, meta in sidecars(folder):
+        if not was_imported(meta):
             raise ImportRefused(f"{folder} holds networks trained by this project ({sidecar.stem} …): import into a "
                                 "folder of its own (another profile name, or checkpoint_dir).")
     return folder
-
-
-def _sidecars(folder: Path) -> Iterator[tuple[Path, dict]]:
-    """(sidecar, its metadata) for every readable checkpoint sidecar in ``folder``, by name."""
-    for sidecar in sorted(folder.glob("*.json")):
-        try:
-            yield sidecar, checkpoints.load_metadata(sidecar)
-        except checkpoints.CheckpointError:
-            continue  # not a checkpoint's sidecar
-
-
-def _was_imported(meta: dict) -> bool:
-    """A checkpoint written by an import: it records the file it came from (a trained one never does)."""
-    return "source_sha256" in meta
-
-
-def holds_imported_networks(checkpoint_dir: str | os.PathLike) -> bool:
-    """Whether ``checkpoint_dir`` holds networks imported by :func:`import_population`: then its
-    population was trained elsewhere, and chapters 1–2 (training) do not apply to it. An import
-    never writes beside networks trained here, so the first checkpoint decides."""
-    return next((_was_imported(meta) for _, meta in _sidecars(Path(checkpoint_dir))), False)
-
-
-# ----------------------------------------------------------------------------- the catalog
-
-def _row(meta: dict, path: Path) -> dict[str, Any]:
-    """One catalog row (``population.scan_catalog``'s columns, then source and its sha256)."""
-    problem = checkpoints.verify(path)
-    return {"net_id": meta["net_id"], "arch": meta["arch"], "kind": meta["kind"], "parent": meta.get("parent"),
-            "config": json.dumps(meta["config"], sort_keys=True),
-            "labels": json.dumps(meta.get("labels") or {}, sort_keys=True),
-            "status": "corrupt" if problem else "done", "checkpoint": str(path), "sha256": meta["sha256"],
-            "val_accuracy": float("nan"), "epochs_done": 0, "train_seconds": 0.0, "error": problem or "",
-            "source": meta["source"], "source_sha256": meta["source_sha256"]}
-
-
-def imported_catalog(checkpoint_dir: str | os.PathLike, ids: Sequence[str] | None = None) -> pd.DataFrame | None:
-    """The catalog of the imported networks in ``checkpoint_dir`` as their sidecars say
-    (``ids``: these, in this order; None: every imported sidecar, parents first), or None
-    when the folder holds none. Rebuilds an unreadable catalog (``population.read_catalog``)."""
-    metas = {meta["net_id"]: (meta, sidecar.with_suffix(".safetensors")) for sidecar, meta in
-             _sidecars(Path(checkpoint_dir)) if _was_imported(meta) and "net_id" in meta}
-    if not metas:
-        return None
-    if ids is None:
-        ids, placed = [], set()
-        while len(ids) < len(metas):
-            ready = [n for n, (m, _) in metas.items() if n not in placed
-                     and (m.get("parent") is None or m["parent"] in placed or m["parent"] not in metas)]
-            if not ready:
-                break
-            ids += ready
-            placed.update(ready)
-    return pd.DataFrame([_row(*metas[n]) for n in ids])
-
-
-def is_imported(catalog: pd.DataFrame) -> bool:
-    """Whether the catalog's networks were imported (its rows name their source files), not
-    trained by chapters 1–2: what the book is made of follows from it (``pipeline.book_chapters``)."""
-    return bool(_sources(catalog))
-
-
-def _sources(catalog: pd.DataFrame) -> list[str]:
-    return [s for s in catalog.get("source", pd.Series(dtype=str)).fillna("") if s]
 
 
 def normalisation_phrase(normalisation: Mapping[str, Sequence[float]] | str) -> str:
@@ -429,17 +368,17 @@ def origin_sentence(catalog: pd.DataFrame) -> str:
     n = len(catalog)
     children = int(sum(isinstance(p, str) and bool(p) for p in catalog["parent"]))
     family = f"{n - children} base network{'s' * (n - children != 1)} and {children} offspring"
-    sources = _sources(catalog)
-    if not sources:
+    files = sources(catalog)
+    if not files:
         return f"The {n} networks analysed here were trained by chapters 1 and 2 of this run ({family})."
-    folders = sorted({str(Path(s).parent) for s in sources})
+    folders = sorted({str(Path(s).parent) for s in files})
     where = folders[0] if len(folders) == 1 else f"{len(folders)} folders ({', '.join(folders)})"
     lineage = (f"{family}, by the lineage given with them" if children else
                f"{'all' if n > 1 else 'it'} base network{'s' * (n != 1)} (no lineage was given)")
     archs = " and ".join(dict.fromkeys(catalog["arch"].astype(str)))
     inputs = " or ".join(dict.fromkeys(normalisation_phrase(json.loads(c)["normalisation"]) for c in catalog["config"]))
-    return (f"The {n} {archs} networks analysed here were imported from {where} ({len(sources)} weight "
-            f"file{'s' * (len(sources) != 1)}; {lineage}; inputs {inputs}): they were trained elsewhere, "
+    return (f"The {n} {archs} networks analysed here were imported from {where} ({len(files)} weight "
+            f"file{'s' * (len(files) != 1)}; {lineage}; inputs {inputs}): they were trained elsewhere, "
             "not by chapters 1 and 2.")
 
 
@@ -464,7 +403,7 @@ class ImportResult:
                  for row in self.catalog.itertuples()]
         config = json.loads(self.catalog["config"].iloc[0])
         lines.append(f"{len(self.catalog)} networks ({config['arch']}, {config['num_classes']} classes, "
-                     f"{config['dataset']}): {self.checkpoint_dir / 'catalog.parquet'}")
+                     f"{config['dataset']}): {catalog_path(self.checkpoint_dir)}")
         lines.append(f"profile: {self.profile}")
         lines += [f"note: {note}" for note in self.notes]
         lines.append(f"next: {self.command}")
@@ -521,8 +460,6 @@ def import_population(folder: str | os.PathLike, arch: str, profile: str, lineag
     the catalog as it was. Returns an :class:`ImportResult`.
     """
     from . import permutations
-    from .population import write_catalog
-    from .regime import PAPER_ACCURACY
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -586,9 +523,9 @@ def import_population(folder: str | os.PathLike, arch: str, profile: str, lineag
     ids = [n.net_id for n in networks]
     catalog = imported_catalog(destination, ids)
     old = None
-    if (destination / "catalog.parquet").exists():
+    if catalog_path(destination).exists():
         try:
-            old = pd.read_parquet(destination / "catalog.parquet")
+            old = pd.read_parquet(catalog_path(destination))
         except Exception:  # an unreadable catalog is simply rewritten
             old = None
     if old is None or not old.equals(catalog):
@@ -608,9 +545,10 @@ def import_population(folder: str | os.PathLike, arch: str, profile: str, lineag
         notes.append(f"The coupled alignment and the transplant (chapter 6) need a channel-permutation spec, which "
                      f"exists for {', '.join(permutations.SPECS)} only: the profile leaves coupled out, and chapter 6 "
                      f"would refuse {arch}.")
-    if arch not in PAPER_ACCURACY:
-        notes.append(f"The paper studied {', '.join(PAPER_ACCURACY)} only: the chapters analyse {arch} networks as "
-                     "any others, but their regime box says there is no paper accuracy to place them against.")
+    if arch not in models.PAPER_ACCURACY:
+        notes.append(f"The paper studied {', '.join(models.PAPER_ACCURACY)} only: the chapters analyse {arch} "
+                     "networks as any others, but their regime box says there is no paper accuracy to place them "
+                     "against.")
     has_child = any(n.parent for n in networks)
     if coupled and not has_child:
         notes.append("No network has a parent (no lineage was given): the transplant (chapter 6) needs a parent "

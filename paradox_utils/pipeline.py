@@ -18,7 +18,7 @@ from typing import Any
 
 from . import files, provenance
 from .book_builder import BOOK, ChapterFailed, book_chapters, book_toc
-from .importing import holds_imported_networks
+from .catalog import holds_imported_networks
 from .preamble import RESOLVED_PROFILE, check_training_applies, profile_parameters
 from .profiles import (
     CHAPTERS,

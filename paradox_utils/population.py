@@ -1,14 +1,14 @@
 """Populations: a profile → the list of networks (with lineage) → the catalog.
 
-A profile's ``population`` section describes base networks as a grid (the
-cartesian product of the listed settings, optionally a seeded sample of it) and
-fine-tunes as parents × augmentations. Ids are stable and readable: ``b000`` …
-for base networks, ``b000-ft-gamma`` for an offspring.
+A profile's ``base_*`` settings describe base networks as a grid (the cartesian
+product of the listed settings, optionally a seeded sample of it), its ``finetune_*``
+settings fine-tunes as parents × augmentations (:func:`from_parameters`). Ids are
+stable and readable: ``b000`` … for base networks, ``b000-ft-gamma`` for an offspring.
 
-The catalog is one Parquet table per population (``<checkpoints>/catalog.parquet``),
-rewritten atomically by the one driver process as jobs finish. Parquet rather than
-SQLite: only the driver writes it (workers write checkpoints, never the catalog),
-it stays small (one row a network), and every reader here is pandas.
+The catalog (one row a network: :mod:`paradox_utils.catalog`) takes from here what
+needs a network's ``TrainConfig``: :func:`scan_catalog`, the catalog of a list of
+networks as their checkpoints say, and :func:`read_catalog`, which rebuilds an
+unreadable catalog of trained networks from their sidecars.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import itertools
 import json
 import os
 import random
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,14 +24,14 @@ from typing import Any
 
 import pandas as pd
 
-from . import checkpoints
-from .files import write_table
+from . import catalog, checkpoints
+from .catalog import STATUSES, catalog_path, write_catalog
 from .training import TrainConfig, config_differences
 
 __all__ = [
-    "GROUP_KEYS", "NetworkSpec", "RETRAIN_STALE", "STATUSES", "assign_augmentations", "base_specs", "build_population",
-    "catalog_path", "descendants", "finetune_specs", "from_parameters", "listing", "named_ids", "offspring_specs",
-    "read_catalog", "retrain_for", "scan_catalog", "specs_from_catalog", "summary", "training_images", "write_catalog",
+    "GROUP_KEYS", "NetworkSpec", "RETRAIN_STALE", "STATUSES", "assign_augmentations", "base_specs", "catalog_path",
+    "descendants", "finetune_specs", "from_parameters", "listing", "named_ids", "offspring_specs", "read_catalog",
+    "retrain_for", "scan_catalog", "specs_from_catalog", "summary", "training_images", "write_catalog",
 ]
 
 
@@ -49,26 +48,6 @@ class NetworkSpec:
 
 def _label(value: Any) -> str:
     return "none" if value is None else str(value)
-
-
-def build_population(population: dict[str, Any], arch: str = "resnet20", dataset: str = "cifar10") -> list[NetworkSpec]:
-    """The networks a profile's ``population`` section describes, parents first.
-
-    ``population = {"base": {"common": {...}, "grid": {key: [values]}, "sample": n,
-    "sample_seed": s}, "finetune": {"common": {...}, "parents": n | [ids],
-    "manipulations": [None | "all" | name, ...], "suffix": ""} | [such groups]}``.
-    Every base network gets its own seed (its position) unless the grid sets ``seed``.
-    """
-    unknown = set(population) - {"base", "finetune"}
-    if unknown:
-        raise ValueError(f"Unknown population keys {sorted(unknown)}; valid: base, finetune.")
-    base = population.get("base") or {}
-    if unknown := set(base) - {"common", "grid", "sample", "sample_seed", "overrides"}:
-        raise ValueError(f"Unknown population.base keys {sorted(unknown)}; "
-                         "valid: common, grid, sample, sample_seed, overrides.")
-    bases = base_specs(arch=arch, dataset=dataset, **base)
-    finetune = population.get("finetune") or []
-    return bases + offspring_specs(bases, groups=[finetune] if isinstance(finetune, dict) else finetune)
 
 
 def base_specs(common: dict[str, Any] | None = None, grid: dict[str, list] | None = None, sample: int | None = None,
@@ -279,13 +258,6 @@ def retrain_for(specs: list[NetworkSpec], retrain: Sequence[str], kind: str) -> 
     return named + ([RETRAIN_STALE] if RETRAIN_STALE in retrain else [])
 
 
-def catalog_path(checkpoint_dir: str | os.PathLike) -> Path:
-    return Path(checkpoint_dir) / "catalog.parquet"
-
-
-STATUSES = ("pending", "running", "done", "failed", "stale", "corrupt")
-
-
 def _checkpoint_status(spec: NetworkSpec, path: Path, shas: dict[str, str]) -> tuple[str, str, dict]:
     """(status, the problem in one sentence or "", sidecar metadata) of one network's checkpoint.
 
@@ -334,49 +306,27 @@ def scan_catalog(specs: list[NetworkSpec], checkpoint_dir: str | os.PathLike,
     return pd.DataFrame(rows)
 
 
-def write_catalog(catalog: pd.DataFrame, checkpoint_dir: str | os.PathLike) -> Path:
-    return write_table(catalog, catalog_path(checkpoint_dir))
-
-
 def read_catalog(checkpoint_dir: str | os.PathLike) -> pd.DataFrame:
-    """The catalog of ``checkpoint_dir``. One that is unreadable is rebuilt, with a warning,
-    from the checkpoints' sidecars (the catalog is derived from them)."""
-    path = catalog_path(checkpoint_dir)
-    if not path.exists():
-        raise FileNotFoundError(f"No catalog at {path}: run the training chapter (01_train) first, or import "
-                                "networks (python -m paradox_utils import).")
-    try:
-        return pd.read_parquet(path)
-    except Exception as error:
-        warnings.warn(f"The catalog {path} is unreadable ({type(error).__name__}); it is rebuilt from the "
-                      "checkpoints' sidecars.", RuntimeWarning, stacklevel=2)
-    from .importing import imported_catalog  # imported networks' sidecars hold no TrainConfig
+    """The catalog of ``checkpoint_dir`` (:func:`catalog.read_catalog`). One that is unreadable
+    is rebuilt, with a warning, from the checkpoints' sidecars (the catalog is derived from them)."""
+    return catalog.read_catalog(checkpoint_dir, rebuild_trained=_trained_catalog)
 
-    catalog = imported_catalog(checkpoint_dir)
-    if catalog is None:
-        catalog = scan_catalog(_specs_from_sidecars(Path(checkpoint_dir)), checkpoint_dir)
-    write_catalog(catalog, checkpoint_dir)
-    return catalog
+
+def _trained_catalog(folder: Path) -> pd.DataFrame:
+    """The catalog of the networks trained into ``folder``, as their sidecars say."""
+    return scan_catalog(_specs_from_sidecars(folder), folder)
 
 
 def _specs_from_sidecars(folder: Path) -> list[NetworkSpec]:
-    """Specs for every checkpoint sidecar in ``folder``, parents before their offspring."""
+    """Specs for every checkpoint sidecar in ``folder``, parents before their offspring
+    (:func:`catalog.parents_first`)."""
     specs = {}
-    for sidecar in sorted(folder.glob("*.json")):
+    for sidecar, meta in catalog.sidecars(folder):
         try:
-            meta = checkpoints.load_metadata(sidecar)
             config = TrainConfig.from_dict(meta["config"])
-        except (checkpoints.CheckpointError, KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError):
             continue  # not a checkpoint of this package
         net_id, parent = meta.get("net_id") or sidecar.stem, meta.get("parent")
         labels = {"manipulation": _label(config.manipulation)} if parent else {}
         specs[net_id] = NetworkSpec(net_id, config, parent, "finetune" if parent else "base", labels)
-    ordered: list[NetworkSpec] = []
-    while len(ordered) < len(specs):
-        placed = {s.net_id for s in ordered}
-        ready = [s for s in specs.values() if s.net_id not in placed and (s.parent is None or s.parent in placed
-                                                                         or s.parent not in specs)]
-        if not ready:
-            break
-        ordered += ready
-    return ordered
+    return [specs[n] for n in catalog.parents_first({n: s.parent for n, s in specs.items()})]

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from . import plots, regime, report, runtime
-from .importing import holds_imported_networks
+from .catalog import holds_imported_networks
 from .profiles import (
     TRAINING_CHAPTERS,
     chapter_defaults,

@@ -19,6 +19,7 @@ import dataclasses
 import math
 import os
 import time
+import typing
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,13 +33,13 @@ from . import checkpoints
 from .data import ImageSet, load_cifar10, load_imagenet, stratified_subset
 from .distortions import ManipulationAugment
 from .models import ARCHITECTURES, INITIALISERS, build, conv_layers, num_classes
+from .profiles import kind_name, same_kind
 from .progress import tqdm
 from .runtime import available_cores
 from .stacking import StackedNetworks
 
 __all__ = ["GROUP_FREE", "PRECISIONS", "SPEED_SWITCHES", "TrainConfig", "TrainingData", "config_differences",
-           "fine_tune", "geometric_augment", "learning_rate", "mixed_precision", "native_bfloat16", "train",
-           "train_group"]
+           "geometric_augment", "learning_rate", "mixed_precision", "native_bfloat16", "train", "train_group"]
 
 SCHEDULES = ("paper", "cosine", "constant", "onecycle")
 OPTIMISERS = ("adam", "sgd")
@@ -54,26 +55,6 @@ ONECYCLE_START, ONECYCLE_PEAK = 0.1, 0.2
 # Settings that change how fast a network trains, not what it learns: changing one
 # never makes a checkpoint "trained with another config".
 SPEED_SWITCHES = ("channels_last", "compile")
-_FIELD_TYPES = {"seed": int, "epochs": int, "batch_size": int, "lr": float, "momentum": float,
-                "time_decay": float, "l2": float, "nesterov": bool, "label_smoothing": float, "geometric": bool,
-                "train_per_class": (int, None),
-                "val_per_class": (int, None), "data_seed": int, "num_classes": (int, None),
-                "channels_last": bool, "compile": bool, "arch": str, "dataset": str, "optimiser": str,
-                "precision": str,
-                "schedule": str, "init": str, "manipulation": (str, None), "extra": dict}
-_KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string", dict: "a mapping",
-               (int, None): "an integer or null", (str, None): "a string or null"}
-
-
-def _is_kind(value: Any, kind) -> bool:
-    """An int field takes no float (2.0 is refused: it hides a typo) and no bool; a float field takes ints."""
-    if isinstance(kind, tuple):
-        return value is None or _is_kind(value, kind[0])
-    if kind is bool or isinstance(value, bool):
-        return kind is bool and isinstance(value, bool)
-    if kind is float:
-        return isinstance(value, (int, float))
-    return isinstance(value, kind)
 
 
 @dataclass
@@ -114,9 +95,9 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         """Raise one clear ValueError for an impossible setting or a value of the wrong type; return self."""
         for f in dataclasses.fields(self):
-            value, kind = getattr(self, f.name), _FIELD_TYPES.get(f.name)
-            if kind is not None and not _is_kind(value, kind):
-                raise ValueError(f"Invalid training config: {f.name} should be {_KIND_NAMES[kind]}, "
+            value, kind = getattr(self, f.name), _FIELD_TYPES[f.name]
+            if not same_kind(kind, value):
+                raise ValueError(f"Invalid training config: {f.name} should be {kind_name(kind)}, "
                                  f"got {value!r} ({type(value).__name__}).")
         checks = [
             (self.arch in ARCHITECTURES, f"arch {self.arch!r} is not one of {', '.join(ARCHITECTURES)}"),
@@ -156,6 +137,10 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"Unknown training config keys: {sorted(unknown)}.")
         return cls(**values)
+
+
+# Each field's annotation, evaluated (``int | None``, ``dict[str, Any]``): the types validate() checks.
+_FIELD_TYPES = typing.get_type_hints(TrainConfig)
 
 
 def learning_rate(config: TrainConfig, epoch: int, iteration: int, steps_per_epoch: int) -> float:
@@ -532,14 +517,3 @@ class _Run:
             member.epochs_done, member.iteration, member.extra = epoch + 1, record["iteration"], extra
             if done:
                 member.done = meta
-
-
-def fine_tune(parent: str | os.PathLike, config: TrainConfig, out: str | os.PathLike, **kwargs) -> dict:
-    """An offspring of checkpoint ``parent`` trained with ``config`` into ``out``.
-
-    The offspring's metadata names its parent; ``config.arch`` must match the parent's.
-    """
-    parent_meta = checkpoints.load_metadata(parent)
-    if parent_meta.get("status", "done") != "done":
-        raise ValueError(f"Parent checkpoint {parent} has not finished training.")
-    return train(config, out, parent=parent, **kwargs)

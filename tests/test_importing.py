@@ -407,8 +407,8 @@ def native(tmp_path_factory, cifar_source):
     root = tmp_path_factory.mktemp("native")
     training.train(training.TrainConfig(**TINY), root / "native" / "b000", progress=False, net_id="b000")
     training.train(training.TrainConfig(**TINY, seed=1), root / "native" / "b001", progress=False, net_id="b001")
-    training.fine_tune(root / "native" / "b000", training.TrainConfig(**TINY, manipulation="gamma", seed=10_000),
-                       root / "native" / "b000-ft-gamma", progress=False)
+    training.train(training.TrainConfig(**TINY, manipulation="gamma", seed=10_000), root / "native" / "b000-ft-gamma",
+                   parent=root / "native" / "b000", progress=False)
     native = {n: root / "native" / f"{n}.safetensors" for n in EXPORTED_AS}
     (root / "exported").mkdir()
     for net_id, (name, how) in EXPORTED_AS.items():

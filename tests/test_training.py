@@ -13,7 +13,6 @@ from paradox_utils.training import (
     TrainConfig,
     TrainingData,
     config_differences,
-    fine_tune,
     geometric_augment,
     learning_rate,
     train,
@@ -71,8 +70,8 @@ def test_history_metadata_and_skip(tmp_path):
 
 def test_fine_tune_names_its_parent(tmp_path):
     train(TrainConfig(**TINY), tmp_path / "parent", progress=False, net_id="parent")
-    child = fine_tune(tmp_path / "parent", TrainConfig(**{**TINY, "epochs": 1, "manipulation": "gamma", "lr": 1e-4}),
-                      tmp_path / "child", progress=False)
+    child = train(TrainConfig(**{**TINY, "epochs": 1, "manipulation": "gamma", "lr": 1e-4}), tmp_path / "child",
+                  parent=tmp_path / "parent", progress=False)
     assert child["parent"] == "parent"
     parent_w, child_w = weights(tmp_path / "parent"), weights(tmp_path / "child")
     assert not torch.equal(parent_w["conv1.weight"], child_w["conv1.weight"])
