@@ -168,8 +168,8 @@ def _counts(bits: np.ndarray, n_images: int) -> np.ndarray:
     Popcounts on the packed bits, 64 trials per word: for each network, AND its words with
     those of every later network and count the set bits. A loop over networks (N, not over
     pairs), each step vectorised over the later networks; the words go ``KAPPA_CHUNK_WORDS``
-    at a time so every step's operands stay in cache. On 2 cores this was ~8× faster than a
-    float32 matrix product of the unpacked bits (benchmarks/bench_behaviour.py).
+    at a time so every step's operands stay in cache: ~8× faster on 2 cores than a float32
+    matrix product of the unpacked bits (benchmarks/bench_behaviour.py).
     """
     n = len(bits)
     packed = np.array(bits, dtype=np.uint8, copy=True)  # a copy: the padding is masked below

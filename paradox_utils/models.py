@@ -29,7 +29,7 @@ classification model, named ``torchvision:<name>`` (``torchvision:vgg11``): buil
 ``torchvision.models.get_model`` and given the same normalisation in front of its
 ``forward`` (:func:`set_normalisation`), so they too take [0, 1] images. The prefix
 keeps the two namespaces apart: plain ``resnet50`` is the project's, and a bare
-torchvision name (``resnet18``) is refused as before.
+torchvision name (``resnet18``) is refused.
 """
 
 from __future__ import annotations

@@ -78,8 +78,8 @@ def set_theme() -> None:
 
 
 # plotly never wraps a figure's title: on a phone (a ~370 px figure, ~40 characters of its
-# 17 px title type) a longer one was cut at the edge. Breaking it between words into lines
-# of at most this many characters keeps it whole at any width; the top margin holds two.
+# 17 px title type) a longer one is cut at the edge. Broken between words into lines of at
+# most this many characters it stays whole at any width; the top margin holds two.
 TITLE_CHARACTERS = 40
 
 

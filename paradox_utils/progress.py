@@ -129,7 +129,7 @@ class Makespan:
     ETA on each "networks" line.
 
     tqdm's own estimate, elapsed × left ÷ done, assumes one job at a time: with two workers it
-    said 4 h 18 min when the first of six 51-minute trainings ended, where about 1 h was left.
+    says 4 h 18 min when the first of six 51-minute trainings ends, where about 1 h is left.
     Here the first ``slots`` jobs start together and each later one when a job ends (one that
     waits for its parent is taken to start then too); every job takes the mean duration of
     those finished; the estimate is when the last would end. Times in seconds
