@@ -91,8 +91,9 @@ len(networks), len(images)
 # precision of the forward passes (`eval_precision`).
 
 # %%
-accuracy = evaluation.evaluate(networks, images, seed=noise_seed, batch_size=eval_batch_size, device=target,
-                               out=paths["accuracy"], weights=report.weight_hashes(catalog), precision=eval_precision)
+accuracy = evaluation.evaluate_cached(networks, images, seed=noise_seed, batch_size=eval_batch_size, device=target,
+                                      weights=report.weight_hashes(catalog), precision=eval_precision,
+                                      out=paths["accuracy"]).table
 accuracy.head()[["net_id", "manipulation", "level", "accuracy", "n_images", "precision"]]
 
 # %% [markdown]

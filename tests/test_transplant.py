@@ -3,11 +3,18 @@ re-estimation, and the transplant chapter's experiments."""
 
 import copy
 
+import pandas as pd
 import pytest
 import torch
 
 from paradox_utils import data, models
-from paradox_utils.transplant import bn_neighbours, recalibrate_batchnorm, transplant, transplant_experiments
+from paradox_utils.transplant import (
+    TransplantResults,
+    bn_neighbours,
+    recalibrate_batchnorm,
+    transplant,
+    transplant_experiments,
+)
 
 
 @pytest.fixture(scope="module")
@@ -99,20 +106,25 @@ def test_transplant_experiments_returns_the_chapter_tables(pair):
                            [str(i) for i in range(10)])
     out = transplant_experiments(parent, child, images, grid=[("contrast", 1.0), ("gamma", 0.8)],
                                  recalibration_images=torch.rand(16, 3, 32, 32), progress=False)
-    assert set(out) == {"accuracy", "summary", "sweep", "deviated", "profile", "one_layer"}
-    assert out["summary"].index.name == "variant" and out["one_layer"] in out["summary"].index
-    deviated = out["deviated"]
-    assert deviated == out["profile"].loc[out["profile"]["mean"].idxmin(), "layer"]
+    assert isinstance(out, TransplantResults)
+    assert out.summary.index.name == "variant" and out.one_layer in out.summary.index
+    deviated = out.deviated
+    assert deviated == out.profile.loc[out.profile["mean"].idxmin(), "layer"]
     one = f"parent + child's {deviated}"
-    assert list(out["summary"].index) == ["parent", "child", one, "parent + all child convs",
-                                          f"{one} (BN re-estimated)", "parent + all child convs (BN re-estimated)"]
-    assert out["summary"].loc["parent", "delta_vi"] == 0
-    sweep = out["sweep"].set_index("layer")
+    assert list(out.summary.index) == ["parent", "child", one, "parent + all child convs",
+                                       f"{one} (BN re-estimated)", "parent + all child convs (BN re-estimated)"]
+    assert out.summary.loc["parent", "delta_vi"] == 0
+    sweep = out.sweep.set_index("layer")
     assert len(sweep) == 21 and list(sweep.columns) == ["layer_correlation", "vi", "test_images", "delta_vi",
                                                         "delta_low", "delta_high", "verdict"]
-    assert (sweep["test_images"] == 8).all() and (out["summary"]["test_images"] == 8).all()  # the set beside each VI
+    assert (sweep["test_images"] == 8).all() and (out.summary["test_images"] == 8).all()  # the set beside each VI
     assert (sweep["delta_low"] <= sweep["delta_vi"]).all() and (sweep["delta_vi"] <= sweep["delta_high"]).all()
-    assert sweep.loc[deviated, "vi"] == out["summary"].loc[one, "vi"]  # the same network, reached twice
+    assert sweep.loc[deviated, "vi"] == out.summary.loc[one, "vi"]  # the same network, reached twice
+    assert set(out.accuracy["net_id"]) == {*out.summary.index, *(f"sweep:{layer}" for layer in sweep.index)}
+    without = transplant_experiments(parent, child, images, grid=[("contrast", 1.0)], sweep=False, resamples=10,
+                                     progress=False)
+    assert isinstance(without.sweep, pd.DataFrame) and without.sweep.empty  # the same type, no rows
+    assert list(without.summary.index) == ["parent", "child", without.one_layer, "parent + all child convs"]
 
 
 def test_recalibrate_batchnorm_matches_data_statistics(pair):
