@@ -76,8 +76,9 @@ def main() -> None:
     bits = {}
     for precision in ("float32", "bfloat16"):
         started = time.perf_counter()
-        table, bits[precision] = evaluation.evaluate(nets, subset, grid=CELLS, batch_size=args.batch_size,
-                                                     progress=False, return_correctness=True, precision=precision)
+        measured = evaluation.evaluate(nets, subset, grid=CELLS, batch_size=args.batch_size, progress=False,
+                                       precision=precision)
+        table, bits[precision] = measured.table, measured.correctness
         timings[precision] = time.perf_counter() - started
         label = f"engine, {precision}"
         print(f"{label:34s} {timings[precision]:7.2f} s   mean accuracy {table['accuracy'].mean():.4f}")

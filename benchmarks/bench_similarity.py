@@ -70,7 +70,7 @@ def main() -> None:
           f"for {pairs} pairs (extrapolated)")
     for method in args.methods.split(","):
         started = time.perf_counter()
-        matrix = similarity.pairwise_similarity(nets, method=method, progress=False)
+        matrix = similarity.pairwise_similarity(nets, method=method, progress=False).matrix
         seconds = time.perf_counter() - started
         print(f"{method:10s} {args.nets} ResNet20: {seconds:7.1f} s  "
               f"({per_pair * pairs / seconds:5.1f}× the baseline), "

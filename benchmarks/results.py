@@ -37,7 +37,7 @@ def full_test_accuracy(catalog, dataset: str) -> tuple[str, str]:
     images = report.evaluation_set(dataset, None)
     bases = catalog[catalog["kind"] == "base"]
     table = evaluation.evaluate(report.load_networks(bases), images, grid=[("contrast", 1.0)], progress=False,
-                                weights=report.weight_hashes(bases))
+                                weights=report.weight_hashes(bases)).table
     return (f"base clean accuracy (all {len(images):,} test images, float32)",
             _spread(evaluation.clean_accuracy(table)))
 

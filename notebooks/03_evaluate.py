@@ -82,8 +82,9 @@ len(networks), len(images)
 # precision of the forward passes (`eval_precision`).
 
 # %%
-accuracy = evaluation.evaluate(networks, images, seed=noise_seed, batch_size=eval_batch_size, device=target,
-                               out=paths["accuracy"], weights=report.weight_hashes(catalog), precision=eval_precision)
+accuracy = evaluation.evaluate_cached(networks, images, seed=noise_seed, batch_size=eval_batch_size, device=target,
+                                      weights=report.weight_hashes(catalog), precision=eval_precision,
+                                      out=paths["accuracy"]).table
 accuracy.head()[["net_id", "manipulation", "level", "accuracy", "n_images", "precision"]]
 
 # %% [markdown]
@@ -111,7 +112,8 @@ plots.show(plots.vi_bars(accuracy, networks=shown))
 # network's VI owes to which images were drawn.
 
 # %%
-vi = bootstrap.vi_interval(report.read_correctness(paths["accuracy"], catalog), image_resamples, statistics_seed)
+bits = report.read_correctness(paths["accuracy"], catalog)  # per image: what the intervals and κ resample
+vi = bootstrap.vi_interval(bits, image_resamples, statistics_seed)
 table = evaluation.network_table(accuracy, vi)
 by_vi = sentences.vi_table(table)
 by_vi
@@ -132,7 +134,6 @@ sentences.manipulation_table(table, by_vi.index)
 # disagree.
 
 # %%
-bits = report.read_correctness(paths["accuracy"], catalog)
 outcomes = bits.shared_outcomes()
 outcomes.groupby("manipulation", sort=False).mean().round(3)
 

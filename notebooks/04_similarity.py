@@ -71,10 +71,10 @@ ids, states = list(catalog["net_id"]), report.checkpoint_files(catalog)
 # %%
 matrices, per_layer = {}, {}
 for method in similarity_methods:
-    matrix, layers = similarity.pairwise_similarity(states, method=method, device=target, return_layers=True,
-                                                    cache=paths["similarity_cache"])
-    matrices[method] = pd.DataFrame(matrix, index=ids, columns=ids)
-    per_layer[method] = layers
+    measured = similarity.pairwise_similarity_cached(states, method=method, device=target,
+                                                     cache=paths["similarity_cache"])
+    matrices[method] = pd.DataFrame(measured.matrix, index=ids, columns=ids)
+    per_layer[method] = measured.layers
 layer_names = similarity.layer_names(next(iter(states.values())))
 
 # %% [markdown]

@@ -94,16 +94,16 @@ results = transplant.transplant_experiments(parent, child, images, sweep=transpl
                                             device=target, precision=eval_precision)
 made_from = {"weights": report.weight_hashes(catalog.set_index("net_id").loc[[parent_id, child_id]].reset_index()),
              "eval_set": images.fingerprint(), "noise_seed": noise_seed, "precision": eval_precision}
-files.write_table(results["summary"].reset_index(), paths["transplant"], provenance=made_from)
-files.write_table(results["sweep"], paths["sweep"], provenance=made_from)
-sentences.transplant_table(results["summary"])
+files.write_table(results.summary.reset_index(), paths["transplant"], provenance=made_from)
+files.write_table(results.sweep, paths["sweep"], provenance=made_from)
+sentences.transplant_table(results.summary)
 
 # %% [markdown]
 # ΔVI is each variant's VI less the parent's, on the same images; its 95 % interval comes
 # from resampling those images. Mean accuracy per manipulation, per variant:
 
 # %%
-sentences.manipulation_table(results["summary"])
+sentences.manipulation_table(results.summary)
 
 # %% [markdown]
 # ## The same networks in chapter 3
@@ -113,7 +113,7 @@ sentences.manipulation_table(results["summary"])
 # the same noise.
 
 # %%
-both_chapters = transplant.vi_in_both_chapters(results, accuracy, parent_id, child_id)
+both_chapters = transplant.vi_in_both_chapters(results.accuracy, accuracy, parent_id, child_id)
 glue_texts({"vi_chapters": sentences.vi_across_chapters(both_chapters)})
 sentences.vi_chapters_table(both_chapters)
 
@@ -127,7 +127,7 @@ sentences.vi_chapters_table(both_chapters)
 # marked — at the axis' edge where it lies far below the profile.
 
 # %%
-plots.show(plots.layer_profile_figure({child_id: results["profile"]}, chance=chance_paper))
+plots.show(plots.layer_profile_figure({child_id: results.profile}, chance=chance_paper))
 
 # %% [markdown]
 # ## Every layer alone
@@ -136,8 +136,8 @@ plots.show(plots.layer_profile_figure({child_id: results["profile"]}, chance=cha
 # from the top left.
 
 # %%
-if len(results["sweep"]):
-    plots.show(plots.transplant_sweep_figure(results["sweep"], chance=chance_paper))
+if len(results.sweep):
+    plots.show(plots.transplant_sweep_figure(results.sweep, chance=chance_paper))
 
 # %% tags=["remove-cell"]
 glue_texts(sentences.transplant_glue(results, parent_id, child_id))  # tp_*, vi_*, sweep_best

@@ -1,17 +1,18 @@
 """Networks × manipulation grid → a tidy accuracy table; visual intelligence (VI).
 
 The engine distorts each batch ONCE per (manipulation, level) cell and runs every
-network on it, so the distortion cost is shared by the whole population. Results
-are written to Parquet after every cell (atomically); rerunning with the same
-``out`` computes only the (network, cell) pairs that are missing — or stale: every
-row is keyed by the sha256 of the weights, the evaluation set, the noise seed and the
-arithmetic of the forward passes (``precision``).
+network on it, so the distortion cost is shared by the whole population.
+:func:`evaluate` measures; :func:`evaluate_cached` measures resumably, writing Parquet
+after every cell (atomically) and computing only the (network, cell) pairs that are
+missing — or stale: every row is keyed by the sha256 of the weights, the evaluation set,
+the noise seed and the arithmetic of the forward passes (``precision``).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +28,8 @@ from .models import num_classes
 from .progress import tqdm
 from .training import PRECISIONS, mixed_precision
 
-__all__ = ["accuracy_vectors", "clean_accuracy", "evaluate", "hardest_manipulation", "images_per_cell",
-           "network_table", "per_manipulation", "visual_intelligence", "with_precision"]
+__all__ = ["Evaluation", "accuracy_vectors", "clean_accuracy", "evaluate", "evaluate_cached", "hardest_manipulation",
+           "images_per_cell", "network_table", "per_manipulation", "visual_intelligence", "with_precision"]
 
 # Tables written before the precision column existed were all made in float32
 BEFORE_PRECISION = {"precision": "float32"}
@@ -47,52 +48,106 @@ def _level_key(level: float | Sequence[float]) -> float:
     return float(level[0]) if isinstance(level, (list, tuple)) else float(level)
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """What :func:`evaluate` measured of networks × grid.
+
+    ``table``: the tidy accuracy table, one row per network × cell (:data:`COLUMNS`): net_id,
+    weights_sha256, eval_set, noise_seed, precision, manipulation, level, accuracy (top-1,
+    fraction), top5 (fraction or NaN), n_images. ``correctness``: the per-image
+    :class:`~paradox_utils.correctness.Correctness` (networks in the order given, cells in the
+    grid's order).
+    """
+
+    table: pd.DataFrame
+    correctness: Correctness
+
+
 def evaluate(networks: Mapping[str, nn.Module], dataset, grid: Iterable[tuple[str, float]] = PAPER_GRID,
-             seed: int = 0, batch_size: int = 500, device: str | torch.device = "cpu",
-             out: str | os.PathLike | None = None, top5: bool | None = None,
-             progress: bool = True, weights: Mapping[str, str] | None = None,
-             return_correctness: bool = False,
-             precision: str = "float32") -> pd.DataFrame | tuple[pd.DataFrame, Correctness]:
-    """Accuracy of every network under every cell of ``grid``.
+             seed: int = 0, batch_size: int = 500, device: str | torch.device = "cpu", top5: bool | None = None,
+             weights: Mapping[str, str] | None = None, precision: str = "float32",
+             progress: bool = True) -> Evaluation:
+    """Accuracy and per-image correctness of every network under every cell of ``grid``.
 
     ``networks``: net_id → model (taking [0, 1] images). ``dataset``: anything with
     ``batches(batch_size)`` yielding (uint8 images (B, 3, H, W), labels (B,), dataset
     indices (B,)) and a ``fingerprint()`` — :class:`~paradox_utils.data.ImageSet` or
-    ``ImageFolderSet``. ``top5`` defaults to True when the networks have more than 10
-    classes. ``weights``: net_id → sha256 of its weights (e.g. the checkpoint's, from
-    the catalog); by default the hash of each model's state_dict. ``precision``: the
-    forward passes' arithmetic, "float32" or "bfloat16" (torch.autocast, as in a bfloat16
-    training step: 2.6× faster on a CPU with AMX; four trained ResNet20s were right or wrong
-    on the same images as in float32 99.7 % of the time — benchmarks/bench_evaluation.py).
+    ``ImageFolderSet``. ``seed``: the noise seed every network shares. ``top5`` defaults
+    to True when the networks have more than 10 classes. ``weights``: net_id → sha256 of
+    its weights (e.g. the checkpoint's, from the catalog); by default the hash of each
+    model's state_dict. ``precision``: the forward passes' arithmetic, "float32" or
+    "bfloat16" (torch.autocast, as in a bfloat16 training step: 2.6× faster on a CPU with
+    AMX; four trained ResNet20s were right or wrong on the same images as in float32 99.7 %
+    of the time — benchmarks/bench_evaluation.py). ``progress``: a "cells" bar.
 
-    ``out``: a Parquet table that makes the run resumable; beside it
-    (:func:`~paradox_utils.correctness.correctness_path`) the per-image correctness
-    bits of every (network, cell), with the same keys. A row is reused only when
-    it was made from the same weights (sha256), the same evaluation set (its
-    fingerprint), the same noise ``seed`` and the same ``precision``; a network's rows
-    made otherwise are recomputed and replaced, never reused.
-
-    Returns the tidy table (one row per network × cell): net_id, weights_sha256,
-    eval_set, noise_seed, precision, manipulation, level, accuracy (top-1, fraction), top5
-    (fraction or NaN), n_images; with ``return_correctness`` also the per-image
-    :class:`~paradox_utils.correctness.Correctness` of the networks × grid.
+    Returns an :class:`Evaluation`; :func:`evaluate_cached` gives the same, resumably.
     """
+    grid = _checked(networks, grid, precision)
+    keys = _keys(networks, weights)
+    return _measure(networks, dataset, grid, seed, batch_size, device, top5, keys, dataset.fingerprint()[:24],
+                    precision, progress, pd.DataFrame(columns=COLUMNS), pd.DataFrame(columns=BIT_COLUMNS))
+
+
+def evaluate_cached(networks: Mapping[str, nn.Module], dataset, grid: Iterable[tuple[str, float]] = PAPER_GRID,
+                    seed: int = 0, batch_size: int = 500, device: str | torch.device = "cpu",
+                    top5: bool | None = None, weights: Mapping[str, str] | None = None, precision: str = "float32",
+                    progress: bool = True, *, out: str | os.PathLike) -> Evaluation:
+    """:func:`evaluate`, resumable: ``out`` is a Parquet accuracy table and beside it
+    (:func:`~paradox_utils.correctness.correctness_path`) the per-image correctness bits of
+    every (network, cell), with the same keys; both are written (atomically) after every cell.
+
+    A (network, cell) is computed only when missing from either file or stale: a row is
+    reused only when it was made from the same weights (sha256), the same evaluation set
+    (its fingerprint), the same noise ``seed`` and the same ``precision``; a network's rows
+    made otherwise are recomputed and replaced, never reused. Rows of networks not in
+    ``networks`` stay in the files and out of the result. Returns :func:`evaluate`'s
+    :class:`Evaluation` of ``networks`` × ``grid`` — the same, whether computed or reused.
+    """
+    grid = _checked(networks, grid, precision)  # fail before any heavy work
+    keys = _keys(networks, weights)
+    out = Path(out)
+    bits_out = correctness_path(out)
+    eval_set = dataset.fingerprint()[:24]
+    stored = read_cache_table(out, COLUMNS, "accuracy table", BEFORE_PRECISION)
+    stored_bits = read_cache_table(bits_out, BIT_COLUMNS, "correctness table", BEFORE_PRECISION)
+
+    def save(table: pd.DataFrame, bits: pd.DataFrame) -> None:
+        write_table(bits, bits_out)
+        write_table(table, out)
+
+    return _measure(networks, dataset, grid, seed, batch_size, device, top5, keys, eval_set, precision, progress,
+                    _current(stored, keys, eval_set, seed, precision),
+                    _current(stored_bits, keys, eval_set, seed, precision), save)
+
+
+def _checked(networks: Mapping[str, nn.Module], grid: Iterable[tuple[str, float]],
+             precision: str) -> list[tuple[str, float]]:
+    """``grid`` as a list, once every cell, the precision and the networks are known good."""
     grid = [(name, level) for name, level in grid]
     if precision not in PRECISIONS:
         raise ValueError(f"Evaluation precision {precision!r} is not one of {PRECISIONS}.")
     for name, level in grid:
-        check_level(name, level)  # fail before any heavy work
+        check_level(name, level)
     if not networks:
         raise ValueError("evaluate() got no networks.")
-    out = Path(out) if out is not None else None
-    bits_out = correctness_path(out) if out is not None else None
-    keys = {k: (weights or {}).get(k) or state_sha256(m) for k, m in networks.items()}
-    eval_set = dataset.fingerprint()[:24]
-    stored = read_cache_table(out, COLUMNS, "accuracy table", BEFORE_PRECISION)
-    stored_bits = read_cache_table(bits_out, BIT_COLUMNS, "correctness table", BEFORE_PRECISION)
-    table = _current(stored, keys, eval_set, seed, precision)
-    bits = _current(stored_bits, keys, eval_set, seed, precision)
-    # a cell is done only when both its accuracy and its per-image bits are stored
+    if not grid:
+        raise ValueError("evaluate() got no cells.")
+    return grid
+
+
+def _keys(networks: Mapping[str, nn.Module], weights: Mapping[str, str] | None) -> dict[str, str]:
+    """net_id → sha256 of its weights: as ``weights`` gives it, else its state_dict's."""
+    return {k: (weights or {}).get(k) or state_sha256(m) for k, m in networks.items()}
+
+
+def _measure(networks: Mapping[str, nn.Module], dataset, grid: list[tuple[str, float]], seed: int, batch_size: int,
+             device: str | torch.device, top5: bool | None, keys: Mapping[str, str], eval_set: str, precision: str,
+             progress: bool, table: pd.DataFrame, bits: pd.DataFrame,
+             save: Callable[[pd.DataFrame, pd.DataFrame], None] | None = None) -> Evaluation:
+    """The engine: every (network, cell) of ``networks`` × ``grid`` that ``table`` and ``bits``
+    (accuracy and correctness rows of these keys) do not both hold, cell by cell; after each
+    cell ``save`` gets both tables, with the cell's rows added."""
+    # a cell is done only when both its accuracy and its per-image bits are known
     done = _cells(table) & _cells(bits)
     models = {k: m.to(device, memory_format=torch.channels_last).eval() for k, m in networks.items()}
     if top5 is None:
@@ -114,19 +169,16 @@ def evaluate(networks: Mapping[str, nn.Module], dataset, grid: Iterable[tuple[st
         rows.insert(4, "precision", precision)
         new_bits = rows[BIT_COLUMNS[:-1]].assign(bits=[packed[k] for k in todo])
         table, bits = _replace(table, rows), _replace(bits, new_bits)
-        if out is not None:
-            write_table(bits, bits_out)
-            write_table(table, out)
+        if save is not None:
+            save(table, bits)
         bar.update()
     bar.close()
     keep = {(n, _level_key(lv)) for n, lv in grid}
     mask = [(m, float(lv)) in keep and k in models
             for k, m, lv in zip(table["net_id"], table["manipulation"], table["level"], strict=True)]
-    table = table[mask].reset_index(drop=True)
-    if not return_correctness:
-        return table
     cells = list(dict.fromkeys((name, _level_key(level)) for name, level in grid))
-    return table, Correctness.from_table(bits[bits["net_id"].isin(list(models))], list(models), cells)
+    return Evaluation(table[mask].reset_index(drop=True),
+                      Correctness.from_table(bits[bits["net_id"].isin(list(models))], list(models), cells))
 
 
 def _current(table: pd.DataFrame, keys: Mapping[str, str], eval_set: str, seed: int, precision: str) -> pd.DataFrame:

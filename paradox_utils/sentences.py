@@ -13,6 +13,7 @@ that quotes one names its evaluation set (:func:`images_text`), and
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,9 @@ import pandas as pd
 from .distortions import MANIPULATIONS
 from .names import listed  # sentences.listed: the name an issue gave it
 from .nulls import NULL_QUANTILE
+
+if TYPE_CHECKING:  # an annotation only: the prose needs no networks
+    from .transplant import TransplantResults
 
 __all__ = [
     "against_chance", "association_table", "behaviour_against_chance", "best_sweep_layer", "change_text",
@@ -401,22 +405,22 @@ def change_text(row: Mapping) -> str:
     return text + f", 95 % interval {row['delta_low']:+.3f} to {row['delta_high']:+.3f}{verdict}"
 
 
-def transplant_glue(results: Mapping, parent_id: str, child_id: str) -> dict[str, str]:
+def transplant_glue(results: TransplantResults, parent_id: str, child_id: str) -> dict[str, str]:
     """Chapter 6's glued values from ``transplant.transplant_experiments``: tp_parent, tp_child,
     tp_layer (the most-moved layer), tp_images (the evaluation set of every VI: "300 test
     images"), vi_parent, vi_child, vi_one (the parent with that one child layer), vi_all
     (with every child conv), change_one / change_all / change_child (their ΔVI with its
     interval, :func:`change_text`) and sweep_best. The VIs are bare numbers: the sentence
     quoting them names tp_images beside them."""
-    summary = results["summary"]
+    summary = results.summary
     vi = summary["vi"]
-    one, every = results["one_layer"], "parent + all child convs"
-    return {"tp_parent": parent_id, "tp_child": child_id, "tp_layer": str(results["deviated"]),
+    one, every = results.one_layer, "parent + all child convs"
+    return {"tp_parent": parent_id, "tp_child": child_id, "tp_layer": str(results.deviated),
             "tp_images": images_text(int(summary["test_images"].iloc[0])),
             "vi_parent": f"{vi['parent']:.3f}", "vi_child": f"{vi['child']:.3f}", "vi_one": f"{vi[one]:.3f}",
             "vi_all": f"{vi[every]:.3f}", "change_one": change_text(summary.loc[one]),
             "change_all": change_text(summary.loc[every]), "change_child": change_text(summary.loc["child"]),
-            "sweep_best": best_sweep_layer(results["sweep"])}
+            "sweep_best": best_sweep_layer(results.sweep)}
 
 
 def vi_chapters_table(both: pd.DataFrame) -> pd.DataFrame:

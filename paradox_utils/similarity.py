@@ -18,8 +18,8 @@ a layer score:
 
 Network similarity = unweighted mean of layer scores. ``pairwise_similarity``
 reads each network once and streams pairs in chunks (bounded memory), optionally on
-a GPU, with a cache keyed on the sha256 of each network's weights (``weights_key``)
-and the settings of the measure.
+a GPU; ``pairwise_similarity_cached`` does the same with a cache keyed on the sha256 of
+each network's weights (``weights_key``) and the settings of the measure.
 
 This module is the public face of the measures; kernel extraction lives in
 ``kernels``, the coupled alignment in ``permutations`` and linear CKA in ``cka``
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -53,9 +54,9 @@ from .permutations import MAX_ITER, RTOL, coupled_scores, permutation_graph, per
 from .progress import tqdm
 
 __all__ = [
-    "METHODS", "NULL_NETWORKS", "cka_matrix", "conv_kernels", "kernel_scores", "layer_names", "layer_profile",
-    "layer_similarities", "linear_cka", "null_distribution", "pairwise_similarity", "permutation_graph",
-    "permuted_copy", "probe_activations", "spec_for", "weights_key",
+    "METHODS", "NULL_NETWORKS", "Similarity", "cka_matrix", "conv_kernels", "kernel_scores", "layer_names",
+    "layer_profile", "layer_similarities", "linear_cka", "null_distribution", "pairwise_similarity",
+    "pairwise_similarity_cached", "permutation_graph", "permuted_copy", "probe_activations", "spec_for", "weights_key",
 ]
 
 METHODS = ("paper", "hungarian", "coupled")
@@ -196,19 +197,45 @@ def _write_cache(path: Path, old: pd.DataFrame, method: str, settings: str,
     write_table(rows, path)
 
 
+@dataclass(frozen=True)
+class Similarity:
+    """What :func:`pairwise_similarity` measured of N networks with L conv layers.
+
+    ``matrix``: (N, N) network similarity, entry [i, j] the score of A_i → A_j for i < j,
+    mirrored, diagonal 1 — the mean of ``layers`` over its last axis. ``layers``: (N, N, L)
+    per-layer scores, laid out alike.
+    """
+
+    matrix: np.ndarray
+    layers: np.ndarray
+
+
 def pairwise_similarity(networks: Sequence[NetworkLike] | Mapping[str, NetworkLike], method: str = "paper",
                         device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                        cache: str | os.PathLike | None = None, block_bytes: int = 256 * 2**20,
-                        progress: bool = True, return_layers: bool = False):
-    """(N, N) similarity matrix: entry [i, j] is A_i → A_j for i < j, mirrored; diagonal 1.
+                        block_bytes: int = 256 * 2**20, progress: bool = True) -> Similarity:
+    """The :class:`Similarity` of every pair of ``networks`` by ``method``.
 
     ``networks``: a sequence or an id → network mapping (modules, state_dicts or
     checkpoint paths) of one architecture, at least one (one network gives [[1.0]]).
-    Each is read once. ``block_bytes`` bounds the correlation tensors in memory.
-    ``return_layers=True`` also returns the (N, N, L) per-layer scores.
+    Each is read once. Pairs are computed in chunks on ``device`` in ``dtype``;
+    ``block_bytes`` bounds the correlation tensors in memory. ``progress``: a bar for
+    reading the networks and one for the pairs. :func:`pairwise_similarity_cached` gives
+    the same, computing only the pairs its cache lacks.
+    """
+    _check_method(method)
+    kernels, states, _ = _read_networks(networks, method, progress)
+    layers, _ = _layer_scores(kernels, states, {}, method, device, dtype, block_bytes, progress)
+    return _mirrored(layers)
 
-    ``cache``: a Parquet file of per-pair layer scores, so adding a network computes
-    only its new pairs. A row is keyed by (method, settings, key A, key B): the key is
+
+def pairwise_similarity_cached(networks: Sequence[NetworkLike] | Mapping[str, NetworkLike], method: str = "paper",
+                               device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                               block_bytes: int = 256 * 2**20, progress: bool = True, *,
+                               cache: str | os.PathLike) -> Similarity:
+    """:func:`pairwise_similarity` with ``cache``, a Parquet file of per-pair layer scores,
+    so adding a network computes only its new pairs (the new rows are written at the end).
+
+    A row is keyed by (method, settings, key A, key B): the key is
     :func:`~paradox_utils.kernels.weights_key`, the sha256 of *every* tensor of the
     network, and settings are the dtype (and, for ``coupled``, the ascent's stopping
     rule). A key over the conv kernels alone would also be correct for ``paper`` and
@@ -219,14 +246,32 @@ def pairwise_similarity(networks: Sequence[NetworkLike] | Mapping[str, NetworkLi
     statistics) recomputes that network's pairs, which is rare and only costs time.
     """
     _check_method(method)
+    kernels, states, keys = _read_networks(networks, method, progress)
+    cache = Path(cache)
+    settings = _settings(method, dtype)
+    old, cached = _read_cache(cache, method, settings)
+    n, n_layers = len(keys), len(kernels[0])
+    known = {}
+    for i in range(n):
+        for j in range(i + 1, n):
+            hit = cached.get((keys[i], keys[j]))
+            if hit is not None and hit.shape == (n_layers,):
+                known[(i, j)] = hit
+    layers, fresh = _layer_scores(kernels, states, known, method, device, dtype, block_bytes, progress)
+    if fresh:
+        _write_cache(cache, old, method, settings, {(keys[i], keys[j]): s for (i, j), s in fresh.items()})
+    return _mirrored(layers)
+
+
+def _read_networks(networks: Sequence[NetworkLike] | Mapping[str, NetworkLike], method: str,
+                   progress: bool) -> tuple[list[list[tuple[str, torch.Tensor]]], list[dict], list[str]]:
+    """Each network read (and, for a checkpoint, hash-checked) once: (its conv kernels, its
+    state for ``coupled`` — else nothing is kept of it —, its :func:`weights_key`), as lists."""
     items = list(networks.values()) if isinstance(networks, Mapping) else list(networks)
     if not items:
         raise ValueError("pairwise_similarity needs at least one network; it was given none.")
-    n = len(items)
-    # Each network is read (and, for a checkpoint, hash-checked) once here; afterwards only
-    # what the method reads is kept: the conv kernels, or for coupled the state.
-    kernels, keys, states = [], [], []
-    for item in tqdm(items, desc="networks", disable=not progress or n < 2):
+    kernels, states, keys = [], [], []
+    for item in tqdm(items, desc="networks", disable=not progress or len(items) < 2):
         state = state_of(item)
         kernels.append(conv_kernels(state))
         same_architecture(kernels[0], kernels[-1])  # one sentence before any pair is computed
@@ -234,25 +279,30 @@ def pairwise_similarity(networks: Sequence[NetworkLike] | Mapping[str, NetworkLi
             spec_for(state)  # an unsupported architecture is refused before any pair, too
             states.append(state)
         keys.append(weights_key(state))
-    n_layers = len(kernels[0])
+    return kernels, states, keys
+
+
+def _layer_scores(kernels: list[list[tuple[str, torch.Tensor]]], states: list[dict],
+                  known: Mapping[tuple[int, int], np.ndarray], method: str, device: str | torch.device,
+                  dtype: torch.dtype, block_bytes: int,
+                  progress: bool) -> tuple[np.ndarray, dict[tuple[int, int], np.ndarray]]:
+    """(the (N, N, L) layer scores, upper triangle and diagonal filled, the pairs computed
+    here: (i, j) → (L,) scores): every pair i < j that ``known`` lacks is computed."""
+    n, n_layers = len(kernels), len(kernels[0])
     layers = np.zeros((n, n, n_layers))
     layers[np.arange(n), np.arange(n)] = 1.0
-    cache_path = Path(cache) if cache is not None else None
-    settings = _settings(method, dtype)
-    old, cached = _read_cache(cache_path, method, settings)
     todo = []
     for i in range(n):
         for j in range(i + 1, n):
-            hit = cached.get((keys[i], keys[j]))
-            if hit is not None and hit.shape == (n_layers,):
-                layers[i, j] = hit
+            if (i, j) in known:
+                layers[i, j] = known[(i, j)]
             else:
                 todo.append((i, j))
-    fresh: dict[tuple[str, str], np.ndarray] = {}
+    fresh: dict[tuple[int, int], np.ndarray] = {}
     if todo and method == "coupled":
         for i, j in tqdm(todo, desc="pairs (coupled)", disable=not progress):
             layers[i, j] = [s.mean() for _, s in coupled_scores(states[i], states[j], dtype, device)]
-            fresh[(keys[i], keys[j])] = layers[i, j]
+            fresh[(i, j)] = layers[i, j]
     elif todo:
         stacks = [standardise(torch.stack([k[layer][1] for k in kernels]).to(device, dtype))
                   for layer in range(n_layers)]
@@ -263,15 +313,17 @@ def pairwise_similarity(networks: Sequence[NetworkLike] | Mapping[str, NetworkLi
         for pairs, scores in chunks:
             layers[pairs[:, 0], pairs[:, 1]] = scores
             for (i, j), s in zip(pairs, scores, strict=True):
-                fresh[(keys[i], keys[j])] = s
+                fresh[(int(i), int(j))] = s
             bar.update(len(pairs))
         bar.close()
-    if fresh and cache_path is not None:
-        _write_cache(cache_path, old, method, settings, fresh)
-    upper = np.triu_indices(n, 1)
-    layers[upper[1], upper[0]] = layers[upper]  # the paper mirrors a→b
-    matrix = layers.mean(axis=2)
-    return (matrix, layers) if return_layers else matrix
+    return layers, fresh
+
+
+def _mirrored(layers: np.ndarray) -> Similarity:
+    """The :class:`Similarity` of upper-triangle layer scores, mirrored (the paper's a→b)."""
+    upper = np.triu_indices(len(layers), 1)
+    layers[upper[1], upper[0]] = layers[upper]
+    return Similarity(layers.mean(axis=2), layers)
 
 
 # Untrained networks per similarity null: 32 (496 pairs) for the kernel measures, 16 (120
@@ -326,5 +378,5 @@ def null_distribution(arch: str = "resnet20", method: str = "paper", n_networks:
     if method == "cka":
         matrix, _ = cka_matrix([net.to(images.device) for net in nets], images, progress=False)
     else:
-        matrix = pairwise_similarity(nets, method=method, device=device, progress=False)
+        matrix = pairwise_similarity(nets, method=method, device=device, progress=False).matrix
     return np.asarray(matrix, dtype=float)[np.triu_indices(n_networks, 1)]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 import torch
@@ -16,7 +17,8 @@ from . import bootstrap, distortions, evaluation, similarity
 from .models import conv_layers
 from .permutations import permutation_graph
 
-__all__ = ["bn_neighbours", "recalibrate_batchnorm", "transplant", "transplant_experiments", "vi_in_both_chapters"]
+__all__ = ["TransplantResults", "bn_neighbours", "recalibrate_batchnorm", "transplant", "transplant_experiments",
+           "vi_in_both_chapters"]
 
 
 def bn_neighbours(model: nn.Module, layer: str) -> list[str]:
@@ -80,26 +82,44 @@ def recalibrate_batchnorm(model: nn.Module, images: torch.Tensor, batch_size: in
     return model.eval()
 
 
+@dataclass(frozen=True)
+class TransplantResults:
+    """The transplant chapter's results (:func:`transplant_experiments`).
+
+    ``accuracy``: the tidy accuracy table of every variant (``evaluation.evaluate``'s, its
+    net_id the variant's name). ``summary``: per variant — its index, named "variant" — the
+    mean accuracy per manipulation, vi, test_images (the number of images every VI and ΔVI
+    was measured on), delta_vi and its paired bootstrap interval over the evaluation images,
+    delta_low and delta_high, and a verdict ("not distinguishable from no change" when the
+    interval spans 0). ``sweep``: per layer transplanted alone: layer, layer_correlation
+    (parent–child), vi, test_images, delta_vi, delta_low, delta_high, verdict (no rows
+    without the sweep). ``profile``: the pair's per-layer correlations
+    (``similarity.layer_profile``). ``deviated``: the name of the most-moved layer.
+    ``one_layer``: the summary's name of the parent with that one child layer.
+    """
+
+    accuracy: pd.DataFrame
+    summary: pd.DataFrame
+    sweep: pd.DataFrame
+    profile: pd.DataFrame
+    deviated: str
+    one_layer: str
+
+
 def transplant_experiments(parent: nn.Module, child: nn.Module, images, grid=distortions.PAPER_GRID,
                            sweep: bool = True, recalibration_images: torch.Tensor | None = None,
                            seed: int = 0, progress: bool = True,
                            resamples: int = 1000, device: str | torch.device = "cpu",
-                           precision: str = "float32") -> dict[str, pd.DataFrame | str]:
+                           precision: str = "float32") -> TransplantResults:
     """The four experiments of the transplant chapter, evaluated in one engine pass.
 
-    ``images``: the evaluation set (anything ``evaluation.evaluate`` takes);
-    ``precision``: the forward passes' arithmetic (``evaluation.evaluate``'s);
+    ``images``: the evaluation set (anything ``evaluation.evaluate`` takes); ``grid``,
+    ``seed`` (the shared noise), ``device``, ``precision`` (the forward passes' arithmetic)
+    and ``progress`` (its "cells" bar) as ``evaluation.evaluate`` takes them;
     ``recalibration_images``: float (n, 3, H, W) in [0, 1] — when given, each
-    transplanted variant is also evaluated with its BatchNorm statistics re-estimated.
-    Returns "accuracy" (the tidy table of every variant), "summary" (per variant —
-    its index, named "variant" — the mean accuracy per manipulation, VI, test_images (the
-    number of images every VI and ΔVI was measured on), ΔVI and its
-    paired bootstrap interval over the evaluation images: delta_low, delta_high, and a
-    verdict, "not distinguishable from no change" when the interval spans 0; ``resamples``
-    draws), "sweep" (per layer: parent–child correlation, VI, test_images, ΔVI with its interval and verdict),
-    "profile" (the pair's
-    per-layer correlations), "deviated" (the name of the most-moved layer) and
-    "one_layer" (the summary's name of the parent with that one child layer).
+    transplanted variant is also evaluated with its BatchNorm statistics re-estimated;
+    ``sweep``: also the parent with each single child layer; ``resamples``: the bootstrap's
+    draws (``bootstrap.delta_vi``, seeded with ``seed``).
     """
     profile = similarity.layer_profile(parent, child)
     deviated = profile.loc[profile["mean"].idxmin(), "layer"]
@@ -112,8 +132,9 @@ def transplant_experiments(parent: nn.Module, child: nn.Module, images, grid=dis
     if sweep:
         for layer in profile["layer"]:
             variants[f"sweep:{layer}"] = transplant(parent, child, layer)
-    table, correct = evaluation.evaluate(variants, images, grid=grid, seed=seed, progress=progress, device=device,
-                                         return_correctness=True, precision=precision)
+    measured = evaluation.evaluate(variants, images, grid=grid, seed=seed, progress=progress, device=device,
+                                   precision=precision)
+    table, correct = measured.table, measured.correctness
     vi = evaluation.visual_intelligence(table)
     n_images = evaluation.images_per_cell(table)
     changes = bootstrap.delta_vi(correct, "parent", [v for v in variants if v != "parent"], resamples, seed)
@@ -128,22 +149,23 @@ def transplant_experiments(parent: nn.Module, child: nn.Module, images, grid=dis
              "delta_vi": vi[f"sweep:{layer}"] - vi["parent"], "delta_low": changes.loc[f"sweep:{layer}", "low"],
              "delta_high": changes.loc[f"sweep:{layer}", "high"], "verdict": changes.loc[f"sweep:{layer}", "verdict"]}
             for layer, r in zip(profile["layer"], profile["mean"], strict=True) if f"sweep:{layer}" in vi]
-    return {"accuracy": table, "summary": summary, "sweep": pd.DataFrame(rows), "deviated": deviated,
-            "profile": profile, "one_layer": one_layer}
+    return TransplantResults(accuracy=table, summary=summary, sweep=pd.DataFrame(rows), profile=profile,
+                             deviated=deviated, one_layer=one_layer)
 
 
-def vi_in_both_chapters(results: dict, chapter3_accuracy: pd.DataFrame, parent_id: str, child_id: str) -> pd.DataFrame:
+def vi_in_both_chapters(accuracy: pd.DataFrame, chapter3_accuracy: pd.DataFrame, parent_id: str,
+                        child_id: str) -> pd.DataFrame:
     """The transplant pair's VI here and in chapter 3, which measures every network on its
     own evaluation set: one row per network (index net_id: ``parent_id``, then ``child_id``).
 
-    ``results``: :func:`transplant_experiments`' (its "accuracy" holds the variants "parent"
+    ``accuracy``: :class:`TransplantResults`' accuracy table (it holds the variants "parent"
     and "child"); ``chapter3_accuracy``: chapter 3's accuracy table (``evaluation.evaluate``).
     Columns: vi, test_images, noise_seed (this chapter's evaluation), vi_chapter3,
     test_images_chapter3, noise_seed_chapter3, difference (vi − vi_chapter3),
     same_images (both evaluation sets have one fingerprint: the same images), precision and
     precision_chapter3 (the forward passes' arithmetic). With the same images, noise seed
     and precision the two VIs are one measurement made twice."""
-    here = results["accuracy"].replace({"net_id": {"parent": parent_id, "child": child_id}})
+    here = accuracy.replace({"net_id": {"parent": parent_id, "child": child_id}})
     chapter3_accuracy = evaluation.with_precision(chapter3_accuracy)
     rows = []
     for net_id in (parent_id, child_id):

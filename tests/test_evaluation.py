@@ -40,7 +40,7 @@ GRID = [("contrast", 0.3), ("contrast", 1.0), ("gaussian", 0.05), ("blur", 1.0),
 
 
 def test_engine_equals_literal_loop(nets, small_test):
-    table = evaluation.evaluate(nets, small_test, grid=GRID, batch_size=33, progress=False)
+    table = evaluation.evaluate(nets, small_test, grid=GRID, batch_size=33, progress=False).table
     assert list(table.columns) == evaluation.COLUMNS and len(table) == 2 * len(GRID)
     x = small_test.images.float() / 255
     for (name, level) in GRID:
@@ -58,17 +58,37 @@ def _keys(nets):
 
 def test_resumes_only_missing_cells(nets, small_test, tmp_path):
     out = tmp_path / "acc.parquet"
-    evaluation.evaluate(nets, small_test, grid=GRID[:2], out=out, progress=False)
+    evaluation.evaluate_cached(nets, small_test, grid=GRID[:2], out=out, progress=False)
     counted = {k: Counting(v) for k, v in nets.items()}
     keys = _keys(nets)  # the wrapped networks are the same weights
-    table = evaluation.evaluate(counted, small_test, grid=GRID, out=out, progress=False, weights=keys)
+    table = evaluation.evaluate_cached(counted, small_test, grid=GRID, out=out, progress=False, weights=keys).table
     assert len(table) == 2 * len(GRID)
     assert all(c.seen == 3 * len(small_test) for c in counted.values())  # 3 new cells only
     counted["n9"] = Counting(nets["n0"])
     keys["n9"] = keys["n0"]
-    evaluation.evaluate(counted, small_test, grid=GRID, out=out, progress=False, weights=keys)
+    evaluation.evaluate_cached(counted, small_test, grid=GRID, out=out, progress=False, weights=keys)
     assert counted["n9"].seen == len(GRID) * len(small_test) and counted["n0"].seen == 3 * len(small_test)
     assert len(pd.read_parquet(out)) == 3 * len(GRID)
+
+
+def test_resumed_evaluation_is_the_fresh_one(nets, small_test, tmp_path):
+    """evaluate_cached gives evaluate's Evaluation, whether its cells were computed or read back."""
+    fresh = evaluation.evaluate(nets, small_test, grid=GRID, batch_size=33, progress=False)
+    assert isinstance(fresh, evaluation.Evaluation) and fresh.correctness.ids == list(nets)
+    assert fresh.correctness.cells == [(n, float(lv)) for n, lv in GRID]
+    wide = fresh.correctness.accuracy()
+    assert all(wide.loc[r.net_id, (r.manipulation, r.level)] == r.accuracy for r in fresh.table.itertuples())
+    out = tmp_path / "acc.parquet"
+    evaluation.evaluate_cached({"n1": nets["n1"]}, small_test, grid=GRID[1:3], batch_size=33, out=out,
+                               progress=False)
+    resumed = evaluation.evaluate_cached(nets, small_test, grid=GRID, batch_size=33, out=out, progress=False)
+    again = evaluation.evaluate_cached(nets, small_test, grid=GRID, batch_size=33, out=out, progress=False)
+    for other in (resumed, again):
+        key = ["net_id", "manipulation", "level"]
+        pd.testing.assert_frame_equal(other.table.sort_values(key).reset_index(drop=True),
+                                      fresh.table.sort_values(key).reset_index(drop=True), check_exact=True)
+        assert other.correctness.ids == fresh.correctness.ids and other.correctness.cells == fresh.correctness.cells
+        assert other.correctness.bits.tobytes() == fresh.correctness.bits.tobytes()
 
 
 def test_vi_is_mean_of_manipulation_means():
@@ -107,7 +127,7 @@ def test_imagenet_top1_top5(imagenet_root):
     torch.manual_seed(0)
     val = data.load_imagenet("val", source=imagenet_root)
     net = models.build("resnet50").eval()
-    table = evaluation.evaluate({"r50": net}, val, grid=[("contrast", 1.0)], batch_size=10, progress=False)
+    table = evaluation.evaluate({"r50": net}, val, grid=[("contrast", 1.0)], batch_size=10, progress=False).table
     assert table["n_images"].item() == 20
     assert 0 <= table["accuracy"].item() <= table["top5"].item() <= 1
     assert not np.isnan(table["top5"].item())
@@ -117,15 +137,15 @@ def test_retrained_network_is_evaluated_again_never_reused(nets, small_test, tmp
     """Same id, new weights: every cell of that network is recomputed and its old rows
     replaced; the other network is reused."""
     out = tmp_path / "acc.parquet"
-    evaluation.evaluate(nets, small_test, grid=GRID, out=out, progress=False)
+    evaluation.evaluate_cached(nets, small_test, grid=GRID, out=out, progress=False)
     retrained = copy.deepcopy(nets["n0"])
     with torch.no_grad():
         retrained.fc.bias.add_(torch.linspace(-3, 3, 10))  # moves the predictions
     counted = {"n0": Counting(retrained), "n1": Counting(nets["n1"])}
     keys = {"n0": checkpoints.state_sha256(retrained), "n1": checkpoints.state_sha256(nets["n1"])}
-    table = evaluation.evaluate(counted, small_test, grid=GRID, out=out, progress=False, weights=keys)
+    table = evaluation.evaluate_cached(counted, small_test, grid=GRID, out=out, progress=False, weights=keys).table
     assert counted["n0"].seen == len(GRID) * len(small_test) and counted["n1"].seen == 0
-    fresh = evaluation.evaluate({"n0": retrained}, small_test, grid=GRID, progress=False)
+    fresh = evaluation.evaluate({"n0": retrained}, small_test, grid=GRID, progress=False).table
     assert table.query("net_id == 'n0'")["accuracy"].tolist() == fresh["accuracy"].tolist()
     stored = pd.read_parquet(out)
     assert len(stored) == 2 * len(GRID) and set(stored.query("net_id == 'n0'")["weights_sha256"]) == {keys["n0"]}
@@ -134,15 +154,16 @@ def test_retrained_network_is_evaluated_again_never_reused(nets, small_test, tmp
 def test_another_evaluation_set_or_noise_seed_recomputes(nets, small_test, cifar_test, tmp_path):
     out = tmp_path / "acc.parquet"
     grid = GRID[2:3]  # one noise cell
-    evaluation.evaluate(nets, small_test, grid=grid, out=out, progress=False)
+    evaluation.evaluate_cached(nets, small_test, grid=grid, out=out, progress=False)
     keys = _keys(nets)
     for dataset, seed in [(small_test, 1), (data.stratified_subset(cifar_test, 10, seed=5), 1)]:
         counted = {k: Counting(v) for k, v in nets.items()}
-        table = evaluation.evaluate(counted, dataset, grid=grid, seed=seed, out=out, progress=False, weights=keys)
+        table = evaluation.evaluate_cached(counted, dataset, grid=grid, seed=seed, out=out, progress=False,
+                                           weights=keys).table
         assert all(c.seen == len(dataset) for c in counted.values())
         assert set(table["noise_seed"]) == {seed} and set(table["eval_set"]) == {dataset.fingerprint()[:24]}
     counted = {k: Counting(v) for k, v in nets.items()}
-    evaluation.evaluate(counted, dataset, grid=grid, seed=1, out=out, progress=False, weights=keys)
+    evaluation.evaluate_cached(counted, dataset, grid=grid, seed=1, out=out, progress=False, weights=keys)
     assert all(c.seen == 0 for c in counted.values())  # the same inputs again: reused
 
 
@@ -150,7 +171,7 @@ def test_unreadable_accuracy_table_is_recomputed_with_a_warning(nets, small_test
     out = tmp_path / "acc.parquet"
     out.write_bytes(b"not parquet")
     with pytest.warns(RuntimeWarning, match="accuracy table .* unreadable.*rebuilt"):
-        table = evaluation.evaluate(nets, small_test, grid=GRID[:1], out=out, progress=False)
+        table = evaluation.evaluate_cached(nets, small_test, grid=GRID[:1], out=out, progress=False).table
     assert len(table) == 2 and len(pd.read_parquet(out)) == 2
 
 
@@ -161,11 +182,13 @@ def test_grid_cells_are_the_papers_and_refuse_unknown_names():
         distortions.grid_cells(["sepia"])
 
 
-def test_an_empty_batch_or_no_network_is_one_sentence(nets, small_test):
+def test_an_empty_batch_no_network_or_no_cell_is_one_sentence(nets, small_test):
     with pytest.raises(ValueError, match="empty batch"):
         distortions.apply(torch.zeros(0, 3, 32, 32), "gaussian", 0.1)
     with pytest.raises(ValueError, match="no networks"):
         evaluation.evaluate({}, small_test, grid=GRID, progress=False)
+    with pytest.raises(ValueError, match="no cells"):
+        evaluation.evaluate(nets, small_test, grid=[], progress=False)
 
 
 def test_imagenet_evaluation_set_and_probes_honour_per_class_and_seed(imagenet_root, monkeypatch):
@@ -188,7 +211,7 @@ def test_correctness_bits_agree_with_the_accuracy_table_and_resume_alike(nets, s
     from paradox_utils.correctness import Correctness, correctness_path, pack, unpack
 
     out = tmp_path / "acc.parquet"
-    table = evaluation.evaluate(nets, small_test, grid=GRID, out=out, progress=False)
+    table = evaluation.evaluate_cached(nets, small_test, grid=GRID, out=out, progress=False).table
     stored = pd.read_parquet(correctness_path(out))
     assert len(stored) == len(table) and set(stored["n_images"]) == {len(small_test)}
     bits = Correctness.from_table(stored)
@@ -203,7 +226,8 @@ def test_correctness_bits_agree_with_the_accuracy_table_and_resume_alike(nets, s
     assert np.array_equal(got, literal) and np.array_equal(unpack(pack(literal), len(literal)), literal)
     correctness_path(out).unlink()  # bits missing: those cells are evaluated again, nothing else changes
     counted = {k: Counting(v) for k, v in nets.items()}
-    again = evaluation.evaluate(counted, small_test, grid=GRID, out=out, progress=False, weights=_keys(nets))
+    again = evaluation.evaluate_cached(counted, small_test, grid=GRID, out=out, progress=False,
+                                       weights=_keys(nets)).table
     assert all(c.seen == len(GRID) * len(small_test) for c in counted.values())
     assert again["accuracy"].tolist() == table["accuracy"].tolist()
     assert Correctness.from_table(pd.read_parquet(correctness_path(out))).bits.tobytes() == bits.bits.tobytes()
@@ -220,9 +244,9 @@ def test_progress_counts_each_cell_as_it_happens(nets, small_test, tmp_path, cap
     """Each cell's line names the cells done before it: a batch log once read "2/37" for
     four cells in a row. Cells already stored count too."""
     out = tmp_path / "acc.parquet"
-    evaluation.evaluate(nets, small_test, grid=GRID[:1], out=out, progress=False)
+    evaluation.evaluate_cached(nets, small_test, grid=GRID[:1], out=out, progress=False)
     capsys.readouterr()
-    evaluation.evaluate(nets, small_test, grid=GRID, out=out, progress=True)
+    evaluation.evaluate_cached(nets, small_test, grid=GRID, out=out, progress=True)
     states = [s.strip() for s in capsys.readouterr().err.replace("\r", "\n").splitlines() if "cells:" in s]
     for k, (name, level) in enumerate(GRID[1:], 1):
         assert any(f"{k}/{len(GRID)}" in s and f"{name}={level} ×" in s for s in states), (k, states)
@@ -233,10 +257,10 @@ def test_bfloat16_engine_equals_literal_autocast_loop_and_is_keyed_apart(nets, s
     """precision="bfloat16" runs each forward under torch.autocast, batch by batch as the literal
     loop here does; its rows are keyed by the precision, so float32 rows are never reused for it."""
     out = tmp_path / "acc.parquet"
-    plain = evaluation.evaluate(nets, small_test, grid=GRID[:2], batch_size=33, out=out, progress=False)
+    plain = evaluation.evaluate_cached(nets, small_test, grid=GRID[:2], batch_size=33, out=out, progress=False).table
     counted = {k: Counting(v) for k, v in nets.items()}
-    table = evaluation.evaluate(counted, small_test, grid=GRID[:2], batch_size=33, out=out, progress=False,
-                                weights=_keys(nets), precision="bfloat16")
+    table = evaluation.evaluate_cached(counted, small_test, grid=GRID[:2], batch_size=33, out=out, progress=False,
+                                       weights=_keys(nets), precision="bfloat16").table
     assert all(c.seen == 2 * len(small_test) for c in counted.values())  # nothing reused from float32
     assert all(c.autocast == {True} for c in counted.values())
     assert set(table["precision"]) == {"bfloat16"} and set(plain["precision"]) == {"float32"}
@@ -258,12 +282,13 @@ def test_a_table_from_before_the_precision_column_is_reused_as_float32(nets, sma
     """Every row written before rows named their precision was float32: such a table is read
     as float32 (not rebuilt), and a bfloat16 run still recomputes."""
     out = tmp_path / "acc.parquet"
-    evaluation.evaluate(nets, small_test, grid=GRID[:2], out=out, progress=False)
+    evaluation.evaluate_cached(nets, small_test, grid=GRID[:2], out=out, progress=False)
     for path in (out, correctness_path(out)):
         pd.read_parquet(path).drop(columns="precision").to_parquet(path)  # the older format
     counted = {k: Counting(v) for k, v in nets.items()}
-    table = evaluation.evaluate(counted, small_test, grid=GRID[:2], out=out, progress=False, weights=_keys(nets))
+    table = evaluation.evaluate_cached(counted, small_test, grid=GRID[:2], out=out, progress=False,
+                                       weights=_keys(nets)).table
     assert all(c.seen == 0 for c in counted.values()) and set(table["precision"]) == {"float32"}
-    evaluation.evaluate(counted, small_test, grid=GRID[:2], out=out, progress=False, weights=_keys(nets),
-                        precision="bfloat16")
+    evaluation.evaluate_cached(counted, small_test, grid=GRID[:2], out=out, progress=False, weights=_keys(nets),
+                               precision="bfloat16")
     assert all(c.seen == 2 * len(small_test) for c in counted.values())

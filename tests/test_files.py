@@ -92,10 +92,10 @@ def test_every_writer_leaves_one_mode_even_when_the_umask_moved(tmp_path, monkey
         population.write_catalog(pd.DataFrame({"net_id": ["b000"], "sha256": [meta["sha256"]]}), checkpoint_dir)
         with cluster._training_locks(checkpoint_dir, ["b000"]):
             pass
-        evaluation.evaluate(nets, images, grid=[("contrast", 1.0)], out=results / "accuracy.parquet",
-                            progress=False)
-        similarity.pairwise_similarity(list(nets.values()), cache=results / "similarity_cache.parquet",
-                                       progress=False)
+        evaluation.evaluate_cached(nets, images, grid=[("contrast", 1.0)], out=results / "accuracy.parquet",
+                                   progress=False)
+        similarity.pairwise_similarity_cached(list(nets.values()), cache=results / "similarity_cache.parquet",
+                                              progress=False)
         ids = list(nets)
         report.save_matrices(results / "similarity.parquet",
                              {"paper": pd.DataFrame(np.eye(2), index=ids, columns=ids)}, {n: "sha" for n in ids})

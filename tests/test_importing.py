@@ -250,8 +250,8 @@ def test_reimport_is_idempotent_and_a_changed_file_alone_is_recomputed(exported,
                            torch.randint(0, 10, (12,), generator=generator), torch.arange(12), list("0123456789"))
     grid = [("contrast", 1.0), ("gaussian", 0.08)]
     out = tmp_path / "res" / "accuracy.parquet"
-    evaluation.evaluate(report.load_networks(first.catalog), images, grid, out=out, top5=False, progress=False,
-                        weights=report.weight_hashes(first.catalog))
+    evaluation.evaluate_cached(report.load_networks(first.catalog), images, grid, out=out, top5=False, progress=False,
+                               weights=report.weight_hashes(first.catalog))
     export(network(42).state_dict(), folder / "b.safetensors", "safetensors")
     changed = import_population(folder, "resnet20", "mine", **folders(tmp_path))
     assert changed.written == ["b"] and changed.unchanged == ["a", "c", "d"]
@@ -259,7 +259,7 @@ def test_reimport_is_idempotent_and_a_changed_file_alone_is_recomputed(exported,
     new = report.weight_hashes(changed.catalog)
     assert new["b"] != shas["b"] and {k: v for k, v in new.items() if k != "b"} == {k: shas[k] for k in "acd"}
     networks = {n: Untouchable() for n in "acd"} | {"b": report.load_networks(changed.catalog.iloc[[1]])["b"]}
-    table = evaluation.evaluate(networks, images, grid, out=out, top5=False, progress=False, weights=new)
+    table = evaluation.evaluate_cached(networks, images, grid, out=out, top5=False, progress=False, weights=new).table
     assert dict(zip(table["net_id"], table["weights_sha256"], strict=True)) == new
 
 
@@ -287,7 +287,7 @@ def test_any_torchvision_model_with_its_normalisation(tmp_path):
         assert row_scaled.sha256 != row_raw.sha256
     paths = dict(zip(raw.catalog["net_id"], raw.catalog["checkpoint"], strict=True))
     # the kernel measures and CKA take it (the weights are the originals: the outputs above are equal)
-    paper = similarity.pairwise_similarity(paths, "paper", progress=False)
+    paper = similarity.pairwise_similarity(paths, "paper", progress=False).matrix
     assert paper.shape == (2, 2) and 0 < paper[0, 1] < 1 and paper[0, 1] == paper[1, 0]
     cka, _ = similarity.cka_matrix(report.load_networks(raw.catalog), x, progress=False)
     assert cka.shape == (2, 2) and np.allclose(np.diag(cka), 1)
@@ -429,13 +429,13 @@ def test_imported_networks_measure_as_the_same_networks_trained_here(native, sma
     mine = report.load_networks(catalog)
     theirs = {n: checkpoints.load(paths[n])[0] for n in ids}
     columns = ["net_id", "manipulation", "level", "accuracy", "top5", "n_images"]
-    a = evaluation.evaluate(mine, small_test, SOME_CELLS, progress=False)[columns]
-    b = evaluation.evaluate(theirs, small_test, SOME_CELLS, progress=False)[columns]
+    a = evaluation.evaluate(mine, small_test, SOME_CELLS, progress=False).table[columns]
+    b = evaluation.evaluate(theirs, small_test, SOME_CELLS, progress=False).table[columns]
     pd.testing.assert_frame_equal(a, b)
     for method in similarity.METHODS:
         assert np.array_equal(similarity.pairwise_similarity(dict(zip(ids, catalog["checkpoint"], strict=True)),
-                                                             method, progress=False),
-                              similarity.pairwise_similarity([paths[n] for n in ids], method, progress=False))
+                                                             method, progress=False).matrix,
+                              similarity.pairwise_similarity([paths[n] for n in ids], method, progress=False).matrix)
     probe = report.probe_images("cifar10", 64)
     assert np.array_equal(similarity.cka_matrix(mine, probe, progress=False)[0],
                           similarity.cka_matrix(theirs, probe, progress=False)[0])
@@ -459,7 +459,7 @@ def test_chapters_3_to_6_run_on_an_imported_population_and_make_its_book(native,
     ids = list(result.catalog["net_id"])
     images = report.evaluation_set("cifar10", CHAPTER_SETTINGS["eval_per_class"])
     native_table = evaluation.evaluate({n: checkpoints.load(paths[n])[0] for n in ids}, images, SOME_CELLS, seed=0,
-                                       progress=False)
+                                       progress=False).table
     columns = ["net_id", "manipulation", "level", "accuracy", "n_images"]
     chapter_table = pd.read_parquet(tmp_path / "res" / "accuracy.parquet")
     assert len(chapter_table) == 37 * len(ids)
@@ -470,7 +470,7 @@ def test_chapters_3_to_6_run_on_an_imported_population_and_make_its_book(native,
     # chapter 4's kernel similarity is the native networks'
     matrices = report.load_matrices(tmp_path / "res" / "similarity.parquet", result.catalog)
     for method in similarity.METHODS:
-        expected = similarity.pairwise_similarity([paths[n] for n in ids], method, progress=False)
+        expected = similarity.pairwise_similarity([paths[n] for n in ids], method, progress=False).matrix
         assert np.allclose(matrices[method].loc[ids, ids].to_numpy(), expected, rtol=0, atol=1e-12), method
     # the introduction's sentence, glued by chapter 3, says where the networks came from
     glued = provenance.glued_text(book / "chapters" / "03_evaluate.ipynb", "origin")

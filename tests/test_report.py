@@ -160,8 +160,9 @@ def test_transplant_glue_names_the_one_layer_variant():
                                         "increase"]},
                            index=["parent", "child", "parent + all child convs", "parent + child's layer3.0.conv1",
                                   "parent + child's layer3.0.conv1 (BN re-estimated)"]).assign(test_images=2000)
-    results = {"summary": summary, "deviated": "layer3.0.conv1", "one_layer": "parent + child's layer3.0.conv1",
-               "sweep": sweep([0.1, -0.2, 0.0])}
+    results = transplant.TransplantResults(accuracy=pd.DataFrame(), summary=summary, sweep=sweep([0.1, -0.2, 0.0]),
+                                           profile=pd.DataFrame(), deviated="layer3.0.conv1",
+                                           one_layer="parent + child's layer3.0.conv1")
     glued = sentences.transplant_glue(results, "n1", "n1-ft-all")
     assert glued["vi_one"] == "0.650" and glued["vi_all"] == "0.700"  # by name, not by row position
     assert glued["change_one"].endswith("-0.010 to +0.300: not distinguishable from no change")
@@ -169,12 +170,12 @@ def test_transplant_glue_names_the_one_layer_variant():
     assert {k: glued[k] for k in ("tp_parent", "tp_child", "tp_layer", "tp_images", "vi_parent", "vi_child")} == {
         "tp_parent": "n1", "tp_child": "n1-ft-all", "tp_layer": "layer3.0.conv1", "tp_images": "2,000 test images",
         "vi_parent": "0.500", "vi_child": "0.600"}
-    assert glued["sweep_best"] == sentences.best_sweep_layer(results["sweep"])
+    assert glued["sweep_best"] == sentences.best_sweep_layer(results.sweep)
 
 
 def evaluated(vis: dict[str, float], n_images: int, eval_set: str = "set-a", noise_seed: int = 0,
               precision: str = "float32") -> pd.DataFrame:
-    """An accuracy table as ``evaluation.evaluate`` writes it, with every cell of a network at its VI."""
+    """An accuracy table as ``evaluation.evaluate`` makes it, with every cell of a network at its VI."""
     rows = [{"net_id": net, "weights_sha256": f"sha-{net}", "eval_set": eval_set, "noise_seed": noise_seed,
              "precision": precision, "manipulation": m, "level": float(lv), "accuracy": vi, "top5": float("nan"),
              "n_images": n_images} for net, vi in vis.items() for m, lv in distortions.PAPER_GRID]
@@ -183,8 +184,7 @@ def evaluated(vis: dict[str, float], n_images: int, eval_set: str = "set-a", noi
 
 def test_vi_across_chapters_says_why_the_transplant_pair_has_other_vis_than_in_chapter_3():
     chapter3 = evaluated({"b000": 0.394, "b000-ft-all": 0.401, "b001": 0.5}, 1000)
-    smaller = {"accuracy": evaluated({"parent": 0.408, "child": 0.412, "parent + all child convs": 0.41}, 300,
-                                     "set-b")}
+    smaller = evaluated({"parent": 0.408, "child": 0.412, "parent + all child convs": 0.41}, 300, "set-b")
     both = transplant.vi_in_both_chapters(smaller, chapter3, "b000", "b000-ft-all")
     assert list(both.index) == ["b000", "b000-ft-all"]
     assert both.loc["b000", ["vi", "test_images", "vi_chapter3", "test_images_chapter3"]].tolist() == pytest.approx(
@@ -196,21 +196,21 @@ def test_vi_across_chapters_says_why_the_transplant_pair_has_other_vis_than_in_c
         "differ — here by up to 0.014 — with no change in the networks; a profile that sets "
         "transplant_eval_per_class to eval_per_class (as the laptop profile does) measures both chapters on the "
         "same images, and their VIs agree.")
-    same = {"accuracy": evaluated({"parent": 0.394, "child": 0.401}, 1000)}  # the laptop profile: one set
+    same = evaluated({"parent": 0.394, "child": 0.401}, 1000)  # the laptop profile: one set
     agree = sentences.vi_across_chapters(transplant.vi_in_both_chapters(same, chapter3, "b000", "b000-ft-all"))
     assert agree == ("Chapter 3 measured b000 and b000-ft-all on the same 1,000 test images with the same noise, "
                      "so their VIs agree: 0.394 and 0.401 in both chapters.")
-    noise = {"accuracy": evaluated({"parent": 0.399, "child": 0.401}, 1000, noise_seed=1)}
+    noise = evaluated({"parent": 0.399, "child": 0.401}, 1000, noise_seed=1)
     other_noise = sentences.vi_across_chapters(transplant.vi_in_both_chapters(noise, chapter3, "b000", "b000-ft-all"))
     assert "the same 1,000 test images but with noise seed 0 (this chapter: 1)" in other_noise
-    bf16 = {"accuracy": evaluated({"parent": 0.395, "child": 0.401}, 1000, precision="bfloat16")}
+    bf16 = evaluated({"parent": 0.395, "child": 0.401}, 1000, precision="bfloat16")
     other_precision = sentences.vi_across_chapters(
         transplant.vi_in_both_chapters(bf16, chapter3, "b000", "b000-ft-all"))
     assert "with the same noise but in float32 (this chapter: bfloat16)" in other_precision
     assert "one eval_precision for both chapters gives one VI" in other_precision
     older = chapter3.drop(columns="precision")  # written before rows named their precision: float32
     assert transplant.vi_in_both_chapters(same, older, "b000", "b000-ft-all")["precision_chapter3"].eq("float32").all()
-    resampled = {"accuracy": evaluated({"parent": 0.41, "child": 0.401}, 1000, "set-c")}  # as many, other images
+    resampled = evaluated({"parent": 0.41, "child": 0.401}, 1000, "set-c")  # as many, other images
     assert "on another sample of 1,000 test images (VI 0.394 and 0.401) than this chapter (0.410 and 0.401)" in (
         sentences.vi_across_chapters(transplant.vi_in_both_chapters(resampled, chapter3, "b000", "b000-ft-all")))
     with pytest.raises(ValueError, match="no rows for b000-ft-all: run chapter 3"):

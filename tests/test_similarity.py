@@ -232,13 +232,15 @@ def test_pairwise_matches_pairs_and_cache(tmp_path):
     nets = {f"n{i}": models.build("resnet20").state_dict() for i in range(5)}
     ids = list(nets)
     cache = tmp_path / "sim.parquet"
-    matrix = S.pairwise_similarity({k: nets[k] for k in ids[:4]}, cache=cache, progress=False, block_bytes=2**16)
+    matrix = S.pairwise_similarity_cached({k: nets[k] for k in ids[:4]}, cache=cache, progress=False,
+                                          block_bytes=2**16).matrix
     for i in range(4):
         assert matrix[i, i] == 1
         for j in range(i + 1, 4):
             expected = S.layer_similarities(nets[ids[i]], nets[ids[j]]).mean()
             assert matrix[i, j] == pytest.approx(expected, abs=1e-6) and matrix[j, i] == matrix[i, j]
-    full, per_layer = S.pairwise_similarity(nets, cache=cache, progress=False, return_layers=True)
+    measured = S.pairwise_similarity_cached(nets, cache=cache, progress=False)
+    full, per_layer = measured.matrix, measured.layers
     np.testing.assert_allclose(full[:4, :4], matrix)
     assert per_layer.shape == (5, 5, 21)
     assert full[1, 4] == pytest.approx(S.layer_similarities(nets["n1"], nets["n4"]).mean(), abs=1e-6)
@@ -317,7 +319,7 @@ def test_pairwise_reads_each_checkpoint_once(tmp_path, monkeypatch, method):
         return original(path, *args, **kwargs)
 
     monkeypatch.setattr(checkpoints, "load_state", counted)
-    matrix = S.pairwise_similarity(paths, method=method, progress=False)
+    matrix = S.pairwise_similarity(paths, method=method, progress=False).matrix
     assert sorted(reads) == sorted(paths)  # N reads, not one per pair
     monkeypatch.setattr(checkpoints, "load_state", original)
     assert matrix[0, 2] == pytest.approx(S.layer_similarities(paths[0], paths[2], method).mean(), abs=1e-6)
@@ -328,8 +330,8 @@ def test_pairwise_of_no_network_is_refused_and_of_one_is_one():
         S.pairwise_similarity([], progress=False)
     with pytest.raises(ValueError, match="needs at least one network"):
         S.pairwise_similarity({}, method="coupled", progress=False)
-    matrix, layers = S.pairwise_similarity([models.build("resnet20")], progress=False, return_layers=True)
-    assert matrix.tolist() == [[1.0]] and layers.shape == (1, 1, 21) and np.all(layers == 1)
+    one = S.pairwise_similarity([models.build("resnet20")], progress=False)
+    assert one.matrix.tolist() == [[1.0]] and one.layers.shape == (1, 1, 21) and np.all(one.layers == 1)
     with pytest.raises(ValueError, match="cka_matrix needs at least one network"):
         S.cka_matrix([], torch.rand(4, 3, 32, 32), progress=False)
     with pytest.raises(ValueError, match="at least two probe images"):
@@ -361,7 +363,7 @@ def test_cache_recomputes_exactly_the_pairs_of_a_changed_network(tmp_path):
     torch.manual_seed(12)
     nets = [models.build("resnet20").state_dict() for _ in range(4)]
     cache = tmp_path / "sim.parquet"
-    first = S.pairwise_similarity(nets, cache=cache, progress=False)
+    first = S.pairwise_similarity_cached(nets, cache=cache, progress=False).matrix
     assert len(cache_rows(cache)) == 6
     # poison the cached scores of pair (0, 1): a reused pair must come back poisoned
     table = cache_rows(cache)
@@ -371,29 +373,29 @@ def test_cache_recomputes_exactly_the_pairs_of_a_changed_network(tmp_path):
     table.to_parquet(cache, index=False)
     changed = [dict(n) for n in nets]
     changed[2]["layer2.1.conv1.weight"] = nets[0]["layer2.1.conv1.weight"].clone()  # a conv layer: r = 1 with 0
-    again = S.pairwise_similarity(changed, cache=cache, progress=False)
+    again = S.pairwise_similarity_cached(changed, cache=cache, progress=False).matrix
     assert len(cache_rows(cache)) == 9  # the three pairs of network 2, nothing else
     assert again[0, 1] == 0.5  # reused
-    truth = S.pairwise_similarity(changed, progress=False)
+    truth = S.pairwise_similarity(changed, progress=False).matrix
     np.testing.assert_allclose(np.delete(np.delete(again, 1, 0), 1, 1), np.delete(np.delete(truth, 1, 0), 1, 1))
     assert again[0, 2] > first[0, 2] + 0.02  # the change mattered (one layer of 21 went from chance to 1)
     # a BatchNorm-only change is another network too: its pairs are recomputed (same values: kernels only)
     changed[3] = dict(changed[3], **{"bn1.running_mean": changed[3]["bn1.running_mean"] + 1})
-    bn = S.pairwise_similarity(changed, cache=cache, progress=False)
+    bn = S.pairwise_similarity_cached(changed, cache=cache, progress=False).matrix
     assert len(cache_rows(cache)) == 12 and bn[0, 3] == pytest.approx(truth[0, 3])
     # other settings are other rows: float64 reuses nothing of float32
-    S.pairwise_similarity(changed, cache=cache, dtype=torch.float64, progress=False)
+    S.pairwise_similarity_cached(changed, cache=cache, dtype=torch.float64, progress=False)
     assert len(cache_rows(cache)) == 18 and set(cache_rows(cache)["settings"]) == {"dtype=float32", "dtype=float64"}
 
 
 def test_an_unreadable_cache_is_rebuilt_with_a_warning(tmp_path):
     torch.manual_seed(13)
     nets = [models.build("resnet20").state_dict() for _ in range(3)]
-    truth = S.pairwise_similarity(nets, progress=False)
+    truth = S.pairwise_similarity(nets, progress=False).matrix
     cache = tmp_path / "sim.parquet"
     cache.write_bytes(b"not a parquet file \x00\xff" * 10)
     with pytest.warns(RuntimeWarning, match=f"similarity cache {re.escape(str(cache))} is unreadable"):
-        matrix = S.pairwise_similarity(nets, cache=cache, progress=False)
+        matrix = S.pairwise_similarity_cached(nets, cache=cache, progress=False).matrix
     np.testing.assert_allclose(matrix, truth)
     assert len(cache_rows(cache)) == 3  # rebuilt
     umask = os.umask(0)
@@ -401,5 +403,5 @@ def test_an_unreadable_cache_is_rebuilt_with_a_warning(tmp_path):
     assert cache.stat().st_mode & 0o777 == 0o666 & ~umask  # an ordinary file, as open() makes it
     pd.DataFrame({"a": ["x"], "b": ["y"]}).to_parquet(cache)  # an older format: rebuilt as well
     with pytest.warns(RuntimeWarning, match="lacks columns"):
-        np.testing.assert_allclose(S.pairwise_similarity(nets, cache=cache, progress=False), truth)
+        np.testing.assert_allclose(S.pairwise_similarity_cached(nets, cache=cache, progress=False).matrix, truth)
     assert len(cache_rows(cache)) == 3
