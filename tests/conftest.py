@@ -3,7 +3,8 @@ shared copies). A test that needs them carries the ``data`` marker (given automa
 any test using a data fixture); without the setting it is skipped, or fails under CI=true.
 Decoded caches and anything else the package writes under ``data_dir()`` go to a pytest
 temporary folder for the session: tests never write into the repository. Fixtures that
-tests in more than one file use live here too: a git checkout with a bare remote."""
+tests in more than one file use live here too: the chapters' declared parameters, a git
+checkout with a bare remote."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from paradox_utils import data, runtime
+from paradox_utils import data, profiles, runtime
 
 DATA_FIXTURES = {"cifar_source", "cifar_test", "cifar_train", "small_test", "imagenet_root"}
 
@@ -87,6 +88,12 @@ def chromium_executable():
     from .browser import require_chromium
 
     return require_chromium()
+
+
+@pytest.fixture(scope="module")
+def declared():
+    """chapter → {parameter: default} of its parameters cell (``profiles.chapter_parameters``)."""
+    return profiles.chapter_parameters()
 
 
 def git(*args, cwd=None) -> str:
