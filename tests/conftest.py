@@ -2,17 +2,20 @@
 shared copies). A test that needs them carries the ``data`` marker (given automatically to
 any test using a data fixture); without the setting it is skipped, or fails under CI=true.
 Decoded caches and anything else the package writes under ``data_dir()`` go to a pytest
-temporary folder for the session: tests never write into the repository."""
+temporary folder for the session: tests never write into the repository. Fixtures that
+tests in more than one file use live here too: the chapters' declared parameters, a git
+checkout with a bare remote."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 
-from paradox_utils import data, runtime
+from paradox_utils import data, profiles, runtime
 
 DATA_FIXTURES = {"cifar_source", "cifar_test", "cifar_train", "small_test", "imagenet_root"}
 
@@ -85,3 +88,32 @@ def chromium_executable():
     from .browser import require_chromium
 
     return require_chromium()
+
+
+@pytest.fixture(scope="module")
+def declared():
+    """chapter → {parameter: default} of its parameters cell (``profiles.chapter_parameters``)."""
+    return profiles.chapter_parameters()
+
+
+def git(*args, cwd=None) -> str:
+    """``git *args`` run in ``cwd``: its standard output; the test fails with git's message if it fails."""
+    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture
+def checkout(tmp_path, monkeypatch):
+    """A checkout with one commit whose remote ``origin`` is a bare repository under tmp_path."""
+    for who in ("AUTHOR", "COMMITTER"):
+        monkeypatch.setenv(f"GIT_{who}_NAME", "paradox tests")
+        monkeypatch.setenv(f"GIT_{who}_EMAIL", "tests@example.invalid")
+    remote, work = tmp_path / "remote.git", tmp_path / "work"
+    git("init", "--quiet", "--bare", str(remote))
+    git("init", "--quiet", "--initial-branch=main", str(work))
+    (work / "README.md").write_text("the project\n")
+    git("add", "README.md", cwd=work)
+    git("commit", "--quiet", "-m", "start", cwd=work)
+    git("remote", "add", "origin", str(remote), cwd=work)
+    return work, remote

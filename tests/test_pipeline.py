@@ -1,83 +1,29 @@
-"""The whole chain: all six chapters on the tiny profile through papermill, the book
-built from them, and every page opened in headless Chromium."""
+"""The papermill runner (``paradox_utils.pipeline``): what ``run`` refuses before the first
+chapter, what it passes and stamps, and the whole chain: all six chapters on the tiny profile
+through papermill, the book built from them, and every page opened in headless Chromium."""
 
 import contextlib
 import functools
 import http.server
 import io
 import json
+import os
 import re
 import shutil
 import stat
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
+import nbformat
+import papermill
 import pytest
 import yaml
 
-from paradox_utils import book_builder, files, pipeline, profiles
+from paradox_utils import book_builder, files, pipeline, preamble, profiles
 
 from .browser import PHONE_SCROLLING_TABLES, Browser, layout_problems
 
 ROOT = profiles.ROOT
-
-
-def test_cli_help():
-    for args in ([], ["run"], ["book"], ["population"]):
-        result = subprocess.run([sys.executable, "-m", "paradox_utils", *args, "--help"],
-                                capture_output=True, text=True)
-        assert result.returncode == 0 and "usage:" in result.stdout
-        if args in (["run"], ["population"]):  # --profile names every shipped profile (laptop was missing)
-            assert all(name in " ".join(result.stdout.split()) for name in profiles.shipped_profiles())
-
-
-def test_profiles_validate(imagenet_root, tmp_path):
-    """Every shipped profile loads, and its whole population passes the pre-run checks."""
-    declared = profiles.chapter_parameters()
-    defaults = {k: v for params in declared.values() for k, v in params.items()}
-    names = profiles.shipped_profiles()
-    assert {"tiny", "quick", "laptop", "paper", "paper-smoke", "imagenet"} <= set(names)
-    for name in names:
-        values = profiles.load_profile(name, declared)
-        assert values["profile"] == name
-        folders = {"checkpoint_dir": str(tmp_path / name / "ck"), "results_dir": str(tmp_path / name / "res")}
-        pipeline.check_run({**values, **folders}, defaults, ("01_train", "02_finetune"))
-        pipeline.check_run({**values, **folders, "retrain": ["stale"]}, defaults, ("01_train",))  # a word, not an id
-        with pytest.raises(ValueError, match="--retrain names b999,"):
-            pipeline.check_run({**values, **folders, "retrain": ["stale", "b999"]}, defaults, ("01_train",))
-
-
-@pytest.mark.parametrize("text,message", [("epochs_total: 3", "unknown keys \\['epochs_total'\\]"),
-                                          ("eval_per_class: many", "eval_per_class should be an integer"),
-                                          ("base_grid: [1, 2]", "base_grid should be a mapping"),
-                                          ("[1, 2", "not valid YAML")])
-def test_bad_profiles_fail_before_running(tmp_path, text, message):
-    path = tmp_path / "bad.yaml"
-    path.write_text(text)
-    with pytest.raises(ValueError, match=message):
-        pipeline.run(str(path))
-
-
-@pytest.mark.parametrize("text,message", [
-    ("base_common: {epochs: 2.0}", "b000: Invalid training config: epochs should be an integer, got 2.0"),
-    ("base_common: {epochs: 1, l2: fast}", "l2 should be a number, got 'fast'"),
-    ("base_common: {epochs: 1, momentum: 1.5}", "momentum must be in"),
-    ("finetune_common: {schedule: weekly}", "Fine-tune b000-ft-none: .*schedule 'weekly'"),
-    ("base_common: {epochs: 1, optimizer: adam}", "Unknown training config keys: \\['optimizer'\\]"),
-    ("eval_per_class: 100.0", "eval_per_class should be an integer, got 100.0"),
-    ("scheduler: tcp://somewhere", "Unknown scheduler 'tcp://somewhere'"),
-    ("scheduler: slurn", "Unknown scheduler 'slurn'"),
-    ("thresholds: nul", "thresholds must be null or fixed, got 'nul'"),
-    ("similarity_methods: [hungarian]", "similarity_methods must include paper"),
-])
-def test_nested_and_typed_values_fail_before_running(tmp_path, text, message):
-    path = tmp_path / "bad.yaml"
-    path.write_text("profile: bad\n" + text + f"\ncheckpoint_dir: {tmp_path / 'ck'}\nresults_dir: {tmp_path / 'res'}\n")
-    with pytest.raises(ValueError, match=message):
-        pipeline.run(str(path), output_dir=tmp_path / "chapters")
-    assert not (tmp_path / "chapters").exists()  # refused before the first chapter
 
 
 def test_unwritable_output_folder_and_bad_overrides_fail_before_running(tmp_path):
@@ -100,6 +46,25 @@ def test_missing_data_path_fails_before_running(monkeypatch):
     monkeypatch.setenv("PARADOX_CIFAR10", "/nonexistent/cifar.zip")
     with pytest.raises(ValueError, match="PARADOX_CIFAR10 points at /nonexistent/cifar.zip, which does not exist"):
         pipeline.run("tiny")
+
+
+def test_run_marks_every_chapter_as_given_its_values(monkeypatch, tmp_path):
+    """``run`` passes every resolved value, names the profile in the kernels' environment (so the
+    chapter loads nothing itself) and stamps the profile and commit the book's footer names."""
+    seen = []
+
+    def execute(source, target, parameters, **_):
+        seen.append((nbformat.read(source, as_version=4).metadata["paradox"], parameters,
+                     os.environ.get(preamble.RESOLVED_PROFILE)))
+        nbformat.write(nbformat.v4.new_notebook(), target)
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute)
+    folders = {"checkpoint_dir": str(tmp_path / "ck"), "results_dir": str(tmp_path / "res")}
+    pipeline.run("tiny", until="01", output_dir=tmp_path / "chapters", progress=False, parameters=folders)
+    (stamp, parameters, resolved), = seen
+    assert resolved == "tiny" and parameters["base_common"]["epochs"] == 1 and "profile_applied" not in parameters
+    assert preamble.RESOLVED_PROFILE not in os.environ and stamp["imported"] is False
+    assert stamp["profile"] == "tiny" and re.match(r"[0-9a-f]{12}( \+ uncommitted changes)?$", stamp["commit"])
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -1,5 +1,6 @@
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import pytest
 
 from paradox_utils import plots
@@ -204,3 +205,42 @@ def test_transplant_sweep_marks_chance_on_the_correlation_axis():
     assert far.layout.yaxis.title.text == "ΔVI of the parent"
     measured = plots.transplant_sweep_figure(sweep.assign(test_images=300))
     assert measured.layout.yaxis.title.text == "ΔVI of the parent on 300 test images"
+
+
+def sweep_table() -> pd.DataFrame:
+    """A ResNet20's 21 conv layers at nearly the same correlation, as a short fine-tune leaves them."""
+    rng = np.random.default_rng(1)
+    layers = ["conv1", *(f"layer{s}.{b}.conv{c}" for s in (1, 2, 3) for b in (0, 1, 2) for c in (1, 2)),
+              "layer2.0.shortcut", "layer3.0.shortcut"]
+    return pd.DataFrame({"layer": layers, "layer_correlation": rng.uniform(0.9995, 1.0, len(layers)),
+                         "delta_vi": rng.normal(0, 0.008, len(layers))})
+
+
+def test_long_titles_break_between_words_and_short_ones_stay():
+    fig = go.Figure(layout={"title": "Intrinsic similarity (hungarian) vs relative compatibility, all pairs"})
+    lines = plots.titled_for_any_width(fig).layout.title.text.split("<br>")
+    assert len(lines) == 2 and all(len(line) <= plots.TITLE_CHARACTERS for line in lines)
+    assert " ".join(lines) == fig.layout.title.text and "<br>" not in fig.layout.title.text  # the input is kept
+    short = go.Figure(layout={"title": "Validation accuracy per epoch"})
+    assert plots.titled_for_any_width(short) is short
+
+
+def test_transplant_sweep_names_only_the_largest_changes_that_fit():
+    sweep = sweep_table()
+    fig = plots.transplant_sweep_figure(sweep, labels=5)
+    trace = fig.data[0]
+    named = [layer for layer, text in zip(sweep["layer"], trace.text, strict=True) if text]
+    top = sweep.loc[sweep["delta_vi"].abs().nlargest(5).index]
+    assert 1 <= len(named) <= 5 and set(named) <= set(top["layer"])
+    assert list(trace.customdata) == list(sweep["layer"])  # every layer on hover
+    first = top.iloc[0]  # the largest change gets its first choice: away from 0, towards the middle
+    middle = sum(fig.layout.xaxis.range) / 2
+    expected = f"{'bottom' if first.delta_vi < 0 else 'top'} {'left' if first.layer_correlation > middle else 'right'}"
+    assert trace.textposition[first.name] == expected
+    low, high = fig.layout.yaxis.range
+    assert low < min(sweep["delta_vi"].min(), 0) and high > max(sweep["delta_vi"].max(), 0)
+    assert not any(plots.transplant_sweep_figure(sweep, labels=0).data[0].text)
+    close = pd.DataFrame({"layer": ["layer3.1.conv2", "layer3.2.conv2"], "layer_correlation": [0.99955, 0.99956],
+                          "delta_vi": [-0.0125, -0.0130]})  # two names that would cover each other
+    texts = plots.transplant_sweep_figure(close).data[0].text
+    assert all(texts) and len(set(plots.transplant_sweep_figure(close).data[0].textposition)) == 2

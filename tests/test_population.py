@@ -1,6 +1,6 @@
 import pytest
 
-from paradox_utils.population import base_specs, offspring_specs, retrain_for
+from paradox_utils.population import assign_augmentations, base_specs, offspring_specs, retrain_for
 
 COMMON = {"epochs": 1, "train_per_class": 20, "val_per_class": 5, "batch_size": 32}
 
@@ -37,3 +37,16 @@ def test_retrain_for_splits_the_named_networks_between_the_chapters():
     assert retrain_for(specs, ["b001-ft-none"], "finetune") == ["b001-ft-none"]
     assert retrain_for(specs, ["stale", "b000"], "base") == ["b000", "stale"]  # the word is resolved later
     assert retrain_for(specs, ["stale"], "finetune") == ["stale"]
+
+
+def test_assigning_augmentations():
+    parents = [f"b{i:03d}" for i in range(10)]
+    every = assign_augmentations(parents, [None, "all"])
+    assert every == {p: [None, "all"] for p in parents}
+    drawn = assign_augmentations(parents, [None, "all", "blur", "gamma"], per_parent=2, total=23, seed=3)
+    assert sorted(len(v) for v in drawn.values()) == [2] * 7 + [3] * 3
+    assert all(len(set(map(str, v))) == len(v) for v in drawn.values())  # never twice for one parent
+    assert drawn == assign_augmentations(parents, [None, "all", "blur", "gamma"], per_parent=2, total=23, seed=3)
+    assert drawn != assign_augmentations(parents, [None, "all", "blur", "gamma"], per_parent=2, total=23, seed=4)
+    with pytest.raises(ValueError, match="cannot be drawn"):
+        assign_augmentations(parents, [None, "all"], per_parent=2, total=25)

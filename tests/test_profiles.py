@@ -1,4 +1,7 @@
-"""The profiles' populations as the paper describes them, built without training anything."""
+"""Profiles (``paradox_utils.profiles``): every shipped one loads and passes the pre-run
+checks, a bad one is refused before any chapter runs, one extends another, an imported one is
+found by its name; and the shipped profiles' populations as the paper describes them, built
+without training anything."""
 
 import hashlib
 import json
@@ -6,9 +9,9 @@ import json
 import pandas as pd
 import pytest
 
-from paradox_utils import cli, profiles
+from paradox_utils import pipeline, profiles
 from paradox_utils.distortions import MANIPULATIONS
-from paradox_utils.population import assign_augmentations, from_parameters, listing, summary, training_images
+from paradox_utils.population import from_parameters, training_images
 from paradox_utils.training import TrainConfig
 
 # Settings an offspring may take from its group rather than its parent (everything else is the parent's).
@@ -16,11 +19,6 @@ OWN = {"manipulation", "epochs", "seed"}
 # The paper profile's population (ids, lineage, identity configs) when this test was written:
 # change it only with a new profile name, since it keys every checkpoint of that population.
 FINGERPRINT = "1e83dc97dac8d71f16628f25cccc134274589c02aca7548435a8581080b711e2"
-
-
-@pytest.fixture(scope="module")
-def declared():
-    return profiles.chapter_parameters()
 
 
 def _population(profile, declared, **overrides):
@@ -88,45 +86,11 @@ def test_imagenet_population_is_the_papers(declared, monkeypatch, tmp_path):
     assert all(s.config.arch == "resnet50_keras" and s.config.batch_size == 32 for s in specs)
 
 
-def test_assigning_augmentations():
-    parents = [f"b{i:03d}" for i in range(10)]
-    every = assign_augmentations(parents, [None, "all"])
-    assert every == {p: [None, "all"] for p in parents}
-    drawn = assign_augmentations(parents, [None, "all", "blur", "gamma"], per_parent=2, total=23, seed=3)
-    assert sorted(len(v) for v in drawn.values()) == [2] * 7 + [3] * 3
-    assert all(len(set(map(str, v))) == len(v) for v in drawn.values())  # never twice for one parent
-    assert drawn == assign_augmentations(parents, [None, "all", "blur", "gamma"], per_parent=2, total=23, seed=3)
-    assert drawn != assign_augmentations(parents, [None, "all", "blur", "gamma"], per_parent=2, total=23, seed=4)
-    with pytest.raises(ValueError, match="cannot be drawn"):
-        assign_augmentations(parents, [None, "all"], per_parent=2, total=25)
-
-
 def test_base_overrides_name_existing_networks(declared):
     specs = _population("tiny", declared, base_overrides={"b001": {"manipulation": "blur"}})
     assert [s.config.manipulation for s in specs if s.kind == "base"] == [None, "blur"]
     with pytest.raises(ValueError, match="b007, not a base network"):
         _population("tiny", declared, base_overrides={"b007": {"lr": 0.1}})
-
-
-def test_population_command_lists_without_training(declared, tmp_path, capsys):
-    """`python -m paradox_utils population` prints the varying settings and a summary, and
-    writes every TrainConfig field with --csv; nothing is trained."""
-    csv = tmp_path / "tiny.csv"
-    assert cli.main(["population", "--profile", "tiny", "--csv", str(csv)]) == 0
-    out = capsys.readouterr().out
-    assert "b000-ft-all" in out and "Shared by every network: arch=resnet20" in out
-    assert "3 networks (2 base, 1 fine-tuned); 3 network-epochs, 600 training images." in out
-    table = pd.read_csv(csv, keep_default_na=False)
-    assert list(table.columns[:3]) == ["net_id", "parent", "kind"] and {"lr", "schedule", "seed"} <= set(table)
-    assert table["manipulation"].tolist() == ["", "", "all"] and table["parent"].tolist() == ["", "", "b000"]
-    specs = _population("tiny", declared)
-    assert listing(specs)["net_id"].tolist() == table["net_id"].tolist()
-    assert summary(specs).startswith("3 networks")
-    assert not list(tmp_path.glob("*.safetensors"))
-    # a setting only the offspring set (quick: train_per_class) is listed per network, not as shared
-    assert cli.main(["population", "--profile", "quick"]) == 0
-    out = capsys.readouterr().out
-    assert "train_per_class" in out.splitlines()[0] and "train_per_class=" not in out
 
 
 def test_paper_smoke_is_the_paper_population_but_smaller(declared):
@@ -165,6 +129,53 @@ def test_laptop_profile_is_the_papers_regime_on_a_cpu(declared):
     assert values["eval_per_class"] * 10 >= 2000 and values["transplant_eval_per_class"] == values["eval_per_class"]
     images = sum(s.config.epochs * training_images(s.config) for s in specs)
     assert images <= 7_500_000
+
+
+def test_profiles_validate(imagenet_root, tmp_path):
+    """Every shipped profile loads, and its whole population passes the pre-run checks."""
+    declared = profiles.chapter_parameters()
+    defaults = {k: v for params in declared.values() for k, v in params.items()}
+    names = profiles.shipped_profiles()
+    assert {"tiny", "quick", "laptop", "paper", "paper-smoke", "imagenet"} <= set(names)
+    for name in names:
+        values = profiles.load_profile(name, declared)
+        assert values["profile"] == name
+        folders = {"checkpoint_dir": str(tmp_path / name / "ck"), "results_dir": str(tmp_path / name / "res")}
+        pipeline.check_run({**values, **folders}, defaults, ("01_train", "02_finetune"))
+        pipeline.check_run({**values, **folders, "retrain": ["stale"]}, defaults, ("01_train",))  # a word, not an id
+        with pytest.raises(ValueError, match="--retrain names b999,"):
+            pipeline.check_run({**values, **folders, "retrain": ["stale", "b999"]}, defaults, ("01_train",))
+
+
+@pytest.mark.parametrize("text,message", [("epochs_total: 3", "unknown keys \\['epochs_total'\\]"),
+                                          ("eval_per_class: many", "eval_per_class should be an integer"),
+                                          ("base_grid: [1, 2]", "base_grid should be a mapping"),
+                                          ("[1, 2", "not valid YAML")])
+def test_bad_profiles_fail_before_running(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        pipeline.run(str(path))
+
+
+@pytest.mark.parametrize("text,message", [
+    ("base_common: {epochs: 2.0}", "b000: Invalid training config: epochs should be an integer, got 2.0"),
+    ("base_common: {epochs: 1, l2: fast}", "l2 should be a number, got 'fast'"),
+    ("base_common: {epochs: 1, momentum: 1.5}", "momentum must be in"),
+    ("finetune_common: {schedule: weekly}", "Fine-tune b000-ft-none: .*schedule 'weekly'"),
+    ("base_common: {epochs: 1, optimizer: adam}", "Unknown training config keys: \\['optimizer'\\]"),
+    ("eval_per_class: 100.0", "eval_per_class should be an integer, got 100.0"),
+    ("scheduler: tcp://somewhere", "Unknown scheduler 'tcp://somewhere'"),
+    ("scheduler: slurn", "Unknown scheduler 'slurn'"),
+    ("thresholds: nul", "thresholds must be null or fixed, got 'nul'"),
+    ("similarity_methods: [hungarian]", "similarity_methods must include paper"),
+])
+def test_nested_and_typed_values_fail_before_running(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text("profile: bad\n" + text + f"\ncheckpoint_dir: {tmp_path / 'ck'}\nresults_dir: {tmp_path / 'res'}\n")
+    with pytest.raises(ValueError, match=message):
+        pipeline.run(str(path), output_dir=tmp_path / "chapters")
+    assert not (tmp_path / "chapters").exists()  # refused before the first chapter
 
 
 def test_a_profile_extends_another_key_by_key(declared, tmp_path):

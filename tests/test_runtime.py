@@ -22,19 +22,6 @@ def test_available_cores_is_the_affinity_not_the_machine(monkeypatch):
     assert runtime.available_cores() == 64
 
 
-def test_a_local_cluster_has_one_worker_per_available_core(monkeypatch):
-    import distributed
-
-    from paradox_utils import cluster
-
-    made = {}
-    monkeypatch.setattr(cluster, "available_cores", lambda: 3)
-    monkeypatch.setattr(distributed, "LocalCluster", lambda **kwargs: made.update(kwargs) or "cluster")
-    monkeypatch.setattr(distributed, "Client", lambda c: c)
-    assert cluster.make_client("local") == "cluster"
-    assert made["n_workers"] == 3 and made["threads_per_worker"] == 1
-
-
 @pytest.mark.parametrize(("omp", "want"), [("1", 1), (" 3 ", 3), ("2,1", 2), ("0", None), ("four", None),
                                            ("", None)])
 def test_configure_follows_omp_num_threads_when_it_is_a_positive_integer(monkeypatch, torch_threads, omp, want):

@@ -5,11 +5,9 @@ same rules in test_pipeline's browser test."""
 
 from __future__ import annotations
 
-import ast
 import shutil
 from pathlib import Path
 
-import jupytext
 import numpy as np
 import pandas as pd
 import plotly
@@ -17,10 +15,11 @@ import plotly.graph_objects as go
 import pytest
 from plotly.subplots import make_subplots
 
-from paradox_utils import plots, profiles, sentences
+from paradox_utils import plots, sentences
 from paradox_utils.distortions import MANIPULATIONS, PAPER_GRID
 
 from .browser import PHONE_SCROLLING_TABLES, Browser, layout_problems
+from .test_plots import sweep_table
 
 # The book's content column: ~680 px on a 1280 px window, the whole width less margins on a phone.
 COLUMN = {1280: 680, 400: 370}
@@ -75,15 +74,6 @@ def accuracy_table(ids=("b000", "b001")) -> pd.DataFrame:
     rng = np.random.default_rng(0)
     return pd.DataFrame([{"net_id": net, "manipulation": name, "level": level, "accuracy": rng.uniform(0.1, 0.9)}
                          for net in ids for name, level in PAPER_GRID])
-
-
-def sweep_table() -> pd.DataFrame:
-    """A ResNet20's 21 conv layers at nearly the same correlation, as a short fine-tune leaves them."""
-    rng = np.random.default_rng(1)
-    layers = ["conv1", *(f"layer{s}.{b}.conv{c}" for s in (1, 2, 3) for b in (0, 1, 2) for c in (1, 2)),
-              "layer2.0.shortcut", "layer3.0.shortcut"]
-    return pd.DataFrame({"layer": layers, "layer_correlation": rng.uniform(0.9995, 1.0, len(layers)),
-                         "delta_vi": rng.normal(0, 0.008, len(layers))})
 
 
 @pytest.mark.slow  # a browser
@@ -196,63 +186,3 @@ def test_paradox_scatter_and_long_titles_read_at_desktop_and_phone_widths(browse
              (scatter, midway, plots.layer_profile_figure({"b000-ft-all": layer}, chance=0.136),
               plots.vi_bars(accuracy_table().assign(n_images=2000)))]
     assert problems_at(browser, page(tmp_path, parts, COLUMN[width]), width) == []
-
-
-def test_long_titles_break_between_words_and_short_ones_stay():
-    fig = go.Figure(layout={"title": "Intrinsic similarity (hungarian) vs relative compatibility, all pairs"})
-    lines = plots.titled_for_any_width(fig).layout.title.text.split("<br>")
-    assert len(lines) == 2 and all(len(line) <= plots.TITLE_CHARACTERS for line in lines)
-    assert " ".join(lines) == fig.layout.title.text and "<br>" not in fig.layout.title.text  # the input is kept
-    short = go.Figure(layout={"title": "Validation accuracy per epoch"})
-    assert plots.titled_for_any_width(short) is short
-
-
-def test_transplant_sweep_names_only_the_largest_changes_that_fit():
-    sweep = sweep_table()
-    fig = plots.transplant_sweep_figure(sweep, labels=5)
-    trace = fig.data[0]
-    named = [layer for layer, text in zip(sweep["layer"], trace.text, strict=True) if text]
-    top = sweep.loc[sweep["delta_vi"].abs().nlargest(5).index]
-    assert 1 <= len(named) <= 5 and set(named) <= set(top["layer"])
-    assert list(trace.customdata) == list(sweep["layer"])  # every layer on hover
-    first = top.iloc[0]  # the largest change gets its first choice: away from 0, towards the middle
-    middle = sum(fig.layout.xaxis.range) / 2
-    expected = f"{'bottom' if first.delta_vi < 0 else 'top'} {'left' if first.layer_correlation > middle else 'right'}"
-    assert trace.textposition[first.name] == expected
-    low, high = fig.layout.yaxis.range
-    assert low < min(sweep["delta_vi"].min(), 0) and high > max(sweep["delta_vi"].max(), 0)
-    assert not any(plots.transplant_sweep_figure(sweep, labels=0).data[0].text)
-    close = pd.DataFrame({"layer": ["layer3.1.conv2", "layer3.2.conv2"], "layer_correlation": [0.99955, 0.99956],
-                          "delta_vi": [-0.0125, -0.0130]})  # two names that would cover each other
-    texts = plots.transplant_sweep_figure(close).data[0].text
-    assert all(texts) and len(set(plots.transplant_sweep_figure(close).data[0].textposition)) == 2
-
-
-GLUES = {"glue", "glue_texts"}
-
-
-def _glues_only(source: str) -> bool:
-    """Whether a code cell only computes values to glue (``glue_texts``): it glues, and shows
-    nothing (its last statement is no expression, or a glue call), and draws no figure."""
-    tree = ast.parse(source)
-    calls = [node.func for node in ast.walk(tree) if isinstance(node, ast.Call)]
-    names = {getattr(f, "id", None) or getattr(f, "attr", None) for f in calls}
-    last = tree.body[-1] if tree.body else None
-    shows = isinstance(last, ast.Expr) and not (isinstance(last.value, ast.Call)
-                                                 and getattr(last.value.func, "id", None) in GLUES)
-    return bool(names & GLUES) and not shows and not names & {"show", "display"}
-
-
-@pytest.mark.parametrize("chapter", profiles.CHAPTERS)
-def test_cells_that_only_glue_are_removed_from_the_book(chapter):
-    """A cell that exists to glue values for the text shows neither code nor an empty
-    output in the book: it carries the remove-cell tag (and only such cells, or cells that
-    show nothing, carry it)."""
-    cells = [c for c in jupytext.read(profiles.NOTEBOOKS / f"{chapter}.py").cells if c.cell_type == "code"]
-    glue_only = [c for c in cells if _glues_only(c.source)]
-    assert glue_only, chapter  # every chapter glues its summary's numbers
-    for cell in glue_only:
-        assert "remove-cell" in cell.metadata.get("tags", []), f"{chapter}: {cell.source.splitlines()[0]}"
-    for cell in cells:
-        if "remove-cell" in cell.metadata.get("tags", []):
-            assert cell in glue_only, f"{chapter}: remove-cell hides a cell that does more than glue"

@@ -1,4 +1,5 @@
-"""The widget explorer in a live kernel: a user picks another network in a dropdown, and the
+"""The explorer (``paradox_utils.explorer``): its helpers find a pair's layers and cells in
+either order, and in a live kernel a user picks another network in a dropdown, and the
 Output widget's table and figure follow.
 
 The kernel is driven by tests/kernel_frontend.py in a process of its own with a hard
@@ -8,7 +9,11 @@ are killed and the test fails, saying where it stopped."""
 
 import ast
 
+import numpy as np
+import pandas as pd
 import pytest
+
+from paradox_utils import explorer, files, report
 
 from .kernel_frontend import drive
 
@@ -61,3 +66,44 @@ def test_choosing_another_network_updates_the_table_and_figure(tmp_path):
     assert ast.literal_eval(chose_a["probe"]) == ("n2", "n2")
     text, names = _shown(chose_a)
     assert names == ["n2"] and "The same network twice" in text  # a sentence, not an empty space
+
+
+def test_explorer_finds_every_pair_of_a_population_the_writer_stored(tmp_path):
+    """Catalog order is not alphabetical (b010 before b002, offspring after all bases): the
+    explorer finds the layer table of every pair, in either order, through the Parquet file
+    chapter 4 writes and chapter 5 reads."""
+    ids = ["b010", "b002", "b001", "b010-ft-all", "b002-ft-none", "b001-ft-contrast", "a-first"]
+    names = ["conv1", "layer1.0.conv1", "layer3.2.conv2"]
+    rng = np.random.default_rng(0)
+    upper = np.triu(rng.uniform(size=(len(ids), len(ids))), 1)
+    layers = np.stack([upper + upper.T + np.eye(len(ids)) * (k + 1) for k in range(len(names))], axis=-1)
+    files.write_table(report.layer_table(ids, layers, names), tmp_path / "layers.parquet")
+    stored = files.read_table(tmp_path / "layers.parquet")
+    assert all(report.pair_key(a, b) == (a, b) for a, b in zip(stored["a"], stored["b"], strict=True))
+    found = 0
+    for i, a in enumerate(ids):
+        for j, b in enumerate(ids):
+            if i == j:
+                continue
+            row = explorer.pair_layers(stored, a, b)
+            assert list(row.columns) == names and row.index.tolist() == [f"{a} vs {b}"], (a, b)
+            np.testing.assert_allclose(row.to_numpy()[0], layers[i, j])
+            found += 1
+    assert found == len(ids) * (len(ids) - 1)
+    assert explorer.pair_layers(stored, "b001", "nobody").empty
+
+
+def test_explorer_helpers_find_a_pair_in_either_order(monkeypatch):
+    scores = pd.DataFrame({"a": ["a", "a"], "b": ["b", "b"], "layer": ["conv1", "conv2"], "value": [0.5, 0.7]})
+    for a, b in (("a", "b"), ("b", "a")):
+        assert explorer.pair_layers(scores, a, b).iloc[0].to_dict() == {"conv1": 0.5, "conv2": 0.7}
+    assert explorer.pair_layers(scores, "a", "c").empty
+    ids = ["a", "b"]
+    cells = explorer.pair_cells({"m": pd.DataFrame([[1, 0.3], [0.3, 1]], index=ids, columns=ids),
+                                 "other": pd.DataFrame([[1.0]], index=["c"], columns=["c"])}, "a", "b")
+    assert cells.to_dict("records") == [{"m": 0.3}]
+    monkeypatch.setenv("PARADOX_BATCH", "1")
+    notice = explorer.explorer(pd.DataFrame({"net_id": ids}), {}, scores)
+    assert notice is explorer.NOTICE and "JupyterLab" in str(notice)
+    html = notice._repr_html_()  # the book's note admonition, not a quoted Python string
+    assert html.startswith('<div class="admonition note"><p class="admonition-title">') and "'" not in html

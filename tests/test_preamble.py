@@ -1,9 +1,12 @@
-"""The chapters' parameters outside ``python -m paradox_utils run``: what ``papermill
---help-notebook`` shows, a profile loaded by the chapter itself under papermill, and the
-one-sentence refusals of the command line's ``-p``."""
+"""Opening a chapter (``paradox_utils.preamble``) and the cells around it: the parameters
+cells papermill reads (a type and help for each, the quick profile's values), the
+``open_chapter`` line right after them, a profile's values filled in by
+``profile_parameters`` (under papermill too), and the cells that only glue values for the
+text (``glue_texts``), hidden from the book."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -16,14 +19,9 @@ import papermill
 import pytest
 from papermill.exceptions import PapermillExecutionError
 
-from paradox_utils import cli, pipeline, preamble, profiles
+from paradox_utils import preamble, profiles
 
 ROOT = profiles.ROOT
-
-
-@pytest.fixture(scope="module")
-def declared():
-    return profiles.chapter_parameters()
 
 
 @pytest.fixture
@@ -140,32 +138,31 @@ def test_papermill_names_a_mistyped_profile(kernel_env, tmp_path):
     assert not (tmp_path / "ck").exists()  # it stopped before anything else
 
 
-@pytest.mark.parametrize("name,value,sentence", [
-    ("epochs", "3", r"^error: Unknown parameter epochs; the chapters take: .*\.$"),
-    ("eval_per_class", "all", r"^error: Parameter override: eval_per_class should be an integer, got 'all' \(str\)\.$"),
-    ("profile_applied", "true", r"^error: Unknown parameter profile_applied; "),
-])
-def test_run_refuses_a_bad_override_in_one_sentence(name, value, sentence, tmp_path, capsys):
-    code = cli.main(["run", "--profile", "tiny", "-p", name, value, "-p", "checkpoint_dir", str(tmp_path / "ck"),
-                          "-p", "results_dir", str(tmp_path / "res")])
-    err = capsys.readouterr().err
-    assert code == 1 and re.match(sentence, err.strip()) and len(err.strip().splitlines()) == 1, err
+GLUES = {"glue", "glue_texts"}
 
 
-def test_run_marks_every_chapter_as_given_its_values(monkeypatch, tmp_path):
-    """``run`` passes every resolved value, names the profile in the kernels' environment (so the
-    chapter loads nothing itself) and stamps the profile and commit the book's footer names."""
-    seen = []
+def _glues_only(source: str) -> bool:
+    """Whether a code cell only computes values to glue (``glue_texts``): it glues, and shows
+    nothing (its last statement is no expression, or a glue call), and draws no figure."""
+    tree = ast.parse(source)
+    calls = [node.func for node in ast.walk(tree) if isinstance(node, ast.Call)]
+    names = {getattr(f, "id", None) or getattr(f, "attr", None) for f in calls}
+    last = tree.body[-1] if tree.body else None
+    shows = isinstance(last, ast.Expr) and not (isinstance(last.value, ast.Call)
+                                                 and getattr(last.value.func, "id", None) in GLUES)
+    return bool(names & GLUES) and not shows and not names & {"show", "display"}
 
-    def execute(source, target, parameters, **_):
-        seen.append((nbformat.read(source, as_version=4).metadata["paradox"], parameters,
-                     os.environ.get(preamble.RESOLVED_PROFILE)))
-        nbformat.write(nbformat.v4.new_notebook(), target)
 
-    monkeypatch.setattr(papermill, "execute_notebook", execute)
-    folders = {"checkpoint_dir": str(tmp_path / "ck"), "results_dir": str(tmp_path / "res")}
-    pipeline.run("tiny", until="01", output_dir=tmp_path / "chapters", progress=False, parameters=folders)
-    (stamp, parameters, resolved), = seen
-    assert resolved == "tiny" and parameters["base_common"]["epochs"] == 1 and "profile_applied" not in parameters
-    assert preamble.RESOLVED_PROFILE not in os.environ and stamp["imported"] is False
-    assert stamp["profile"] == "tiny" and re.match(r"[0-9a-f]{12}( \+ uncommitted changes)?$", stamp["commit"])
+@pytest.mark.parametrize("chapter", profiles.CHAPTERS)
+def test_cells_that_only_glue_are_removed_from_the_book(chapter):
+    """A cell that exists to glue values for the text shows neither code nor an empty
+    output in the book: it carries the remove-cell tag (and only such cells, or cells that
+    show nothing, carry it)."""
+    cells = [c for c in jupytext.read(profiles.NOTEBOOKS / f"{chapter}.py").cells if c.cell_type == "code"]
+    glue_only = [c for c in cells if _glues_only(c.source)]
+    assert glue_only, chapter  # every chapter glues its summary's numbers
+    for cell in glue_only:
+        assert "remove-cell" in cell.metadata.get("tags", []), f"{chapter}: {cell.source.splitlines()[0]}"
+    for cell in cells:
+        if "remove-cell" in cell.metadata.get("tags", []):
+            assert cell in glue_only, f"{chapter}: remove-cell hides a cell that does more than glue"
