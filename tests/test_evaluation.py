@@ -233,13 +233,6 @@ def test_correctness_bits_agree_with_the_accuracy_table_and_resume_alike(nets, s
     assert Correctness.from_table(pd.read_parquet(correctness_path(out))).bits.tobytes() == bits.bits.tobytes()
 
 
-def test_correctness_store_is_small_at_the_papers_scale():
-    """329 networks × 37 cells × 10,000 images packed: about 15 MB (≲ 20 MB)."""
-    from paradox_utils.correctness import pack
-
-    assert 329 * 37 * len(pack(np.ones(10_000, dtype=bool))) / 2**20 < 20
-
-
 def test_progress_counts_each_cell_as_it_happens(nets, small_test, tmp_path, capsys):
     """Each cell's line names the cells done before it: a batch log once read "2/37" for
     four cells in a row. Cells already stored count too."""
