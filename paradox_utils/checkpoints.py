@@ -3,8 +3,8 @@
 The JSON sidecar holds arch, num_classes, config, parent id, epochs done, history,
 metrics, the sha256 of the tensor file and the package version. Every write goes
 to a temporary file in the same folder and is renamed into place, so a kill never
-leaves a half-written checkpoint. Loading checks the hash and the architecture
-before any tensor reaches a model.
+leaves a half-written checkpoint. Loading checks the hash, the architecture and
+that every tensor is finite (no NaN or ±inf) before any tensor reaches a model.
 """
 
 from __future__ import annotations
@@ -24,12 +24,16 @@ from . import __version__
 from .files import atomic_path, write_json
 from .models import build_for_loading
 
-__all__ = ["CheckpointError", "CheckpointWriteError", "load", "load_metadata", "load_state", "save",
-           "sha256_file", "state_sha256", "verify"]
+__all__ = ["CheckpointError", "CheckpointWriteError", "NonFiniteWeights", "first_nonfinite", "load", "load_metadata",
+           "load_state", "save", "sha256_file", "state_sha256", "verify"]
 
 
 class CheckpointError(ValueError):
     """A checkpoint that is missing, corrupt, or not what the caller asked for."""
+
+
+class NonFiniteWeights(CheckpointError):
+    """A checkpoint whose tensors hold NaN or ±inf: a network that diverged, never analysed or trained on."""
 
 
 class CheckpointWriteError(OSError):
@@ -56,6 +60,17 @@ def state_sha256(weights: nn.Module | Mapping[str, torch.Tensor]) -> str:
         # reshape(-1): a 0-d tensor (BatchNorm's num_batches_tracked) cannot be viewed as bytes
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
+
+
+def first_nonfinite(tensors: Mapping[str, torch.Tensor]) -> str | None:
+    """The name of the first floating-point (or complex) tensor in ``tensors`` (dense, all on one
+    device) that holds NaN or ±inf, or None when every one is finite. One pass over each tensor
+    and a single read of the answers, so tensors on an accelerator cost one synchronisation."""
+    floating = [(name, t) for name, t in tensors.items() if t.is_floating_point() or t.is_complex()]
+    if not floating:
+        return None
+    finite = torch.stack([torch.isfinite(t).all() for _, t in floating]).tolist()
+    return next((name for (name, _), ok in zip(floating, finite, strict=True) if not ok), None)
 
 
 _VERIFIED: dict[tuple[str, int, int, str], bool] = {}
@@ -140,7 +155,8 @@ def load_metadata(path: str | os.PathLike) -> dict:
 
 def load_state(path: str | os.PathLike, arch: str | None = None,
                verify: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict]:
-    """(weights, extra tensors, metadata) of a checkpoint, after checking hash and arch."""
+    """(weights, extra tensors, metadata) of a checkpoint, after checking hash and arch, and that
+    every tensor is finite (:class:`NonFiniteWeights` names the first that is not)."""
     tensors_path, _ = _paths(path)
     meta = load_metadata(path)
     if arch is not None and meta["arch"] != arch:
@@ -154,6 +170,10 @@ def load_state(path: str | os.PathLike, arch: str | None = None,
         tensors = load_file(str(tensors_path))
     except Exception as error:
         raise CheckpointError(f"Checkpoint {tensors_path} is not a readable safetensors file ({error}).") from error
+    if (name := first_nonfinite(tensors)) is not None:
+        raise NonFiniteWeights(f"Checkpoint {tensors_path}: {name} holds non-finite values (NaN or ±inf), so these "
+                               "weights cannot be analysed or trained on: train the network again without diverging "
+                               "(a lower lr), or import it from finite weights.")
     weights = {k: v for k, v in tensors.items() if not k.startswith("extra/")}
     extra = {k.removeprefix("extra/"): v for k, v in tensors.items() if k.startswith("extra/")}
     return weights, extra, meta

@@ -17,7 +17,9 @@ after stripping what wrappers add: ``module.`` (DataParallel), ``_orig_mod.``
 (``model.``, ``net.``, any one or two leading names under which *exactly* the
 architecture's tensors sit; other tensors there, such as a loss's weights, are left).
 Each file is checked against the architecture — missing and unexpected tensors,
-shapes — and a misfit is refused in one sentence naming the file and its first mismatch.
+shapes — and a misfit is refused in one sentence naming the file and its first mismatch;
+so is a tensor holding NaN or ±inf (a network that diverged), as read and once in the
+architecture's float32.
 
 Each network becomes a project checkpoint (``checkpoints.save``: safetensors + JSON
 sidecar) recording its source file and that file's sha256, the input normalisation it
@@ -97,13 +99,29 @@ class ImportRefused(ValueError):
 
 def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], str]:
     """(state_dict as found in the file, its format: "safetensors", "state_dict", "checkpoint dict"
-    or "lightning"). Never unpickles anything but tensors and plain containers."""
+    or "lightning"). Never unpickles anything but tensors and plain containers. Refuses, naming
+    the tensor, one that is not a dense tensor in memory or that holds NaN or ±inf."""
     path = Path(path)
     if path.suffix.lower() == ".safetensors":
         try:
-            return load_file(str(path)), "safetensors"
+            state, kind = load_file(str(path)), "safetensors"
         except (SafetensorError, OSError, ValueError) as error:
             raise ImportRefused(f"{path.name} is not a readable safetensors file ({error}).") from None
+    else:
+        state, kind = _read_torch(path)
+    for name, tensor in state.items():
+        if tensor.layout != torch.strided or tensor.is_nested or tensor.is_quantized or tensor.is_meta:
+            raise ImportRefused(f"{path.name}: {name} is not a dense tensor in memory ({tensor.layout}, "
+                                f"{tensor.dtype}, on {tensor.device}), as a network's parameters are: save the "
+                                "state_dict of the network as it was trained.")
+    if (name := checkpoints.first_nonfinite(state)) is not None:
+        raise ImportRefused(f"{path.name}: {name} holds non-finite values (NaN or ±inf): these weights cannot be "
+                            "analysed; re-export them from a network that trained without diverging.")
+    return state, kind
+
+
+def _read_torch(path: Path) -> tuple[dict[str, torch.Tensor], str]:
+    """The state_dict in a PyTorch file (``torch.load(weights_only=True)``) and its format."""
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
@@ -122,7 +140,8 @@ def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], str]
 
 
 def _is_state(value: Any) -> bool:
-    return isinstance(value, Mapping) and bool(value) and all(isinstance(v, torch.Tensor) for v in value.values())
+    return isinstance(value, Mapping) and bool(value) and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                              for k, v in value.items())
 
 
 def _state_in(content: Any, path: Path) -> tuple[dict[str, torch.Tensor], str]:
@@ -135,7 +154,8 @@ def _state_in(content: Any, path: Path) -> tuple[dict[str, torch.Tensor], str]:
                 lightning = key == "state_dict" and ("pytorch-lightning_version" in content
                                                      or path.suffix.lower() == ".ckpt")
                 return dict(content[key]), "lightning" if lightning else "checkpoint dict"
-    what = (f"a dict with keys {', '.join(map(str, list(content)[:6]))}" if isinstance(content, Mapping)
+    what = ("an empty dict" if isinstance(content, Mapping) and not content
+            else f"a dict with keys {', '.join(map(str, list(content)[:6]))}" if isinstance(content, Mapping)
             else f"a {type(content).__name__}")
     raise ImportRefused(f"{path.name} holds {what}, not a state_dict (parameter names → tensors) nor a dict keeping "
                         f"one under {', '.join(STATE_KEYS)}: save model.state_dict() instead.")
@@ -516,6 +536,9 @@ def import_population(folder: str | os.PathLike, arch: str, profile: str, lineag
         except RuntimeError as error:  # a dtype torch cannot copy into the parameters, say
             raise ImportRefused(f"{network.source.name} does not load into {arch} "
                                 f"({str(error).splitlines()[0]}).") from None
+        if (name := checkpoints.first_nonfinite(model.state_dict())) is not None:  # float64 beyond float32's range
+            raise ImportRefused(f"{network.source.name}: {name} holds values beyond float32's range, which become "
+                                f"±inf in {arch}: these weights cannot be analysed; re-export them in float32.")
         meta = checkpoints.save(target, model, arch, num_classes, status="done", source_format=kind,
                                 **{k: v for k, v in wanted.items() if k not in ("arch", "num_classes")})
         written.append(network.net_id)

@@ -5,7 +5,9 @@ checkpoint after every epoch (weights, optimiser state, iteration count, history
 rerunning after a kill continues from the last finished epoch. The random stream
 of epoch ``e`` (shuffle, geometric and manipulation augmentation) comes from a
 generator seeded by (seed, e) alone, so a resumed run is bit-identical to an
-uninterrupted one on the same machine and thread count.
+uninterrupted one on the same machine and thread count. A network whose training loss
+or weights become NaN or ±inf stops at that epoch's end with :class:`TrainingDiverged`,
+before the epoch's checkpoint is written: a diverged network is never saved as done.
 
 :func:`train_group` trains several networks at once as one stacked network
 (:mod:`paradox_utils.stacking`) — one wide step instead of K narrow ones, for
@@ -33,13 +35,15 @@ from . import checkpoints
 from .data import ImageSet, load_cifar10, load_imagenet, stratified_subset
 from .distortions import ManipulationAugment
 from .models import ARCHITECTURES, INITIALISERS, build, conv_layers, num_classes
+from .names import listed
 from .profiles import kind_name, same_kind
 from .progress import tqdm
 from .runtime import available_cores
 from .stacking import StackedNetworks
 
-__all__ = ["GROUP_FREE", "PRECISIONS", "SPEED_SWITCHES", "TrainConfig", "TrainingData", "config_differences",
-           "geometric_augment", "learning_rate", "mixed_precision", "native_bfloat16", "train", "train_group"]
+__all__ = ["GROUP_FREE", "PRECISIONS", "SPEED_SWITCHES", "TrainConfig", "TrainingData", "TrainingDiverged",
+           "config_differences", "geometric_augment", "learning_rate", "mixed_precision", "native_bfloat16", "train",
+           "train_group"]
 
 SCHEDULES = ("paper", "cosine", "constant", "onecycle")
 OPTIMISERS = ("adam", "sgd")
@@ -50,6 +54,11 @@ PAPER_STEPS = ((0.9, 5e-4), (0.8, 1e-3), (0.6, 1e-2), (0.4, 1e-1))
 # One-cycle (triangular): from ONECYCLE_START·lr up to lr over the first ONECYCLE_PEAK of the
 # steps, then down to 0 at the last — the policy of fast CIFAR-10 training recipes.
 ONECYCLE_START, ONECYCLE_PEAK = 0.1, 0.2
+
+
+class TrainingDiverged(ValueError):
+    """A network whose training loss, or weights, became NaN or ±inf: the epoch is not saved, and
+    the message (one sentence) names the network, the epoch and what to change."""
 
 
 # Settings that change how fast a network trains, not what it learns: changing one
@@ -479,10 +488,30 @@ class _Run:
                                     acc=f"{float(correct.mean()) / seen:.3f}", lr=f"{lr:.2e}")
         loss_sum, correct = loss_sum.tolist(), correct.tolist()  # waits for the device
         seconds = time.perf_counter() - started
+        self._refuse_diverged(epoch, loss_sum)
         vals = _accuracies(self.net, size, self.data.val, device, self.memory_format)
         return {"loss": [v / max(seen, 1) for v in loss_sum], "train_accuracy": [c / max(seen, 1) for c in correct],
                 "val_accuracy": vals, "lr": lr, "seconds": seconds, "images_per_second": seen / seconds,
                 "iteration": iteration}
+
+    def _refuse_diverged(self, epoch: int, loss_sums: list[float]) -> None:
+        """Raise :class:`TrainingDiverged` when a member's summed training loss over ``epoch``
+        (NaN or inf once any step's was), or else its weights after it, are not finite: a diverged
+        network is never checkpointed, and the others of its stack stop with it."""
+        causes = {}
+        state = self.net.state_dict()
+        for k, (member, loss) in enumerate(zip(self.members, loss_sums, strict=True)):
+            if not math.isfinite(loss):
+                causes[member.net_id] = f"the training loss is {'NaN' if math.isnan(loss) else 'inf'}"
+            elif (name := checkpoints.first_nonfinite({n: self.stack.member_tensor(n, value, k)
+                                                       for n, value in state.items()})) is not None:
+                causes[member.net_id] = f"its {name} holds NaN or ±inf"
+        if causes:
+            others = [m.net_id for m in self.members if m.net_id not in causes]
+            stacked = (f" ({listed(others)}, trained stacked with {'it' if len(causes) == 1 else 'them'}, "
+                       f"stop{'s' if len(others) == 1 else ''} too)" if others else "")
+            raise TrainingDiverged(f"{listed(list(causes))} diverged in epoch {epoch + 1}: "
+                                   f"{next(iter(causes.values()))}{stacked}; lower lr or use another schedule.")
 
     def _step(self, x: torch.Tensor, labels: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimiser step of every member; returns (per-member mean loss (K,), logits (N, K, classes))."""

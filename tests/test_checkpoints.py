@@ -1,5 +1,6 @@
 import ast
 import json
+import re
 from pathlib import Path
 from typing import NamedTuple
 
@@ -87,6 +88,29 @@ def test_refuses_weights_that_do_not_fit(tmp_path):
     net50_path.with_suffix(".json").write_text(json.dumps(fake))
     with pytest.raises(checkpoints.CheckpointError, match="does not fit a resnet50"):
         checkpoints.load(net50_path)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_refuses_weights_that_are_not_finite(saved, value):
+    """A checkpoint whose hash matches but whose weights hold NaN or ±inf (a network that
+    diverged, saved before training refused that) never reaches a model: one sentence naming
+    the file and the first such tensor, a CheckpointError as a corrupt file's is."""
+    path, net, _ = saved
+    state = net.state_dict()
+    state["layer1.1.conv1.weight"][0, 0, 0, 0] = value
+    checkpoints.save(path, state, "resnet20", 10)
+    file = re.escape(str(path.with_suffix(".safetensors")))
+    message = (rf"^Checkpoint {file}: layer1\.1\.conv1\.weight holds non-finite values \(NaN or ±inf\), so these "
+               r"weights cannot be analysed or trained on: train the network again without diverging \(a lower lr\), "
+               r"or import it from finite weights\.$")
+    for read in (checkpoints.load, checkpoints.load_state):
+        with pytest.raises(checkpoints.NonFiniteWeights, match=message) as refused:
+            read(path)
+        assert isinstance(refused.value, checkpoints.CheckpointError)
+    state["layer1.1.conv1.weight"][0, 0, 0, 0] = 0.0
+    checkpoints.save(path, state, "resnet20", 10, extra_tensors={"opt/0/exp_avg": torch.tensor([value])})
+    with pytest.raises(checkpoints.NonFiniteWeights, match=r": extra/opt/0/exp_avg holds non-finite"):
+        checkpoints.load_state(path)  # a resume's optimiser state is read through the same check
 
 
 # ------------------------------------------------------------------ no unpickling in the package

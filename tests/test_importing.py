@@ -2,17 +2,25 @@
 cannot be read safely or do not fit, re-imported without recomputation, and analysed by
 chapters 3–6 exactly as the same networks trained here."""
 
+import functools
 import html
+import io
 import json
+import pickle
 import re
 import shutil
+import tempfile
+from pathlib import Path
 
 import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+import safetensors.torch
 import torch
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
 from paradox_utils import (
@@ -32,7 +40,7 @@ from paradox_utils import (
     training,
     transplant,
 )
-from paradox_utils.importing import ImportRefused, import_population, origin_sentence
+from paradox_utils.importing import WEIGHT_SUFFIXES, ImportRefused, import_population, origin_sentence
 
 from .test_pipeline import ROOT, USER_WORK, _tree_state
 
@@ -191,6 +199,164 @@ def test_a_refused_file_leaves_the_catalog_and_a_trained_population_alone(export
         import_population(folder, "resnet20", "mine", checkpoint_dir=trained, results_dir=tmp_path / "res")
     with pytest.raises(ImportRefused, match="should be a plain name"):
         import_population(folder, "resnet20", "../elsewhere", **folders(tmp_path / "x"))
+
+
+NON_FINITE = (r"holds non-finite values \(NaN or ±inf\): these weights cannot be analysed; re-export them from a "
+              r"network that trained without diverging\.$")
+
+
+def test_weights_that_are_not_finite_are_refused(tmp_path):
+    """A state_dict whose layer1.1.conv1.weight is all NaN (the issue's case), one NaN or ±inf in
+    a BatchNorm statistic, in any format: refused naming the file and the tensor as the file names
+    it; a float64 value beyond float32's range, which would become inf in the network, likewise."""
+    state = network(0).state_dict()
+    nan = {**state, "layer1.1.conv1.weight": torch.full_like(state["layer1.1.conv1.weight"], float("nan"))}
+    refused(tmp_path, "n.safetensors", nan, rf"^n\.safetensors: layer1\.1\.conv1\.weight {NON_FINITE}",
+            how="safetensors")
+    refused(tmp_path, "nan.pt", nan, rf"^nan\.pt: layer1\.1\.conv1\.weight {NON_FINITE}")
+    for value in (float("inf"), -float("inf")):
+        variance = state["bn1.running_var"].clone()
+        variance[3] = value
+        refused(tmp_path, f"v{int(value > 0)}.ckpt", {"state_dict": {f"model.{k}": v for k, v in
+                                                                     {**state, "bn1.running_var": variance}.items()}},
+                rf"^v{int(value > 0)}\.ckpt: model\.bn1\.running_var {NON_FINITE}")
+    huge = state["fc.bias"].double()
+    huge[0] = 1e300
+    refused(tmp_path, "huge.pt", {**state, "fc.bias": huge},
+            r"^huge\.pt: fc\.bias holds values beyond float32's range, which become ±inf in resnet20: these weights "
+            r"cannot be analysed; re-export them in float32\.$")
+
+
+class Payload:
+    """A pickle that, unpickled, creates ``marker``: a file that must never appear."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+DTYPES = (torch.float16, torch.bfloat16, torch.float64, torch.int32, torch.int64, torch.uint8, torch.bool,
+          torch.complex64)
+ODD_VALUES = (float("nan"), float("inf"), -float("inf"), 1e300)  # 1e300: finite in float64 only
+
+
+def dense(tensor: torch.Tensor) -> bool:
+    """Whether ``tensor`` is an ordinary tensor with data (what safetensors holds)."""
+    return tensor.layout == torch.strided and not tensor.is_meta
+
+
+@functools.cache
+def valid_state() -> dict[str, torch.Tensor]:
+    return network(0).state_dict()
+
+
+def mutated_state(data) -> dict[str, torch.Tensor]:
+    """A valid resnet20 state_dict with one to three random mutations: a key dropped, added or
+    wrapped, a tensor reshaped, recast, made sparse or meta, or given a NaN, ±inf or
+    out-of-float32 entry."""
+    state = {k: v.clone() for k, v in valid_state().items()}
+    for _ in range(data.draw(st.integers(1, 3))):
+        kind = data.draw(st.sampled_from(["drop", "add", "wrap", "reshape", "dtype", "layout", "value"]))
+        if not state and kind != "add":
+            continue
+        key = data.draw(st.sampled_from(sorted(state))) if state else ""
+        if kind == "drop":
+            del state[key]
+        elif kind == "add":
+            name = data.draw(st.one_of(st.text("abfcl.0_1-/", min_size=1, max_size=12),
+                                       st.sampled_from(["fc.weight.x", "module.fc.weight", "model.conv1.weight"])))
+            state[name] = torch.zeros(data.draw(st.lists(st.integers(0, 3), max_size=3)))
+        elif kind == "wrap":
+            prefix = data.draw(st.sampled_from(["module.", "_orig_mod.", "model.", "a.b.", "."]))
+            state = {prefix + k: v for k, v in state.items()}
+        elif kind == "reshape":
+            state[key] = torch.zeros(data.draw(st.lists(st.integers(0, 4), max_size=4)), dtype=state[key].dtype)
+        elif kind == "dtype":
+            state[key] = state[key].to(data.draw(st.sampled_from(DTYPES)))
+        elif not dense(state[key]):
+            continue
+        elif kind == "layout":  # what torch.load(weights_only=True) also returns: sparse, or no data at all
+            state[key] = state[key].to_sparse() if data.draw(st.booleans()) else state[key].to("meta")
+        elif state[key].is_floating_point() and state[key].numel():
+            value = data.draw(st.sampled_from(ODD_VALUES))
+            tensor = state[key].double() if value == 1e300 else state[key]
+            tensor.view(-1)[data.draw(st.integers(0, tensor.numel() - 1))] = value
+            state[key] = tensor
+    return state
+
+
+def weight_file(data, marker) -> tuple[str, bytes]:
+    """(a file name with a weight suffix, its bytes): a mutated state_dict in one of the
+    containers users save, or in one they should not, possibly emptied, truncated, corrupted,
+    or a pickle whose payload would create ``marker``."""
+    state = mutated_state(data)
+    container = data.draw(st.sampled_from(["plain", "plain", "dict", "lightning", "list", "tuple", "tensor", "scalar",
+                                           "int keys", "text values", "empty"]))
+    under = data.draw(st.sampled_from(["state_dict", "model", "other"]))
+    content = {"plain": state, "dict": {"epoch": 3, under: state},
+               "lightning": {"state_dict": {f"model.{k}": v for k, v in state.items()}, "global_step": 1},
+               "list": list(state.values()), "tuple": (state,), "tensor": torch.zeros(3),
+               "scalar": data.draw(st.one_of(st.none(), st.integers(), st.text(max_size=5), st.floats())),
+               "int keys": dict(enumerate(state.values())), "text values": {**state, "conv1.weight": "weights"},
+               "empty": {}}[container]
+    suffix = data.draw(st.sampled_from(WEIGHT_SUFFIXES))
+    if suffix == ".safetensors" and container in ("plain", "empty") and all(map(dense, state.values())):
+        blob = safetensors.torch.save({k: v.contiguous() for k, v in content.items()})
+    else:
+        buffer = io.BytesIO()
+        torch.save(content, buffer)
+        blob = buffer.getvalue()
+    damage = data.draw(st.sampled_from([None, None, None, "empty", "truncated", "flipped", "garbage", "payload",
+                                        "raw payload"]))
+    if damage == "empty":
+        blob = b""
+    elif damage == "truncated":
+        blob = blob[:data.draw(st.integers(0, len(blob) - 1))]
+    elif damage == "flipped":
+        at = data.draw(st.integers(0, len(blob) - 1))
+        blob = blob[:at] + bytes([blob[at] ^ 0xFF]) + blob[at + 1:]
+    elif damage == "garbage":
+        blob = data.draw(st.binary(max_size=64))
+    elif damage in ("payload", "raw payload"):
+        buffer = io.BytesIO()
+        if damage == "payload":  # inside torch.save's zip, beside real tensors
+            torch.save({**state, "payload": Payload(marker)}, buffer)
+        else:
+            pickle.dump(Payload(marker), buffer, protocol=2)
+        blob = buffer.getvalue()
+    return f"net{suffix}", blob
+
+
+@settings(max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                 HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_mutated_weight_file_imports_or_is_refused_in_one_sentence(tmp_path, data):
+    """Random mutations of a valid resnet20 state_dict, in random containers and formats, damaged
+    or carrying a pickled payload: the import either succeeds, and then every network it wrote loads
+    with finite weights, or raises ImportRefused in one line; a payload never runs, and nothing is
+    written but the checkpoint folder."""
+    example = Path(tempfile.mkdtemp(dir=tmp_path))
+    marker = example / "payload-ran"
+    name, blob = weight_file(data, marker)
+    (example / "src").mkdir()
+    (example / "src" / name).write_bytes(blob)
+    before = {p for p in tmp_path.rglob("*")}
+    try:
+        result = import_population(example / "src", "resnet20", "mine", checkpoint_dir=example / "ck",
+                                   results_dir=example / "res")
+    except ImportRefused as error:
+        message = str(error)
+        assert message.endswith(".") and "\n" not in message, message
+    else:
+        for row in result.catalog.itertuples():
+            model, _ = checkpoints.load(row.checkpoint)
+            assert all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point())
+    assert not marker.exists()
+    assert (example / "src" / name).read_bytes() == blob
+    written = {p for p in tmp_path.rglob("*")} - before
+    assert all(p.is_relative_to(example / "ck") for p in written), sorted(written)
 
 
 def test_lineage_gives_parents_kinds_and_labels(exported, tmp_path):

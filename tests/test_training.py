@@ -1,4 +1,5 @@
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -8,10 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from paradox_utils import checkpoints, data
+from paradox_utils import checkpoints, data, models, training
+from paradox_utils.cluster import run_population
+from paradox_utils.population import NetworkSpec
 from paradox_utils.training import (
     TrainConfig,
     TrainingData,
+    TrainingDiverged,
     config_differences,
     geometric_augment,
     learning_rate,
@@ -258,3 +262,31 @@ def test_training_group_members_at_different_epochs_catch_up(tmp_path, monkeypat
     assert [m["status"] for m in resumed] == ["done", "done"]
     assert [h["group_size"] for h in resumed[1]["history"]] == [2, 1, 2]  # epoch 2 alone, then regrouped
     assert [h["epoch"] for h in resumed[0]["history"]] == [1, 2, 3]
+
+
+def test_a_network_that_diverges_fails_and_is_never_catalogued_as_done(tmp_path, monkeypatch):
+    """SGD at lr 1e6 turns the loss NaN within one epoch of 50 images: training raises one
+    sentence naming the network, the epoch and the loss, and leaves no checkpoint; run_population
+    records the network failed with that sentence. A last step that leaves the loss finite but
+    the weights not is caught too; a fine-tune from weights holding NaN is refused before any step."""
+    config = TrainConfig(epochs=1, train_per_class=5, val_per_class=5, batch_size=16, optimiser="sgd", lr=1e6)
+    images = TrainingData.for_config(config)
+    sentence = r"b003 diverged in epoch 1: the training loss is NaN; lower lr or use another schedule\."
+    with pytest.raises(TrainingDiverged, match=f"^{sentence}$"):
+        train(config, tmp_path / "b003", progress=False, data=images)
+    assert not list(tmp_path.glob("b003.*"))
+    catalog = run_population([NetworkSpec("b003", config)], tmp_path / "population", scheduler="serial",
+                             progress=False)
+    assert catalog.loc[0, "status"] == "failed" and re.search(sentence, catalog.loc[0, "error"])
+    with monkeypatch.context() as patch:  # the epoch's last step sends the weights to ±inf after its loss is taken
+        patch.setattr(training, "learning_rate", lambda c, e, iteration, steps: float("inf")
+                      if iteration == steps - 1 else 0.01)
+        with pytest.raises(TrainingDiverged, match=r"^b004 diverged in epoch 1: its \S+ holds NaN or ±inf; lower lr "
+                                                   r"or use another schedule\.$"):
+            train(config, tmp_path / "b004", progress=False, data=images)
+    assert not list(tmp_path.glob("b004.*"))
+    state = models.build("resnet20").state_dict()
+    state["fc.bias"][0] = float("nan")
+    checkpoints.save(tmp_path / "parent", state, "resnet20", 10, config=config.to_dict())
+    with pytest.raises(checkpoints.NonFiniteWeights, match=r"parent\.safetensors: fc\.bias holds non-finite"):
+        train(config, tmp_path / "child", parent=tmp_path / "parent", progress=False, data=images)
