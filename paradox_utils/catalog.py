@@ -5,7 +5,8 @@ atomically by the one driver process as jobs finish. Parquet rather than SQLite:
 the driver writes it (workers write checkpoints, never the catalog), it stays small
 (one row a network), and every reader here is pandas.
 
-The catalog is derived from the sidecars, so an unreadable one is rebuilt from them:
+The catalog is derived from the sidecars, so an unreadable one is rebuilt from them, with
+a warning — when read, and when a training run writes it anew (:func:`check_catalog`):
 here for imported networks (their sidecars hold every column), through
 ``population.read_catalog`` for trained ones (their rows need their ``TrainConfig``).
 :func:`parents_first` is the one order in which a population's networks are listed
@@ -26,12 +27,14 @@ import pandas as pd
 from . import checkpoints
 from .files import write_table
 
-__all__ = ["STATUSES", "catalog_path", "holds_imported_networks", "imported_catalog", "is_imported", "parents_first",
-           "read_catalog", "sidecars", "sources", "was_imported", "write_catalog"]
+__all__ = ["KEY_COLUMNS", "STATUSES", "catalog_path", "check_catalog", "holds_imported_networks", "imported_catalog",
+           "is_imported", "parents_first", "read_catalog", "sidecars", "sources", "was_imported", "write_catalog"]
 
 # A network's status in the catalog: not trained yet, training, trained, its job failed, its
 # checkpoint made with other settings or from another parent, its checkpoint unreadable.
 STATUSES = ("pending", "running", "done", "failed", "stale", "corrupt")
+# the columns every reader finds a catalog's networks by: a table without them is no catalog
+KEY_COLUMNS = ("net_id", "status", "checkpoint", "sha256")
 
 
 def catalog_path(checkpoint_dir: str | os.PathLike) -> Path:
@@ -44,27 +47,52 @@ def write_catalog(catalog: pd.DataFrame, checkpoint_dir: str | os.PathLike) -> P
 
 def read_catalog(checkpoint_dir: str | os.PathLike,
                  rebuild_trained: Callable[[Path], pd.DataFrame] | None = None) -> pd.DataFrame:
-    """The catalog of ``checkpoint_dir``. One that is unreadable is rebuilt, with a warning,
-    from the checkpoints' sidecars and written back: imported networks' by
-    :func:`imported_catalog`, trained ones' by ``rebuild_trained`` (the folder → its catalog;
-    ``population.read_catalog`` passes it). Without it, a folder of trained networks whose
-    catalog is unreadable raises the reading's error."""
+    """The catalog of ``checkpoint_dir``. One that is unreadable, or lacks the columns of
+    :data:`KEY_COLUMNS`, is rebuilt, with a warning, from the checkpoints' sidecars and written back:
+    imported networks' by :func:`imported_catalog`, trained ones' by ``rebuild_trained`` (the
+    folder → its catalog; ``population.read_catalog`` passes it). Without it, a folder of trained
+    networks whose catalog is unreadable raises ValueError (one sentence)."""
     path = catalog_path(checkpoint_dir)
     if not path.exists():
         raise FileNotFoundError(f"No catalog at {path}: run the training chapter (01_train) first, or import "
                                 "networks (python -m paradox_utils import).")
-    try:
-        return pd.read_parquet(path)
-    except Exception as error:
-        catalog = imported_catalog(checkpoint_dir)
-        if catalog is None and rebuild_trained is None:
-            raise
-        warnings.warn(f"The catalog {path} is unreadable ({type(error).__name__}); it is rebuilt from the "
-                      "checkpoints' sidecars.", RuntimeWarning, stacklevel=2)
+    table, problem = _read(path)
+    if table is not None:
+        return table
+    catalog = imported_catalog(checkpoint_dir)
+    if catalog is None and rebuild_trained is None:
+        raise ValueError(f"The catalog {path} is unreadable ({problem}) and its folder holds no imported networks "
+                         "to rebuild it from; population.read_catalog rebuilds the catalog of trained ones.")
+    _warn_rebuilt(path, problem)
     if catalog is None:
         catalog = rebuild_trained(Path(checkpoint_dir))
     write_catalog(catalog, checkpoint_dir)
     return catalog
+
+
+def check_catalog(checkpoint_dir: str | os.PathLike) -> None:
+    """Warn, in one sentence, when ``checkpoint_dir`` holds a catalog that is unreadable or lacks
+    the columns of :data:`KEY_COLUMNS`: a training run (``cluster.run_population``) writes the catalog
+    anew from the checkpoints without reading it, and says so rather than replace it silently."""
+    path = catalog_path(checkpoint_dir)
+    if path.exists() and (problem := _read(path)[1]):
+        _warn_rebuilt(path, problem)
+
+
+def _read(path: Path) -> tuple[pd.DataFrame | None, str]:
+    """(the catalog at ``path``, "") or (None, why it cannot be used)."""
+    try:
+        table = pd.read_parquet(path)
+    except Exception as error:  # pyarrow raises several types; its name is enough for the warning
+        return None, type(error).__name__
+    if missing := [c for c in KEY_COLUMNS if c not in table.columns]:
+        return None, f"it has no {', '.join(missing)} column{'s' if len(missing) > 1 else ''}"
+    return table, ""
+
+
+def _warn_rebuilt(path: Path, problem: str) -> None:
+    warnings.warn(f"The catalog {path} is unreadable ({problem}); it is rebuilt from the checkpoints' sidecars.",
+                  RuntimeWarning, stacklevel=3)
 
 
 def parents_first(parents: Mapping[str, str | None]) -> list[str]:

@@ -13,7 +13,11 @@ Fine-tunes depend on their parents' futures, so they wait. A worker that dies
 mid-job (a killed process, a pre-empted SLURM job) makes the scheduler rerun the
 job elsewhere; the job resumes from its last epoch checkpoint, so nothing finished
 is lost. A job that raises is recorded as failed, with its error, in the catalog
-while the others go on. The catalog is rewritten as each job finishes, so a driver
+while the others go on; at the end a warning counts the failed networks and gives the
+first one's cause in full, and a run in which every network failed raises
+:class:`PopulationFailed`. The data source is checked once before any job starts
+(:func:`~paradox_utils.data.check_source`), so a bad one stops the run instead of failing
+every job. The catalog is rewritten as each job finishes, so a driver
 killed mid-run loses no record of a finished network, and its rerun trains only
 what is missing. A network is trained by one process at a time (a lock file beside
 its checkpoint), so a job still running from a killed driver's run and its rerun's
@@ -35,8 +39,9 @@ from typing import Any
 import pandas as pd
 import torch
 
-from .catalog import write_catalog
+from .catalog import check_catalog, write_catalog
 from .checkpoints import CheckpointWriteError
+from .data import check_source
 from .files import lock_handle
 from .names import listed
 from .population import RETRAIN_STALE, NetworkSpec, descendants, named_ids, scan_catalog
@@ -44,8 +49,13 @@ from .progress import Makespan, elapsed, tqdm
 from .runtime import available_cores, tune_allocator
 from .training import GROUP_FREE, TrainConfig, train_group
 
-__all__ = ["SCHEDULER_WORDS", "check_scheduler", "group_jobs", "make_client", "run_population", "slurm_cluster",
-           "slurm_environment", "train_job"]
+__all__ = ["SCHEDULER_WORDS", "PopulationFailed", "check_scheduler", "group_jobs", "make_client", "run_population",
+           "slurm_cluster", "slurm_environment", "train_job"]
+
+
+class PopulationFailed(RuntimeError):
+    """Every network a :func:`run_population` call trained failed: the chapters after it would
+    have none of them to work on."""
 
 
 def train_job(net_ids: list[str], configs: list[dict[str, Any]], checkpoint_dir: str, parents: list[str | None],
@@ -233,7 +243,10 @@ def run_population(specs: list[NetworkSpec], checkpoint_dir: str | os.PathLike, 
     that many compatible networks at once, stacked into one wide network
     (:func:`group_jobs`) — for accelerators; on a CPU one at a time is fastest. A
     checkpoint that cannot be written stops the run
-    (:class:`~paradox_utils.checkpoints.CheckpointWriteError`).
+    (:class:`~paradox_utils.checkpoints.CheckpointWriteError`), and so does a data source
+    that cannot be read (ValueError, before any job). Networks that failed are counted in a
+    warning naming the first one's cause; when every network it trained failed, the catalog
+    is written and :class:`PopulationFailed` raised (one sentence, that cause in full).
     """
     scheduler = check_scheduler(scheduler)
     checkpoint_dir = Path(checkpoint_dir)
@@ -271,7 +284,26 @@ def run_population(specs: list[NetworkSpec], checkpoint_dir: str | os.PathLike, 
                            progress)
     catalog = scan_catalog(specs, checkpoint_dir, errors)
     write_catalog(catalog, checkpoint_dir)
+    _report_failures(catalog[catalog["net_id"].isin({s.net_id for s in todo})])
     return catalog
+
+
+def _report_failures(trained: pd.DataFrame) -> None:
+    """Of the catalog's rows of the networks this run ``trained``: raise
+    :class:`PopulationFailed` when every one failed, else warn when some did — the count, their
+    ids and the first one's cause in full, on one line (the progress line cuts it short)."""
+    failed = trained[trained["status"] == "failed"]
+    if failed.empty:
+        return
+    first, n = failed.iloc[0], len(failed)
+    cause = (f"the first, {first.net_id}, " if n > 1 else "it ") + \
+        f"failed with {' '.join(str(first.error).split()).rstrip('.')}."
+    if n == len(trained):
+        whole = f"All {n} networks ({listed(list(failed['net_id']))})" if n > 1 else f"The one network, {first.net_id},"
+        raise PopulationFailed(f"{whole} failed in training, so the run stops here; {cause}")
+    warnings.warn(f"{n} of {len(trained)} networks failed in training ({listed(list(failed['net_id']))}) and "
+                  f"{'are' if n > 1 else 'is'} left out of the chapters that follow; {cause}", RuntimeWarning,
+                  stacklevel=3)
 
 
 def write_catalog_of(specs: list[NetworkSpec], checkpoint_dir: Path, errors: dict[str, str]) -> pd.DataFrame:
@@ -306,8 +338,11 @@ def _finished(bar, catalog: pd.DataFrame, group: list[NetworkSpec], left: float)
 
 def _prepare(specs: list[NetworkSpec], checkpoint_dir: Path, retrain: Sequence[str]) -> pd.DataFrame:
     """The catalog before any work: refuses stale checkpoints not named in ``retrain``
-    (ids, or the word ``stale`` for all of them), removes the checkpoints of the named
-    networks, their offspring and corrupt ones, so they are trained anew."""
+    (ids, or the word ``stale`` for all of them), checks the data source of the networks
+    it leaves to train (:func:`~paradox_utils.data.check_source`), removes the checkpoints of
+    the named networks, their offspring and corrupt ones, so they are trained anew. Warns
+    when the catalog there is unreadable: it is written anew from the checkpoints."""
+    check_catalog(checkpoint_dir)
     catalog = scan_catalog(specs, checkpoint_dir)
     is_stale = catalog["status"] == "stale"
     every_stale = list(catalog.loc[is_stale, "net_id"]) if RETRAIN_STALE in retrain else []
@@ -320,6 +355,9 @@ def _prepare(specs: list[NetworkSpec], checkpoint_dir: Path, retrain: Sequence[s
                          f"not match this profile; use a new profile name (a new checkpoint folder), or train it "
                          f"again with --retrain {first.net_id} (its offspring are retrained too)"
                          f"{'; --retrain stale retrains every network that does not match' if len(stale) > 1 else ''}.")
+    to_train = catalog["net_id"].isin(retrain) | (catalog["status"] != "done")
+    for dataset in sorted({s.config.dataset for s, train in zip(specs, to_train, strict=True) if train}):
+        check_source(dataset)  # once here, not in every job: a bad source would fail them all
     corrupt = catalog[catalog["status"] == "corrupt"]
     for row in corrupt.itertuples():
         warnings.warn(f"{row.error} {row.net_id} is trained again.", RuntimeWarning, stacklevel=3)

@@ -30,7 +30,7 @@ import torch
 from PIL import Image
 
 __all__ = [
-    "CIFAR10_CLASSES", "ImageSet", "ImageFolderSet", "data_dir", "load_cifar10",
+    "CIFAR10_CLASSES", "ImageSet", "ImageFolderSet", "check_source", "data_dir", "load_cifar10",
     "load_imagenet", "resolve_source", "stratified_subset",
 ]
 
@@ -38,6 +38,9 @@ CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck"]  # torchvision's CIFAR10.classes
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 SPLITS = ("train", "test")
+# what to do about a CIFAR-10 source that is missing or cannot be read
+CIFAR10_HINT = ("point PARADOX_CIFAR10 at a copy (a cifar-10-batches-py folder, a train/ test/ image-folder tree, "
+                "or a zip of one)")
 
 
 def data_dir() -> Path:
@@ -125,19 +128,52 @@ def load_cifar10(split: str = "test", source: str | os.PathLike | None = None,
     return dataset
 
 
+def check_source(dataset: str = "cifar10", source: str | os.PathLike | None = None) -> None:
+    """Check, before any network trains, that ``dataset``'s training and validation images can
+    be read (``source`` overrides ``$PARADOX_CIFAR10`` / ``$PARADOX_IMAGENET``), without decoding
+    them: a fault found here stops a run once, where each training job would fail with it.
+
+    CIFAR-10 (found, or downloaded, as :func:`load_cifar10` finds it): a zip must open, its members
+    lie within the file, and a zip or folder tree hold ``train/<class>/`` and ``test/<class>/`` with
+    the ten classes, one image of each class and split decoding to 32×32; torchvision's batches
+    must match their checksums. ImageNet: ``train/`` and ``val/`` hold images in class folders.
+    Raises ValueError (FileNotFoundError for a source that is not there), one sentence."""
+    if dataset == "imagenet":
+        for split in ("train", "val"):
+            load_imagenet(split, source)
+        return
+    path = resolve_source(source)
+    if path is None:
+        path = _download_cifar10(True)
+    try:
+        _check_cifar10(path)
+    except ValueError as error:
+        raise ValueError(f"{str(error).rstrip('.')}; {CIFAR10_HINT}.") from None
+
+
+def _check_cifar10(path: Path) -> None:
+    """:func:`check_source` for a CIFAR-10 source that exists: what :func:`_decode_cifar10` would
+    refuse, found from the file list and one image of each class and split."""
+    path = _batches_folder(path)
+    if (path / "batches.meta").exists():
+        for split in SPLITS:
+            _batch_files(path, split)
+        return
+    for blobs in _image_blobs(path, SPLITS, first=True).values():
+        _decode_images(blobs, path)
+
+
 def _download_cifar10(download: bool) -> Path:
     target = data_dir()
-    hint = ("Point PARADOX_CIFAR10 at a copy (a cifar-10-batches-py folder, a train/ test/ "
-            "image-folder tree, or a zip of one)")
     if not download:
-        raise FileNotFoundError(f"No CIFAR-10 found in {target} and download=False. {hint}.")
+        raise FileNotFoundError(f"No CIFAR-10 found in {target} and download=False: {CIFAR10_HINT}.")
     import torchvision  # late: the download path only
 
     try:
         torchvision.datasets.CIFAR10(target, train=False, download=True)
     except Exception as error:  # no network, a proxy, a full disk: one sentence either way
         raise FileNotFoundError(f"No CIFAR-10 in {target} and torchvision could not download it "
-                                f"({type(error).__name__}: {error}). {hint}.") from error
+                                f"({type(error).__name__}: {error}): {CIFAR10_HINT}.") from error
     return target / "cifar-10-batches-py"
 
 
@@ -153,33 +189,49 @@ def _fingerprint(path: Path) -> str:
 
 
 def _decode_cifar10(path: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    if path.is_dir() and (path / "cifar-10-batches-py").is_dir():
-        path = path / "cifar-10-batches-py"
-    if path.is_dir() and (path / "batches.meta").exists():
+    path = _batches_folder(path)
+    if (path / "batches.meta").exists():
         return _decode_batches(path, split)
-    if path.is_file():
+    return _decode_images(_image_blobs(path, (split,))[split], path)
+
+
+def _batches_folder(path: Path) -> Path:
+    """``path``, or the ``cifar-10-batches-py`` folder inside it."""
+    return path / "cifar-10-batches-py" if path.is_dir() and (path / "cifar-10-batches-py").is_dir() else path
+
+
+def _image_blobs(path: Path, splits: tuple[str, ...], first: bool = False) -> dict[str, dict[str, list[bytes]]]:
+    """The encoded images of each of ``splits`` in a zip or folder tree: split → class → images
+    (:func:`_split_members`); ``first``: only the first image of each class. A zip that does not
+    open, or whose members lie beyond its end or fail their checksum, is refused in one sentence."""
+    if path.is_dir():
+        members = [p.relative_to(path).as_posix() for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES]
+        files = {split: _split_members(members, split, path, first) for split in splits}
+        return {split: {k: [(path / n).read_bytes() for n in v] for k, v in by_class.items()}
+                for split, by_class in files.items()}
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as error:
+        raise ValueError(f"{path} is not a readable zip file (truncated or corrupt: {error}).") from error
+    with archive:
+        size = path.stat().st_size
+        if any(i.header_offset + i.compress_size > size for i in archive.infolist()):
+            raise ValueError(f"{path} is truncated or corrupt: some members lie beyond its end.")
+        members = [n for n in archive.namelist() if os.path.splitext(n)[1].lower() in IMAGE_SUFFIXES]
+        files = {split: _split_members(members, split, path, first) for split in splits}
         try:
-            archive = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError) as error:
-            raise ValueError(f"{path} is not a readable zip file (truncated or corrupt: {error}).") from error
-        with archive:
-            members = [n for n in archive.namelist() if Path(n).suffix.lower() in IMAGE_SUFFIXES]
-            files = _split_members(members, split, path)
-            try:
-                blobs = {k: [archive.read(n) for n in v] for k, v in files.items()}
-            except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as error:
-                raise ValueError(f"{path} is truncated or corrupt: {error}.") from error
-        return _decode_images(blobs, path)
-    members = [str(p.relative_to(path)) for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES]
-    files = _split_members(members, split, path)
-    return _decode_images({k: [(path / n).read_bytes() for n in v] for k, v in files.items()}, path)
+            return {split: {k: [archive.read(n) for n in v] for k, v in by_class.items()}
+                    for split, by_class in files.items()}
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as error:
+            raise ValueError(f"{path} is truncated or corrupt: {error}.") from error
 
 
-def _split_members(members: list[str], split: str, source: Path) -> dict[str, list[str]]:
-    """Group ``.../<split>/<class>/<file>`` names by class; validate the class folders."""
+def _split_members(members: list[str], split: str, source: Path, first: bool = False) -> dict[str, list[str]]:
+    """Group ``.../<split>/<class>/<file>`` names (``/``-separated) by class, sorted (``first``:
+    the first name of each class only); validate the class folders."""
     by_class: dict[str, list[str]] = {}
     for name in members:
-        parts = Path(name).parts
+        parts = name.split("/")
         if len(parts) >= 3 and parts[-3] == split:
             by_class.setdefault(parts[-2], []).append(name)
     if not by_class:
@@ -190,7 +242,7 @@ def _split_members(members: list[str], split: str, source: Path) -> dict[str, li
     if unexpected or missing:
         raise ValueError(f"{source}: class folders under {split}/ do not match CIFAR-10 "
                          f"(unexpected {unexpected}, missing {missing}).")
-    return {k: sorted(v) for k, v in by_class.items()}
+    return {k: sorted(v)[:1] if first else sorted(v) for k, v in by_class.items()}
 
 
 def _decode_images(blobs: dict[str, list[bytes]], source: Path) -> tuple[torch.Tensor, torch.Tensor]:
@@ -214,20 +266,27 @@ def _decode_batches(folder: Path, split: str) -> tuple[torch.Tensor, torch.Tenso
     torchvision's published list first, so only the known files are ever unpickled."""
     import pickle
 
-    from torchvision.datasets import CIFAR10
-    from torchvision.datasets.utils import check_integrity
-
-    listed = CIFAR10.train_list if split == "train" else CIFAR10.test_list
     images, labels = [], []
-    for name, md5 in listed:
-        file = folder / name
-        if not check_integrity(str(file), md5):
-            raise ValueError(f"{file} is missing or does not match torchvision's checksum (corrupt download?).")
+    for file in _batch_files(folder, split):
         with open(file, "rb") as handle:
-            entry = pickle.load(handle, encoding="latin1")  # noqa: S301 — md5-verified above
+            entry = pickle.load(handle, encoding="latin1")  # noqa: S301 — md5-verified by _batch_files
         images.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
         labels.extend(entry["labels"])
     return torch.from_numpy(np.concatenate(images)), torch.tensor(labels, dtype=torch.long)
+
+
+def _batch_files(folder: Path, split: str) -> list[Path]:
+    """torchvision's batch files of ``split`` in ``folder``, each checked against its published md5."""
+    from torchvision.datasets import CIFAR10
+    from torchvision.datasets.utils import check_integrity
+
+    files = []
+    for name, md5 in CIFAR10.train_list if split == "train" else CIFAR10.test_list:
+        file = folder / name
+        if not check_integrity(str(file), md5):
+            raise ValueError(f"{file} is missing or does not match torchvision's checksum (corrupt download?).")
+        files.append(file)
+    return files
 
 
 def _write_cache(file: Path, dataset: ImageSet, fingerprint: str) -> None:

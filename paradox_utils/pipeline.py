@@ -3,13 +3,16 @@
 Each chapter (jupytext py:percent → ipynb) runs under papermill with every resolved parameter,
 written into ``book/chapters``. Everything that can be checked before the first network
 trains is checked first (:func:`check_run`); the run stops at the first failing chapter naming
-it and the failing cell's error, and keeps the partial notebook. Chapters skip finished work
+it and the failing cell's error, and keeps the partial notebook. Every warning a chapter raised
+is printed on stderr, once, with the chapter's name. Chapters skip finished work
 themselves (checkpoints, evaluation cells, similarity cache), so rerunning is cheap.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import sys
 import tempfile
 import time
 from contextlib import nullcontext
@@ -33,9 +36,10 @@ from .profiles import (
 )
 from .progress import Follower, clock, elapsed
 
-# check_run and run are this module's; the rest were named by issues as pipeline.X and live where their job is.
-__all__ = ["ChapterFailed", "book_chapters", "book_toc", "check_run", "check_training_applies", "profile_parameters",
-           "profile_path", "run", "shipped_profiles"]
+# chapter_warnings, check_run and run are this module's; the rest were named by issues as pipeline.X and live
+# where their job is.
+__all__ = ["ChapterFailed", "book_chapters", "book_toc", "chapter_warnings", "check_run", "check_training_applies",
+           "profile_parameters", "profile_path", "run", "shipped_profiles"]
 
 
 def run(profile: str = "quick", start: str | None = None, scheduler: str | None = None,
@@ -126,7 +130,8 @@ def _chapter(name: str) -> str:
 
 def _execute(chapter: str, values: dict[str, Any], declared: dict[str, Any], out_dir: Path, imported: bool) -> Path:
     """Run one chapter with papermill into ``out_dir``; raise ChapterFailed on error.
-    Prints a line when it starts and one when it ends, with its wall time.
+    Prints a line when it starts and one when it ends, with its wall time; before the end
+    line, every warning the chapter raised, once each, on stderr (:func:`chapter_warnings`).
 
     papermill writes the notebook as it runs into a hidden file beside it, which is then
     put in place by ``files.place`` (the package's one file mode) — on failure too, so a
@@ -145,20 +150,48 @@ def _execute(chapter: str, values: dict[str, Any], declared: dict[str, Any], out
     parameters = {k: v for k, v in values.items() if k in declared}
     print(f"== {chapter} ({values['profile']} profile) started {clock()}", flush=True)
     started = time.perf_counter()
+    failure, executed = None, False
     try:
         papermill.execute_notebook(str(source), str(running), parameters=parameters, cwd=str(NOTEBOOKS),
                                    kernel_name="python3", progress_bar=False, log_output=False,
                                    # the kernel app's own notices ("running over TCP without encryption" on
-                                   # every start) would drown the progress lines; the code's warnings stay
-                                   # in the notebook
+                                   # every start) would drown the progress lines; the code's warnings are
+                                   # read from the executed notebook
                                    extra_arguments=["--IPKernelApp.log_level=ERROR"])
     except PapermillExecutionError as error:
-        print(f"== {chapter} failed after {elapsed(time.perf_counter() - started)}", flush=True)
-        raise ChapterFailed(f"Chapter {chapter} failed in cell {error.exec_count}: {error.ename}: "
-                            f"{error.evalue} (partial notebook kept at {target}).") from None
+        failure = error
     finally:
         source.unlink(missing_ok=True)
         if running.exists():
             files.place(running, target)
+            executed = True
+    if executed:
+        for warning in chapter_warnings(target):
+            print(f"warning ({chapter}): {warning}", file=sys.stderr, flush=True)
+    if failure is not None:
+        print(f"== {chapter} failed after {elapsed(time.perf_counter() - started)}", flush=True)
+        raise ChapterFailed(f"Chapter {chapter} failed in cell {failure.exec_count}: {failure.ename}: "
+                            f"{failure.evalue.rstrip('.')} (partial notebook kept at {target}).")
     print(f"== {chapter} done in {elapsed(time.perf_counter() - started)}", flush=True)
     return target
+
+
+# "<file>:<line>: <category>: <message>": a warning as Python's warnings.showwarning prints it on stderr
+_WARNING_LINE = re.compile(r"^\S.*?:\d+: (?:[A-Za-z_][\w.]*)?Warning: (?P<message>.+)$")
+
+
+def chapter_warnings(notebook: str | os.PathLike) -> list[str]:
+    """The warnings an executed chapter raised, in order, each once: the messages of the
+    warning lines of its cells' stderr outputs (the source line Python prints under each is
+    left out; of a message over several lines, its first). ``run`` prints them, as the kernel's
+    stderr reaches only the notebook."""
+    import nbformat
+
+    seen: dict[str, None] = {}
+    for cell in nbformat.read(str(notebook), as_version=4).cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                for line in output.get("text", "").splitlines():
+                    if match := _WARNING_LINE.match(line):
+                        seen.setdefault(match["message"].strip())
+    return list(seen)

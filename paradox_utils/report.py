@@ -10,6 +10,7 @@ widget explorer in ``explorer``; every table is written through ``files``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from torch import nn
 
 from . import checkpoints, data, distortions, files
 from .correctness import Correctness, correctness_path
+from .names import listed
 from .nulls import NULL_QUANTILE
 from .population import NetworkSpec, read_catalog
 
@@ -50,11 +52,22 @@ def histories(catalog: pd.DataFrame) -> dict[str, list[dict]]:
 
 
 def done_networks(checkpoint_dir: str | Path) -> pd.DataFrame:
-    """The catalog's finished networks (a clear error when none are)."""
+    """The catalog's finished networks (a clear error when none are). The others are left
+    out with a warning naming them and the first one's state: its error in full when it failed."""
     catalog = read_catalog(checkpoint_dir)
     done = catalog[catalog["status"] == "done"]
     if done.empty:
         raise ValueError(f"No finished networks in {checkpoint_dir}: run 01_train (and 02_finetune) first.")
+    left = catalog[catalog["status"] != "done"]
+    if len(left):
+        first, n = left.iloc[0], len(left)
+        what = "that failed in training" if (left["status"] == "failed").all() else "not finished in training"
+        error = " ".join(first.error.split()).rstrip(".") if isinstance(first.error, str) else ""
+        state = f"failed with {error}" if first.status == "failed" else f"is {first.status}" + (
+            f" ({error})" if error else "")
+        which = f"the first, {first.net_id}," if n > 1 else "it"
+        warnings.warn(f"Left out: {n} network{'s' if n > 1 else ''} {what} ({listed(list(left['net_id']))}); "
+                      f"{which} {state}.", RuntimeWarning, stacklevel=2)
     return done.reset_index(drop=True)
 
 

@@ -61,7 +61,9 @@ def test_a_folder_without_a_catalog_or_imported_networks(tmp_path):
 
 
 @pytest.mark.usefixtures("cifar_source")  # training reads CIFAR-10 from PARADOX_CIFAR10
-def test_unreadable_catalog_is_rebuilt_from_the_sidecars(tmp_path):
+def test_unreadable_catalog_is_rebuilt_from_the_sidecars_with_a_warning(tmp_path, monkeypatch):
+    """Read by a chapter or written anew by a training run, an unreadable catalog, or a table
+    lacking the catalog's columns, is rebuilt from the sidecars with a warning, never silently."""
     specs = population({**COMMON, "lr": 1e-3}, {"init": ["he_normal"]}, parents=1, manipulations=["all"],
                        finetune_common={"lr": 1e-4})
     expected = run_population(specs, tmp_path, scheduler="serial", progress=False)
@@ -72,3 +74,14 @@ def test_unreadable_catalog_is_rebuilt_from_the_sidecars(tmp_path):
     assert rebuilt["sha256"].tolist() == expected["sha256"].tolist()
     assert rebuilt["parent"].fillna("").tolist() == ["", "b000"]
     assert read_catalog(tmp_path)["status"].tolist() == ["done", "done"]  # and written back
+    unreadable = f"catalog {catalog_path(tmp_path)} is unreadable .*; it is rebuilt from the checkpoints' sidecars"
+    pd.DataFrame({"net_id": ["b000"]}).to_parquet(catalog_path(tmp_path))
+    with pytest.warns(RuntimeWarning, match=unreadable):
+        assert read_catalog(tmp_path)["status"].tolist() == ["done", "done"]
+    import paradox_utils.cluster as cluster
+
+    monkeypatch.setattr(cluster, "train_job", lambda *args: pytest.fail("every network is finished"))
+    catalog_path(tmp_path).write_bytes(b"PAR1 not really parquet")
+    with pytest.warns(RuntimeWarning, match=unreadable):
+        run_population(specs, tmp_path, scheduler="serial", progress=False)
+    assert read_catalog(tmp_path)["sha256"].tolist() == expected["sha256"].tolist()

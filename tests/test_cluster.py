@@ -447,3 +447,55 @@ def test_a_network_is_trained_by_one_process_at_a_time(tmp_path):
     with _training_locks(tmp_path, ["b001", "b000", "b001"]):
         assert not free("b000") and not free("b001") and free("b002")
     assert free("b000") and free("b001")
+
+
+CAUSE = ("the whole cause of the failure, longer than the progress line's eighty characters, "
+         "down to its last word")
+
+
+def test_a_bad_data_source_stops_the_run_before_any_job(tmp_path, monkeypatch):
+    import paradox_utils.cluster as cluster
+
+    empty = tmp_path / "empty.zip"
+    empty.write_bytes(b"")
+    monkeypatch.setenv("PARADOX_CIFAR10", str(empty))
+    monkeypatch.setattr(cluster, "train_job", lambda *args: pytest.fail("a job was sent to a worker"))
+    with pytest.raises(ValueError, match="empty.zip is not a readable zip file.*; point PARADOX_CIFAR10 at"):
+        run_population(_tiny(), tmp_path / "ck", scheduler="serial", progress=False)
+    assert not list((tmp_path / "ck").iterdir())
+
+
+def test_a_population_whose_every_network_failed_fails_with_the_first_cause(tmp_path, monkeypatch):
+    import paradox_utils.cluster as cluster
+
+    def failing(*args):
+        raise RuntimeError(CAUSE)
+
+    monkeypatch.setattr(cluster, "train_job", failing)
+    with pytest.raises(cluster.PopulationFailed) as failed:
+        run_population(_tiny(), tmp_path, scheduler="serial", progress=False)
+    assert str(failed.value) == ("All 2 networks (b000, b000-ft-all) failed in training, so the run stops here; "
+                                 f"the first, b000, failed with RuntimeError: {CAUSE}.")
+    assert read_catalog(tmp_path)["status"].tolist() == ["failed", "failed"]  # the catalog records them
+    with pytest.raises(cluster.PopulationFailed, match=r"^The one network, b000, failed in training, so the run "
+                                                       r"stops here; it failed with RuntimeError: .* last word\.$"):
+        run_population(_tiny()[:1], tmp_path / "one", scheduler="serial", progress=False)
+
+
+def test_networks_that_failed_are_counted_with_the_first_cause_in_full(tmp_path, monkeypatch):
+    import paradox_utils.cluster as cluster
+
+    train = cluster.train_job
+
+    def offspring_fails(net_ids, *args):
+        if net_ids == ["b000-ft-all"]:
+            raise RuntimeError(CAUSE)
+        return train(net_ids, *args)
+
+    monkeypatch.setattr(cluster, "train_job", offspring_fails)
+    with pytest.warns(RuntimeWarning) as warned:
+        catalog = run_population(_tiny(), tmp_path, scheduler="serial", progress=False)
+    assert list(catalog["status"]) == ["done", "failed"]
+    assert [str(w.message) for w in warned] == [
+        "1 of 2 networks failed in training (b000-ft-all) and is left out of the chapters that follow; it failed with "
+        f"RuntimeError: {CAUSE}."]

@@ -149,3 +149,52 @@ def test_imagenet_sample(imagenet_root):
     assert train[0][0].shape == (3, 224, 224)
     with pytest.raises(FileNotFoundError):
         data.load_imagenet(source="/nonexistent/imagenet")
+
+
+def test_a_source_is_checked_before_training_without_decoding_it(tmp_path, monkeypatch):
+    """check_source, run once before any network trains, refuses in one sentence an empty file, a
+    truncated zip and a zip laid out otherwise than train/<class>/, test/<class>/ with 32×32 images,
+    and opens one image of each class and split, never the whole source."""
+    monkeypatch.setenv("PARADOX_DATA_DIR", str(tmp_path / "data"))
+    tree = _tiny_tree(tmp_path, per_class=3)
+    whole = _zip_of(tree, tmp_path / "whole.zip")
+    monkeypatch.setattr(data, "_decode_cifar10", lambda *args: pytest.fail("the check decoded a whole split"))
+    opened, open_image = [], data.Image.open
+    monkeypatch.setattr(data.Image, "open", lambda *args: opened.append(args) or open_image(*args))
+    for source in (whole, tree):
+        data.check_source("cifar10", source)
+    assert len(opened) == 2 * 2 * 10  # two sources × two splits × ten classes
+    assert not (tmp_path / "data" / "cache").exists()  # nothing decoded, nothing cached
+    empty = tmp_path / "empty.zip"
+    empty.write_bytes(b"")
+    truncated = tmp_path / "truncated.zip"
+    truncated.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    flat = tmp_path / "flat.zip"  # the class folders without train/ and test/
+    with zipfile.ZipFile(flat, "w") as zf:
+        for file in sorted((tree / "train").rglob("*.png")):
+            zf.write(file, f"cifar/{file.relative_to(tree / 'train')}")
+    no_test = tmp_path / "no-test.zip"
+    with zipfile.ZipFile(no_test, "w") as zf:
+        for file in sorted((tree / "train").rglob("*.png")):
+            zf.write(file, f"train/{file.relative_to(tree / 'train')}")
+    large = _tiny_tree(tmp_path / "large", per_class=1)
+    for image in large.rglob("*.png"):
+        data.Image.new("RGB", (64, 64)).save(image)
+    for source, problem in [(empty, "empty.zip is not a readable zip file"),
+                            (truncated, "truncated.zip is not a readable zip file"),
+                            (flat, "flat.zip holds no images under train/<class>/"),
+                            (no_test, "no-test.zip holds no images under test/<class>/"),
+                            (_zip_of(large, tmp_path / "large.zip"), r"large.zip: an image of class airplane is "
+                                                                     r"\(3, 64, 64\), not \(3, 32, 32\)")]:
+        with pytest.raises(ValueError, match=f"{problem}.*; point PARADOX_CIFAR10 at .*a zip of one\\)\\.$"):
+            data.check_source("cifar10", source)
+
+
+def test_an_imagenet_source_is_checked_for_its_class_folders(tmp_path):
+    for split in ("train", "val"):
+        (tmp_path / split / "0022").mkdir(parents=True)
+        data.Image.new("RGB", (40, 30)).save(tmp_path / split / "0022" / "a.jpg")
+    data.check_source("imagenet", tmp_path)
+    (tmp_path / "val" / "0022" / "a.jpg").unlink()
+    with pytest.raises(ValueError, match="val holds no images in <class>/ sub-folders"):
+        data.check_source("imagenet", tmp_path)

@@ -273,3 +273,84 @@ def test_book_pages_load_and_plotly_draws(chromium_executable, tiny_book):
     finally:
         browser.close()
         server.shutdown()
+
+
+def _executed_with_warnings(failing: bool):
+    """A stand-in for papermill: the executed notebook it writes holds two warnings the README
+    promises (a truncated checkpoint retrained, an unreadable accuracy table rebuilt) as ipykernel
+    prints them on stderr, one of them twice, beside stderr that is not a warning."""
+    import nbformat
+    from papermill.exceptions import PapermillExecutionError
+
+    def stream(name, text):
+        return nbformat.v4.new_output("stream", name=name, text=text)
+
+    cells = [nbformat.v4.new_code_cell("train()", outputs=[
+        stream("stdout", "UserWarning: printed on stdout, not raised\n"),
+        stream("stderr", "/repo/paradox_utils/cluster.py:325: RuntimeWarning: /ck/b000.safetensors is corrupt "
+                         "(truncated). b000 is trained again.\n  warnings.warn(f\"{row.error} {row.net_id} is "
+                         "trained again.\", RuntimeWarning, stacklevel=3)\n")]),
+        nbformat.v4.new_code_cell("evaluate()", outputs=[
+            stream("stderr", "cells:  10%|#         | 1/10\n"),
+            stream("stderr", "/repo/paradox_utils/evaluation.py:80: RuntimeWarning: The accuracy table "
+                             "/res/accuracy.parquet is unreadable (ArrowInvalid); it is rebuilt.\n"
+                             "  table = files.read_cache_table(path, COLUMNS, 'accuracy table')\n"),
+            stream("stderr", "/tmp/ipykernel_41/2077.py:1: RuntimeWarning: The accuracy table "
+                             "/res/accuracy.parquet is unreadable (ArrowInvalid); it is rebuilt.\n")])]
+
+    def execute_notebook(source, output, **options):
+        nbformat.write(nbformat.v4.new_notebook(cells=cells), output)
+        if failing:
+            raise PapermillExecutionError(1, 2, "evaluate()", "ValueError", "it broke", [])
+
+    return execute_notebook
+
+
+@pytest.mark.parametrize("failing", [False, True])
+def test_every_warning_a_chapter_raises_is_printed_once_with_its_name(tmp_path, monkeypatch, capsys, failing):
+    import papermill
+
+    monkeypatch.setattr(papermill, "execute_notebook", _executed_with_warnings(failing))
+    with pytest.raises(pipeline.ChapterFailed, match="cell 2: ValueError: it broke") if failing \
+            else contextlib.nullcontext():
+        pipeline._execute("03_evaluate", {"profile": "tiny"}, {}, tmp_path, False)
+    assert capsys.readouterr().err.splitlines() == [
+        "warning (03_evaluate): /ck/b000.safetensors is corrupt (truncated). b000 is trained again.",
+        "warning (03_evaluate): The accuracy table /res/accuracy.parquet is unreadable (ArrowInvalid); it is rebuilt."]
+
+
+def _bad_zip(folder: Path, kind: str) -> Path:
+    """A CIFAR-10 zip that cannot be trained on: an empty file, a truncated zip, or one without train/ and test/."""
+    import zipfile
+
+    archive = folder / f"{kind}.zip"
+    if kind == "empty":
+        archive.write_bytes(b"")
+        return archive
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name in ("airplane", "automobile"):
+            zf.writestr(f"cifar/{name}/0000.png", b"not read")
+    if kind == "truncated":
+        archive.write_bytes(archive.read_bytes()[:-40])
+    return archive
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind,problem", [("empty", "is not a readable zip file"),
+                                          ("truncated", "is not a readable zip file"),
+                                          ("layout", "holds no images under train/<class>/")])
+def test_a_bad_data_source_fails_the_run_in_one_sentence_before_training(tmp_path, monkeypatch, capsys, kind,
+                                                                          problem):
+    from paradox_utils import cli
+
+    source = _bad_zip(tmp_path, kind)
+    monkeypatch.setenv("PARADOX_CIFAR10", str(source))
+    code = cli.main(["run", "--profile", "tiny", "--to", "01_train", "--no-progress",
+                     "--output-dir", str(tmp_path / "chapters"), "-p", "checkpoint_dir", str(tmp_path / "ck"),
+                     "-p", "results_dir", str(tmp_path / "res")])
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert code == 1
+    assert re.fullmatch(rf"error: Chapter 01_train failed in cell \d+: ValueError: {re.escape(str(source))} "
+                        rf"{re.escape(problem)}.*; point PARADOX_CIFAR10 at .*\(partial notebook kept at .*\)\.",
+                        error), error
+    assert not list((tmp_path / "ck").glob("b0*"))  # nothing trained

@@ -56,3 +56,15 @@ def test_share_above_and_null_round_trip(tmp_path):
     assert list(loaded) == ["paper", "cka"] and np.array_equal(loaded["paper"], nulls["paper"])
     summary = report.null_summary(loaded)
     assert summary.loc["paper", "p99"] == pytest.approx(0.99) and summary.loc["cka", "pairs"] == 120
+
+
+def test_the_chapters_after_training_name_the_networks_they_leave_out(tmp_path):
+    cause = "RuntimeError: the whole cause, " + "word " * 30 + "end"
+    rows = [("b000", "done", ""), ("b001", "failed", cause), ("b002", "done", ""), ("b003", "failed", "parent x")]
+    files.write_table(pd.DataFrame([{"net_id": n, "parent": None, "status": s, "checkpoint": f"{n}.safetensors",
+                                     "sha256": "", "error": e} for n, s, e in rows]), tmp_path / "catalog.parquet")
+    with pytest.warns(RuntimeWarning) as warned:
+        done = report.done_networks(tmp_path)
+    assert done["net_id"].tolist() == ["b000", "b002"]
+    assert [str(w.message) for w in warned] == [
+        f"Left out: 2 networks that failed in training (b001, b003); the first, b001, failed with {cause}."]
