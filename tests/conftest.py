@@ -35,6 +35,15 @@ def require_env(name: str, what: str) -> Path:
     return Path(value)
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's own tmp_path set-up
+def pytest_configure(config):
+    """hypothesis keeps its files (examples, the constants it collects while test modules are
+    imported) in this session's temporary folder, not in the repository's .hypothesis/."""
+    from hypothesis import configuration
+
+    configuration.set_hypothesis_home_dir(config._tmp_path_factory.getbasetemp() / "hypothesis")
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
