@@ -59,7 +59,7 @@ slurm:  ## install Debian's SLURM and munge for the SLURM test when missing (roo
 test: setup browser slurm  ## the whole test suite: the six chapters' smoke run, the browser and scale-out tests
 	$(PY) -m pytest $(ARGS)
 
-test-fast: setup  ## unit tests only (no chapter smoke run, no browser)
+test-fast: setup  ## the tests that take under a few seconds each (not slow): under 3 minutes
 	$(PY) -m pytest -m "not slow" $(ARGS)
 
 test-unit: setup  ## unit tests that need no data on disk (not slow, not data)

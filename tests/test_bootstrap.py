@@ -210,6 +210,7 @@ def truth():
     return np.stack([parent, variant]), weights @ parent, weights @ variant - weights @ parent
 
 
+@pytest.mark.slow
 def test_paired_intervals_cover_the_true_vi_and_delta_vi_95_percent_of_the_time():
     p, true_vi, true_delta = truth()
     rng = np.random.default_rng(0)

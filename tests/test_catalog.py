@@ -61,6 +61,7 @@ def test_a_folder_without_a_catalog_or_imported_networks(tmp_path):
 
 
 @pytest.mark.usefixtures("cifar_source")  # training reads CIFAR-10 from PARADOX_CIFAR10
+@pytest.mark.slow
 def test_unreadable_catalog_is_rebuilt_from_the_sidecars_with_a_warning(tmp_path, monkeypatch):
     """Read by a chapter or written anew by a training run, an unreadable catalog, or a table
     lacking the catalog's columns, is rebuilt from the sidecars with a warning, never silently."""

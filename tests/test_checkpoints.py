@@ -32,6 +32,7 @@ def test_round_trip_is_bit_identical(saved):
     assert not list(path.parent.glob("*.tmp"))  # atomic writes leave nothing behind
 
 
+@pytest.mark.slow
 def test_resnet50_keras_round_trip(tmp_path):
     """The Keras ResNet50 saves and loads under its Keras layer names, bit for bit (conv
     biases and BatchNorm statistics included), and is refused as torchvision's resnet50."""

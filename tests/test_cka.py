@@ -8,6 +8,7 @@ from paradox_utils import models
 from paradox_utils import similarity as S
 
 
+@pytest.mark.slow
 def test_cka_probes_the_keras_resnet50_at_its_stage_outputs():
     """The default probes of the Keras ResNet50: each stage's last block (after its
     addition and ReLU) and the pooled features fc1000 reads."""
@@ -27,6 +28,7 @@ def test_cka_probes_the_keras_resnet50_at_its_stage_outputs():
     np.testing.assert_allclose(np.diag(mean), 1.0)
 
 
+@pytest.mark.slow
 def test_cka_gram_form_equals_feature_form():
     torch.manual_seed(6)
     nets = [models.build("resnet20").eval() for _ in range(3)]

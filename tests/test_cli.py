@@ -14,6 +14,7 @@ from paradox_utils.population import listing, summary
 from .test_profiles import _population
 
 
+@pytest.mark.slow
 def test_cli_help():
     for args in ([], ["run"], ["book"], ["population"]):
         result = subprocess.run([sys.executable, "-m", "paradox_utils", *args, "--help"],

@@ -46,6 +46,7 @@ from .test_population import COMMON, population
 needs_cifar = pytest.mark.usefixtures("cifar_source")  # training reads CIFAR-10 from PARADOX_CIFAR10
 
 
+@pytest.mark.slow
 @needs_cifar
 def test_serial_run_skips_finished_work(tmp_path):
     specs = population(COMMON, {"lr": [1e-3]}, parents=1, manipulations=["gamma"], finetune_common={"lr": 1e-4})
@@ -57,6 +58,7 @@ def test_serial_run_skips_finished_work(tmp_path):
     assert (tmp_path / "b000.safetensors").stat().st_mtime_ns == stamp
 
 
+@pytest.mark.slow
 @needs_cifar
 def test_grouped_population_trains_compatible_networks_together(tmp_path):
     """Networks differing only in init/seed/augmentation share a stacked group; lr splits
@@ -135,6 +137,7 @@ def _tiny(lr=1e-3, **common):
                       finetune_common={"lr": 1e-4})
 
 
+@pytest.mark.slow
 @needs_cifar
 def test_edited_settings_are_refused_before_any_work_then_retrained_on_request(tmp_path):
     run_population(_tiny(), tmp_path, scheduler="serial", progress=False)
@@ -178,6 +181,7 @@ def test_refusing_several_stale_checkpoints_offers_retrain_stale(tmp_path, monke
     assert offers == (n_stale > 1)  # one stale network: its own id is the whole answer
 
 
+@pytest.mark.slow
 @needs_cifar
 def test_speed_switches_are_not_part_of_a_networks_identity(tmp_path):
     run_population(_tiny(channels_last=True), tmp_path, scheduler="serial", progress=False)
@@ -187,6 +191,7 @@ def test_speed_switches_are_not_part_of_a_networks_identity(tmp_path):
     assert (tmp_path / "b000.safetensors").stat().st_mtime_ns == stamp
 
 
+@pytest.mark.slow
 @needs_cifar
 def test_offspring_of_a_parent_retrained_elsewhere_is_stale(tmp_path):
     specs = _tiny()
@@ -202,6 +207,7 @@ def test_offspring_of_a_parent_retrained_elsewhere_is_stale(tmp_path):
         run_population(specs, tmp_path, scheduler="serial", progress=False)
 
 
+@pytest.mark.slow
 @needs_cifar
 def test_corrupt_checkpoint_is_not_done_and_is_retrained_identically(tmp_path):
     specs = _tiny()
@@ -215,6 +221,7 @@ def test_corrupt_checkpoint_is_not_done_and_is_retrained_identically(tmp_path):
     assert (tmp_path / "b000.safetensors").read_bytes() == good  # bit-identical to the uncorrupted run
 
 
+@pytest.mark.slow
 @needs_cifar
 def test_a_save_error_stops_the_run(tmp_path, monkeypatch):
     import paradox_utils.files as files

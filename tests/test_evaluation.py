@@ -39,6 +39,7 @@ def nets():
 GRID = [("contrast", 0.3), ("contrast", 1.0), ("gaussian", 0.05), ("blur", 1.0), ("salt_pepper", 0.1)]
 
 
+@pytest.mark.slow
 def test_engine_equals_literal_loop(nets, small_test):
     table = evaluation.evaluate(nets, small_test, grid=GRID, batch_size=33, progress=False).table
     assert list(table.columns) == evaluation.COLUMNS and len(table) == 2 * len(GRID)
@@ -56,6 +57,7 @@ def _keys(nets):
     return {k: checkpoints.state_sha256(v) for k, v in nets.items()}
 
 
+@pytest.mark.slow
 def test_resumes_only_missing_cells(nets, small_test, tmp_path):
     out = tmp_path / "acc.parquet"
     evaluation.evaluate_cached(nets, small_test, grid=GRID[:2], out=out, progress=False)
@@ -71,6 +73,7 @@ def test_resumes_only_missing_cells(nets, small_test, tmp_path):
     assert len(pd.read_parquet(out)) == 3 * len(GRID)
 
 
+@pytest.mark.slow
 def test_resumed_evaluation_is_the_fresh_one(nets, small_test, tmp_path):
     """evaluate_cached gives evaluate's Evaluation, whether its cells were computed or read back."""
     fresh = evaluation.evaluate(nets, small_test, grid=GRID, batch_size=33, progress=False)
@@ -133,6 +136,7 @@ def test_imagenet_top1_top5(imagenet_root):
     assert not np.isnan(table["top5"].item())
 
 
+@pytest.mark.slow
 def test_retrained_network_is_evaluated_again_never_reused(nets, small_test, tmp_path):
     """Same id, new weights: every cell of that network is recomputed and its old rows
     replaced; the other network is reused."""
@@ -207,6 +211,7 @@ def test_imagenet_evaluation_set_and_probes_honour_per_class_and_seed(imagenet_r
     assert not torch.equal(a, first_four)  # a seeded draw, not the first images in class order
 
 
+@pytest.mark.slow
 def test_correctness_bits_agree_with_the_accuracy_table_and_resume_alike(nets, small_test, tmp_path):
     from paradox_utils.correctness import Correctness, correctness_path, pack, unpack
 

@@ -331,6 +331,7 @@ def weight_file(data, marker) -> tuple[str, bytes]:
 
 @settings(max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow])
+@pytest.mark.slow
 @given(data=st.data())
 def test_any_mutated_weight_file_imports_or_is_refused_in_one_sentence(tmp_path, data):
     """Random mutations of a valid resnet20 state_dict, in random containers and formats, damaged
@@ -587,6 +588,7 @@ def imported(root, tmp_path):
     return import_population(root / "exported", "resnet20", "mine", root / "lineage.csv", **folders(tmp_path))
 
 
+@pytest.mark.slow
 def test_imported_networks_measure_as_the_same_networks_trained_here(native, small_test, tmp_path):
     root, paths = native
     catalog = imported(root, tmp_path).catalog

@@ -155,6 +155,7 @@ def test_kappa_null_input_checks():
 
 # ----------------------------------------------------------------------------- similarity null
 
+@pytest.mark.slow
 def test_similarity_null_floor_and_a_related_pair_above_it():
     state = torch.random.get_rng_state()
     null = S.null_distribution("resnet20", "paper", seed=0)
@@ -173,6 +174,7 @@ def test_similarity_null_floor_and_a_related_pair_above_it():
     assert null.min() <= S.layer_similarities(parent, stranger).mean() < p99  # an unrelated draw reads as chance
 
 
+@pytest.mark.slow
 def test_similarity_null_every_measure():
     images = torch.rand(16, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     for method in ("hungarian", "coupled", "cka"):

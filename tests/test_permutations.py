@@ -34,6 +34,7 @@ def test_resnet50_keras_groups_follow_its_blocks():
     assert graph["res4a_branch2a"][1] == graph["res3d_branch2c"][0] == "res3a.out"
 
 
+@pytest.mark.slow
 def test_weight_matching_recovers_a_permuted_resnet50_keras():
     """A channel-permuted copy of the Keras ResNet50 (biased convs) computes the same
     function, and weight matching undoes the permutation: every conv kernel and

@@ -126,6 +126,7 @@ def test_coupled_refuses_other_networks_in_one_sentence():
     assert P.spec_for(models.build("resnet20", num_classes=5)).arch == "resnet20"  # its own class count
 
 
+@pytest.mark.slow
 def test_pairwise_matches_pairs_and_cache(tmp_path):
     torch.manual_seed(4)
     nets = {f"n{i}": models.build("resnet20").state_dict() for i in range(5)}
@@ -206,6 +207,7 @@ def cache_rows(cache):
     return pd.read_parquet(cache)
 
 
+@pytest.mark.slow
 def test_cache_recomputes_exactly_the_pairs_of_a_changed_network(tmp_path):
     torch.manual_seed(12)
     nets = [models.build("resnet20").state_dict() for _ in range(4)]

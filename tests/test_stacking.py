@@ -16,6 +16,7 @@ def members(arch, k, **kw):
 
 @pytest.mark.parametrize("arch,size,k,init", [("resnet20", 32, 3, None), ("resnet50", 64, 2, None),
                                               ("resnet50_keras", 32, 2, "glorot_uniform")])  # he_normal: ~15 s
+@pytest.mark.slow
 def test_stack_is_its_members_side_by_side(arch, size, k, init):
     """Forward (train and eval mode), gradients and updated BatchNorm statistics of the
     stack equal those of each network run alone (float64, random inputs)."""
@@ -46,6 +47,7 @@ def test_stack_is_its_members_side_by_side(arch, size, k, init):
                                        rtol=1e-7, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_stack_round_trip_and_counters():
     nets = members("resnet20", 2)
     nets[0].bn1.num_batches_tracked += 2  # fine-tuned parents carry their own counts

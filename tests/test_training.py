@@ -32,6 +32,7 @@ def weights(path):
     return checkpoints.load_state(path)[0]
 
 
+@pytest.mark.slow
 def test_same_config_gives_bit_identical_weights(tmp_path):
     config = TrainConfig(**TINY, manipulation="all")
     train(config, tmp_path / "a", progress=False)
@@ -43,6 +44,7 @@ def test_same_config_gives_bit_identical_weights(tmp_path):
     assert not torch.equal(wa["conv1.weight"], weights(tmp_path / "c")["conv1.weight"])
 
 
+@pytest.mark.slow
 def test_bfloat16_training_is_deterministic_and_follows_float32(tmp_path):
     """Mixed precision's slow, literal twin is float32 training: same data, same steps, the same
     losses to within bfloat16's rounding (8 bits of mantissa: ~0.4 % per product); the weights it
@@ -61,6 +63,7 @@ def test_bfloat16_training_is_deterministic_and_follows_float32(tmp_path):
     assert 0.999 < cosine < 1.0  # near, and not the same: bfloat16 really ran
 
 
+@pytest.mark.slow
 def test_history_metadata_and_skip(tmp_path):
     meta = train(TrainConfig(**TINY), tmp_path / "n", progress=False)
     assert meta["status"] == "done" and meta["epochs_done"] == 2 and len(meta["history"]) == 2
@@ -72,6 +75,7 @@ def test_history_metadata_and_skip(tmp_path):
         train(TrainConfig(**{**TINY, "lr": 0.1}), tmp_path / "n", progress=False)
 
 
+@pytest.mark.slow
 def test_fine_tune_names_its_parent(tmp_path):
     train(TrainConfig(**TINY), tmp_path / "parent", progress=False, net_id="parent")
     child = train(TrainConfig(**{**TINY, "epochs": 1, "manipulation": "gamma", "lr": 1e-4}), tmp_path / "child",
@@ -264,6 +268,7 @@ def test_training_group_members_at_different_epochs_catch_up(tmp_path, monkeypat
     assert [h["epoch"] for h in resumed[0]["history"]] == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_a_network_that_diverges_fails_and_is_never_catalogued_as_done(tmp_path, monkeypatch):
     """SGD at lr 1e6 turns the loss NaN within one epoch of 50 images: training raises one
     sentence naming the network, the epoch and the loss, and leaves no checkpoint; run_population
