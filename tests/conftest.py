@@ -2,17 +2,23 @@
 shared copies). A test that needs them carries the ``data`` marker (given automatically to
 any test using a data fixture); without the setting it is skipped, or fails under CI=true.
 Decoded caches and anything else the package writes under ``data_dir()`` go to a pytest
-temporary folder for the session: tests never write into the repository."""
+temporary folder for the session, Hypothesis's storage to the system's temporary folder: tests
+never write into the repository."""
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
 
 from paradox_utils import data, runtime
+
+# Hypothesis keeps its examples and caches in the system's temporary folder, not in .hypothesis/ of the
+# working folder (the repository); set before any test module, whose strategies it scans, is imported.
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "paradox-hypothesis"))
 
 DATA_FIXTURES = {"cifar_source", "cifar_test", "cifar_train", "small_test", "imagenet_root"}
 
