@@ -8,7 +8,8 @@ holds every import to it, lazy ones too, and finds no circle).
 - foundation — what every room uses: ``profiles`` (a profile's YAML → every chapter parameter,
   validated; where its files live), ``files`` (atomic writes, tables, locks), ``progress`` (bars,
   batch lines, ETA), ``runtime`` (threads, seeds, device), ``names`` (naming many ids in one
-  message), ``provenance`` (profile and commit of a built book), ``admonition`` (the book's boxes).
+  message; the rule for names that become paths), ``provenance`` (profile and commit of a built
+  book), ``admonition`` (the book's boxes).
 - networks — ``models`` (ResNets, torchvision), ``stacking`` (networks trained side by side),
   ``checkpoints`` (safetensors + JSON sidecar), ``catalog`` (the population's table, imported
   networks), ``importing`` (weights trained elsewhere), ``kernels`` and ``permutations``

@@ -18,10 +18,10 @@ import yaml
 from . import files
 from .book_builder import BOOK, ChapterFailed, build_book
 from .pipeline import run
-from .profiles import profile_path, profile_values, shipped_profiles
+from .profiles import profile_path, profile_values, shipped_profiles, yaml_problem
 from .publish import PublishFailed, publish
 
-__all__ = ["describe_population", "main"]
+__all__ = ["describe_population", "main", "parameter_values"]
 
 
 def describe_population(profile: str, parameters: dict[str, Any] | None = None, csv: str | None = None) -> str:
@@ -46,6 +46,19 @@ def describe_population(profile: str, parameters: dict[str, Any] | None = None, 
     if csv:
         lines.append(f"Every field of every network: {csv}")
     return "\n".join(lines)
+
+
+def parameter_values(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """``-p NAME VALUE`` pairs → name → value, each VALUE read as YAML (``3``, ``0.1``, ``[a, b]``);
+    ValueError in one sentence for a VALUE that is not YAML."""
+    values = {}
+    for name, text in pairs:
+        try:
+            values[name] = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ValueError(f"-p {name} {text!r} is not a YAML value ({yaml_problem(error)}); quote a string "
+                             "that YAML reads otherwise.") from None
+    return values
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.command == "run":
-            overrides = {name: yaml.safe_load(value) for name, value in args.parameter}
+            overrides = parameter_values(args.parameter)
             if args.slurm:  # the chapters' kernels build the SLURM cluster; they inherit these (Dask's settings)
                 from .cluster import slurm_environment
 
@@ -154,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                                     checkpoint_dir=args.checkpoint_dir, results_dir=args.results_dir,
                                     normalisation=args.normalise, dataset=args.dataset, num_classes=args.num_classes))
         elif args.command == "population":
-            overrides = {name: yaml.safe_load(value) for name, value in args.parameter}
+            overrides = parameter_values(args.parameter)
             print(describe_population(args.profile, overrides, args.csv))
         elif args.command == "publish":
             print(publish(args.dir, args.remote, args.branch))

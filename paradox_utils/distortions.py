@@ -23,12 +23,13 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from .names import MANIPULATIONS  # the eight names; the foundation holds them, for the profiles' checks
+
 __all__ = [
     "AUGMENT_RANGES", "LEVELS", "MANIPULATIONS", "PAPER_GRID", "ManipulationAugment", "apply",
     "blur_kernel_width", "check_level", "gaussian_kernel", "grid_cells",
 ]
 
-MANIPULATIONS = ("contrast", "illuminant", "blur", "gamma", "salt_pepper", "gaussian", "speckle", "poisson")
 NOISES = {"salt_pepper", "gaussian", "speckle", "poisson"}
 
 LEVELS: dict[str, tuple[float, ...]] = {  # the paper's grids

@@ -73,7 +73,8 @@ from .catalog import (
     write_catalog,
 )
 from .files import atomic_path
-from .profiles import checkpoint_folder
+from .names import plain_name
+from .profiles import YAML_SUFFIXES, checkpoint_folder, profile_name
 
 __all__ = ["DATASET_CLASSES", "ImportRefused", "ImportResult", "NORMALISATIONS", "PROFILE_FILE", "WEIGHT_SUFFIXES",
            "holds_imported_networks", "import_population", "imported_catalog", "is_imported", "normalisation_phrase",
@@ -87,12 +88,20 @@ PROFILE_FILE = "profile.yaml"
 # Where checkpoint dicts keep the network's state_dict, in the order they are tried
 STATE_KEYS = ("state_dict", "model_state_dict", "model", "net", "network", "weights")
 WRAPPERS = ("module.", "_orig_mod.")  # DataParallel / DistributedDataParallel, torch.compile
-ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 LINEAGE_COLUMNS = ("net_id", "parent", "label", "file")
 
 
 class ImportRefused(ValueError):
     """A weight file, lineage or destination that cannot be imported; the message is one sentence."""
+
+
+def _network_id(value: Any, what: str, why: str) -> str:
+    """``value`` when it may be a network's id, which names a checkpoint file (:func:`names.plain_name`,
+    with ``what`` and ``why``); else :class:`ImportRefused` in that rule's one sentence."""
+    try:
+        return plain_name(value, what, why)
+    except ValueError as refusal:
+        raise ImportRefused(str(refusal)) from None
 
 
 # ----------------------------------------------------------------------------- reading files
@@ -267,7 +276,8 @@ def parse_normalisation(value: str | Mapping[str, Sequence[float]] | Sequence[Se
 def read_lineage(path: str | os.PathLike) -> pd.DataFrame:
     """The lineage CSV: one row per network with a parent or a label — ``net_id``, ``parent``
     ("" for a base), optional ``label`` (free text, e.g. the augmentation it was fine-tuned
-    with) and ``file`` (the weight file's name, when its id is not its stem). Strings, stripped."""
+    with) and ``file`` (the weight file's name, when its id is not its stem). Strings, stripped;
+    ids and parents are plain names (:func:`names.plain_name`: an id names a checkpoint file)."""
     path = Path(path)
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -283,6 +293,11 @@ def read_lineage(path: str | os.PathLike) -> pd.DataFrame:
             table[column] = ""
     if duplicated := sorted(set(table.loc[table["net_id"].duplicated(), "net_id"])):
         raise ImportRefused(f"The lineage {path.name} lists {', '.join(duplicated)} more than once.")
+    for row in table.itertuples():
+        for value, what in ((row.net_id, "network id"), (row.parent, "parent")):
+            if value or what == "network id":  # a base has no parent
+                _network_id(value, f"The lineage {path.name}'s {what}", "a network's id names its checkpoint file, "
+                                                                         "<id>.safetensors")
     return table[list(LINEAGE_COLUMNS)]
 
 
@@ -309,9 +324,8 @@ def _networks(files: list[Path], lineage: pd.DataFrame | None, lineage_name: str
     networks, seen = [], {}
     for path in files:
         net_id = by_file.get(path.name) or _sanitised(path.stem)
-        if not ID_PATTERN.fullmatch(net_id):
-            raise ImportRefused(f"{path.name} gives no usable network id ({net_id!r}): name it in the lineage CSV's "
-                                "file column.")
+        _network_id(net_id, f"The network id that {path.name}'s name gives", "give its id in the lineage CSV's "
+                                                                          "file column")
         if net_id in seen:
             raise ImportRefused(f"{seen[net_id].name} and {path.name} would both be network {net_id}: rename one, or "
                                 "give each its id in the lineage CSV's file column.")
@@ -349,13 +363,24 @@ def _reference(arch: str, num_classes: int | None) -> tuple[dict[str, tuple[int,
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}, linear[-1]
 
 
+def _population_name(profile: Any) -> str:
+    """``profile`` when it may name an imported population (:func:`profiles.profile_name`, and not
+    ending in .yaml, which ``run --profile`` would read as a file); else :class:`ImportRefused`."""
+    try:
+        profile_name(profile)
+    except ValueError as refusal:
+        raise ImportRefused(str(refusal)) from None
+    if profile.endswith(YAML_SUFFIXES):
+        raise ImportRefused(f"The profile name {profile!r} ends in {Path(profile).suffix}, so run --profile would "
+                            "read it as a file: name the population without .yaml or .yml.")
+    return profile
+
+
 def _destination(profile: str, checkpoint_dir: str | os.PathLike | None) -> Path:
     """The checkpoint folder (made), refused when it holds networks trained by this project.
     The default is the profile's (``profiles.checkpoint_folder``: ``checkpoints/<profile>``);
-    the results folder is left for the chapters to make."""
-    if not profile or profile != Path(profile).name or profile.endswith((".yaml", ".yml")):
-        raise ImportRefused(f"The profile {profile!r} should be a plain name (its checkpoints go to "
-                            "checkpoints/<name>, or to checkpoint_dir).")
+    the results folder is left for the chapters to make. ``profile``: checked already
+    (:func:`_population_name`)."""
     folder = checkpoint_folder(profile, checkpoint_dir or "")
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -481,6 +506,7 @@ def import_population(folder: str | os.PathLike, arch: str, profile: str, lineag
     """
     from . import permutations
 
+    profile = _population_name(profile)  # before anything is read or made
     folder = Path(folder)
     if not folder.is_dir():
         raise ImportRefused(f"{folder} is not a folder of weight files.")

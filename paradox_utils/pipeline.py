@@ -90,7 +90,9 @@ def run(profile: str = "quick", start: str | None = None, scheduler: str | None 
 def check_run(values: dict[str, Any], defaults: dict[str, Any], chapters: tuple[str, ...] = CHAPTERS) -> None:
     """Everything that can be checked before the first network trains: the scheduler,
     every network's training config (nested settings through ``TrainConfig``'s own
-    validation), the ``retrain`` ids, and that the output folders are writable."""
+    validation), the ``retrain`` ids, and that the output folders are writable. Then prints
+    where the checkpoints and results go, resolved ("checkpoints: /abs/path; results: /abs/path"):
+    the profile's folders, or the ``checkpoint_dir`` and ``results_dir`` given."""
     from .cluster import check_scheduler
     from .population import from_parameters, named_ids
 
@@ -116,6 +118,7 @@ def check_run(values: dict[str, Any], defaults: dict[str, Any], chapters: tuple[
                 pass
         except OSError as error:
             raise ValueError(f"The output folder {folder} is not writable ({error.strerror}).") from None
+    print(f"checkpoints: {paths['checkpoints'].resolve()}; results: {paths['results'].resolve()}", flush=True)
 
 
 def _chapter(name: str) -> str:

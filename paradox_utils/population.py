@@ -26,6 +26,7 @@ import pandas as pd
 
 from . import catalog, checkpoints
 from .catalog import STATUSES, catalog_path, write_catalog
+from .names import plain_name
 from .training import TrainConfig, config_differences
 
 __all__ = [
@@ -37,13 +38,18 @@ __all__ = [
 
 @dataclass
 class NetworkSpec:
-    """One network to train: its id, config, parent id (fine-tunes) and kind."""
+    """One network to train: its id, config, parent id (fine-tunes) and kind. The id names the
+    network's checkpoint file, so it is a plain name (ValueError, one sentence, otherwise)."""
 
     net_id: str
     config: TrainConfig
     parent: str | None = None
     kind: str = "base"  # "base" or "finetune"
     labels: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        plain_name(self.net_id, "The network id", "it names the network's checkpoint file, <id>.safetensors (a "
+                                                  "fine-tune's id is <parent>-ft-<manipulation><its group's suffix>)")
 
 
 def _label(value: Any) -> str:
@@ -88,8 +94,10 @@ GROUP_KEYS = ("parents", "manipulations", "common", "suffix", "per_parent", "tot
 
 
 def _checked_group(group: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(group, dict):
+        raise ValueError(f"Each of finetune_groups should be a mapping of {', '.join(GROUP_KEYS)}, got {group!r}.")
     if unknown := set(group) - set(GROUP_KEYS):
-        raise ValueError(f"Unknown fine-tune keys {sorted(unknown)}; valid: {', '.join(GROUP_KEYS)}.")
+        raise ValueError(f"Unknown fine-tune keys {sorted(unknown, key=str)}; valid: {', '.join(GROUP_KEYS)}.")
     return group
 
 

@@ -105,8 +105,10 @@ def profile_parameters(chapter: str, namespace: Mapping[str, Any]) -> dict[str, 
     default takes the profile's value; a value that differs from the default (``-p
     eval_per_class 7``) wins. So a ``-p`` value equal to the chapter's default loses to the
     profile (``run -p`` does not). Every value is checked against its default's type first.
-    Raises ValueError (one sentence) for an unknown profile, a key it does not know, a wrongly
-    typed value, or chapter 1 or 2 on an imported population (:func:`check_training_applies`).
+    Raises ValueError (one sentence) for an unknown profile, a profile name that is not plain
+    (``../x``: :func:`profiles.profile_name`), a key it does not know, a value of the wrong type or
+    out of its range (:func:`profiles.check_values`), or chapter 1 or 2 on an imported population
+    (:func:`check_training_applies`).
     """
     if os.environ.get(RESOLVED_PROFILE) == namespace.get("profile"):
         return {}
@@ -115,7 +117,7 @@ def profile_parameters(chapter: str, namespace: Mapping[str, Any]) -> dict[str, 
     check_values(current, defaults, f"Chapter {chapter}")
     values = {}
     if current["profile"] != defaults["profile"]:  # else the parameters cell holds that profile's values
-        profile = load_profile(str(current["profile"]), chapter_parameters())
+        profile = load_profile(current["profile"], chapter_parameters())  # a name (plain) or a YAML path
         values = {k: profile[k] for k in defaults if k in profile and _same_value(current[k], defaults[k])}
         values["profile"] = profile["profile"]  # a YAML path becomes the profile's name (its folders)
     check_training_applies((chapter,), {**current, **values}, str(current["profile"]))

@@ -1,10 +1,13 @@
 """Profiles: a profile's YAML → every chapter parameter, validated; where its files live.
 
 A profile (``notebooks/profiles/NAME.yaml``, a YAML path, or the ``profile.yaml`` an import
-wrote) sets chapter parameters; ``extends: <profile>`` inherits another's. Every value is
-checked against the type of the chapter parameter it sets, in one sentence, before anything
-runs. :func:`chapter_paths` is where a profile's checkpoints and result tables live: the
-chapters' only channel to each other.
+wrote) sets chapter parameters; ``extends: <profile>`` inherits another's, found beside the
+extending file or among the shipped profiles. Every value is checked against the type of the
+chapter parameter it sets and, for numbers, against its range (:data:`RANGES`), in one sentence
+naming the parameter, before anything runs (:func:`check_values`: a profile's values, ``-p``
+overrides and a chapter's own parameters alike). A profile's name is a plain name
+(:func:`profile_name`): :func:`chapter_paths` joins it to ``checkpoints/`` and ``data/results/``,
+where a profile's checkpoints and result tables live, the chapters' only channel to each other.
 """
 
 from __future__ import annotations
@@ -18,15 +21,56 @@ from typing import Any
 
 import yaml
 
-__all__ = ["CHAPTERS", "ROOT", "TRAINING_CHAPTERS", "chapter_defaults", "chapter_parameters", "chapter_paths",
-           "check_values", "checkpoint_folder", "inspect_chapter", "kind_name", "load_profile", "merged_defaults",
-           "profile_path", "profile_values", "same_kind", "shipped_profiles"]
+from .names import MANIPULATIONS, plain_name
+
+__all__ = ["CHAPTERS", "RANGES", "ROOT", "TRAINING_CHAPTERS", "YAML_SUFFIXES", "chapter_defaults",
+           "chapter_parameters", "chapter_paths", "check_values", "checkpoint_folder", "inspect_chapter", "kind_name",
+           "load_profile", "merged_defaults", "profile_name", "profile_path", "profile_values", "same_kind",
+           "shipped_profiles", "yaml_problem"]
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 PROFILES = NOTEBOOKS / "profiles"  # the shipped profiles, one YAML each
 CHAPTERS = ("01_train", "02_finetune", "03_evaluate", "04_similarity", "05_paradox", "06_transplant")
 TRAINING_CHAPTERS = CHAPTERS[:2]  # they make the population; an imported one has its own
+YAML_SUFFIXES = (".yaml", ".yml")  # a --profile, or an extends:, ending so is a file, else a profile's name
+
+# The range of every integer and number parameter of the chapters, checked with its type (check_values) before
+# any work: parameter → (least, most), None where unbounded. A count's least is 1 unless its help comment gives 0
+# a meaning (then 0, or the 0 stands apart: ZERO_MEANS).
+RANGES: dict[str, tuple[float | None, float | None]] = {
+    "workers": (0, None),  # 0: one per available core
+    "group_size": (1, None),
+    "base_sample": (1, None),
+    "finetune_parents": (0, None),  # 0: no offspring
+    "finetune_per_parent": (0, None),  # 0: every augmentation
+    "finetune_total": (0, None),  # 0: finetune_per_parent for each parent
+    "finetune_seed": (0, None),
+    "eval_per_class": (1, None),
+    "eval_batch_size": (1, None),
+    "noise_seed": (0, None),
+    "image_resamples": (1, None),
+    "statistics_seed": (0, None),  # numpy's generators take no negative seed
+    "subset": (0, None),  # 0: every network
+    "cka_probe_images": (2, None),  # CKA centres the images' features: one image leaves nothing
+    "chance_networks": (15, None),  # 15 networks make 105 pairs, the fewest for a 99th percentile (nulls)
+    "null_permutations": (1, None),
+    "mantel_permutations": (1, None),
+    "bootstrap_resamples": (1, None),
+    "transplant_eval_per_class": (1, None),
+    "bn_recalibration_images": (0, None),  # 0: none
+    "similar_threshold": (0.0, 1.0),  # float bounds: the parameter takes a number, integer bounds an integer
+    "compatible_threshold": (0.0, 1.0),
+}
+ZERO_MEANS = {"chance_networks": "the measure's default"}  # a 0 that stands apart from its parameter's range
+# Parameters of RANGES that take null, and what it means there (elsewhere a count given null is refused).
+NULL_MEANS = {"base_sample": "every combination", "eval_per_class": "every test image",
+              "transplant_eval_per_class": "every test image"}
+AUGMENTATIONS = (*MANIPULATIONS, "all", None)  # what an offspring may be fine-tuned with (None: no augmentation)
+# Parameters that name networks, whose ids name checkpoint files: parameter → the ids in its value.
+NETWORK_IDS = {"base_overrides": lambda value: list(value), "retrain": lambda value: [r for r in value if r != "stale"],
+               "transplant_parent": lambda value: [value] if value else [],
+               "transplant_child": lambda value: [value] if value else []}
 
 
 def shipped_profiles() -> list[str]:
@@ -34,12 +78,22 @@ def shipped_profiles() -> list[str]:
     return sorted(p.stem for p in PROFILES.glob("*.yaml"))
 
 
+def profile_name(name: Any, why: str = "") -> str:
+    """``name`` when it may name a profile's folders, ``checkpoints/<name>`` and ``data/results/<name>``:
+    a plain name (:func:`names.plain_name`). Else ValueError in one sentence, ending with ``why``
+    when given (where the name came from, what to do)."""
+    return plain_name(name, "The profile name", why or "it names the profile's folders checkpoints/<name> and "
+                      "data/results/<name> (to write elsewhere, set checkpoint_dir and results_dir)")
+
+
 def profile_path(profile: str) -> Path:
-    """A profile's YAML: a path as given, else ``notebooks/profiles/NAME.yaml``, else the
-    ``profile.yaml`` an import wrote into ``checkpoints/NAME/``."""
-    path = Path(profile)
-    if path.suffix in {".yaml", ".yml"}:
-        return path
+    """A profile's YAML: a path as given (ending in .yaml or .yml), else for a profile's name
+    (:func:`profile_name`; ValueError for one that is not plain) ``notebooks/profiles/NAME.yaml``,
+    else the ``profile.yaml`` an import wrote into ``checkpoints/NAME/``."""
+    if isinstance(profile, str) and profile.endswith(YAML_SUFFIXES) and "\0" not in profile:
+        return Path(profile)
+    profile = profile_name(profile, "it names one of the shipped profiles, or an imported population's folder "
+                                    "checkpoints/<name>; give a profile kept elsewhere as a path ending in .yaml")
     shipped = PROFILES / f"{profile}.yaml"
     imported = checkpoint_folder(profile) / "profile.yaml"  # where an import writes it
     return imported if not shipped.exists() and imported.exists() else shipped
@@ -135,21 +189,31 @@ def kind_name(expected: Any) -> str:
     return f"{name} or null" if _is_type(expected) and _optional(expected) else name
 
 
+def yaml_problem(error: yaml.YAMLError) -> str:
+    """What a YAML parser found wrong, on one line (its own message spans several): the problem
+    and where it is, line and column counted from 1."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or " ".join(str(error).split())
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark else problem
+
+
 def _profile_values(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """A profile file's mapping, with ``extends: <profile>`` resolved: the named profile's
-    values (its ``profile`` name aside), then this file's on top, key by key."""
-    if not path.exists():
-        raise ValueError(f"Profile {path.stem!r} not found ({path}); known profiles: "
+    """A profile file's mapping, with ``extends: <profile>`` resolved (:func:`_extended`): the
+    named profile's values (its ``profile`` name aside), then this file's on top, key by key."""
+    if not path.is_file():
+        raise ValueError(f"Profile {path.stem!r} not found ({_shown(path)}); known profiles: "
                          f"{', '.join(shipped_profiles())}.")
     try:
         values = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
-        raise ValueError(f"Profile {path} is not valid YAML ({error}).") from error
+        raise ValueError(f"Profile {_shown(path)} is not valid YAML ({yaml_problem(error)}).") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"Profile {_shown(path)} cannot be read ({error}).") from None
     if not isinstance(values, dict):
-        raise ValueError(f"Profile {path} must be a mapping of parameter names to values.")
+        raise ValueError(f"Profile {_shown(path)} must be a mapping of parameter names to values.")
     if (base := values.pop("extends", None)) is None:
         return values
-    base_path = profile_path(str(base)) if Path(str(base)).suffix else path.parent / f"{base}.yaml"
+    base_path = _extended(base, path)
     if base_path.resolve() in seen or base_path.resolve() == path.resolve():
         raise ValueError(f"Profile {path.name} extends itself (through {base_path.name}).")
     inherited = _profile_values(base_path, (*seen, path.resolve()))
@@ -157,17 +221,41 @@ def _profile_values(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     return {**inherited, **values}
 
 
+def _extended(base: Any, path: Path) -> Path:
+    """The file of the profile ``base`` that the profile file ``path`` extends: a YAML path or a
+    profile's name (``NAME.yaml``), looked for beside ``path`` first, then among the shipped profiles.
+    Raises ValueError (one sentence, saying where it looked) when it is in neither."""
+    if isinstance(base, str) and base.endswith(YAML_SUFFIXES) and "\0" not in base:
+        file = base
+    else:
+        file = plain_name(base, f"Profile {path.name}'s extends", "it takes a profile's name or a YAML path") + ".yaml"
+    looked = list(dict.fromkeys([path.parent / file, PROFILES / file]))  # an absolute path is both
+    if found := next((candidate for candidate in looked if candidate.is_file()), None):
+        return found
+    raise ValueError(f"Profile {Path(file).stem!r} (extended by {_shown(path)}) not found: looked for "
+                     f"{' and '.join(map(_shown, looked))}.")
+
+
+def _shown(path: Path) -> str:
+    """``path`` as a message shows it: relative to the repository when inside it (notebooks/profiles/…),
+    quoted (repr) when it holds a character a line cannot show (a newline)."""
+    path = path.absolute()
+    text = str(path.relative_to(NOTEBOOKS.parent)) if NOTEBOOKS.parent in path.parents else str(path)
+    return text if text.isprintable() else repr(text)
+
+
 def load_profile(profile: str, declared: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The profile's parameters, validated against the chapters' parameters cells.
 
-    Raises ValueError (one sentence) for a missing file, unknown keys, wrong types or
-    a data path that does not exist — before anything runs.
+    Raises ValueError (one sentence) for a missing file, a profile name that is not plain
+    (:func:`profile_name`), unknown keys, wrong types, values out of range (:func:`check_values`)
+    or a data path that does not exist — before anything runs.
     """
     path = profile_path(profile)
     values = _profile_values(path)
     declared = declared or chapter_parameters()
     defaults = merged_defaults(declared)
-    unknown = sorted(set(values) - set(defaults))
+    unknown = sorted(set(values) - set(defaults), key=str)
     if unknown:
         raise ValueError(f"Profile {path.name} has unknown keys {unknown}; "
                          f"the chapters take: {', '.join(sorted(defaults))}.")
@@ -178,46 +266,89 @@ def load_profile(profile: str, declared: dict[str, dict[str, Any]] | None = None
         raise ValueError(f"{env} points at {os.environ[env]}, which does not exist.")
     if dataset == "imagenet" and not os.environ.get(env):
         raise ValueError("The imagenet profile needs PARADOX_IMAGENET: a folder holding train/ and val/ class folders.")
-    values.setdefault("profile", path.stem)
+    if "profile" in values:
+        profile_name(values["profile"])
+    else:
+        values["profile"] = profile_name(path.stem, f"{path.name} sets no profile: its file's name names the "
+                                                    "profile's folders checkpoints/<name> and data/results/<name>, "
+                                                    "so rename the file or set profile: <name> in it")
     return values
 
 
 def profile_values(profile: str, parameters: dict[str, Any] | None = None,
                    declared: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Every chapter parameter for ``profile``: the chapters' defaults, then the profile's
-    values, then ``parameters`` (overrides), each validated against its default's type."""
+    values, then ``parameters`` (overrides), each validated against its default's type and
+    range (:func:`check_values`); a ``profile`` among them must be a plain name (:func:`profile_name`)."""
     declared = declared or chapter_parameters()
     defaults = merged_defaults(declared)
     values = load_profile(profile, declared)
     overrides = dict(parameters or {})
-    if unknown := sorted(set(overrides) - set(defaults)):
+    if unknown := sorted(str(k) if str(k).isprintable() else repr(k) for k in set(overrides) - set(defaults)):
         raise ValueError(f"Unknown parameter {', '.join(unknown)}; the chapters take: {', '.join(sorted(defaults))}.")
     check_values(overrides, defaults, "Parameter override")
+    if "profile" in overrides:
+        profile_name(overrides["profile"])
     return {**defaults, **values, **overrides}
 
 
 def check_values(values: dict[str, Any], defaults: dict[str, Any], source: str) -> None:
-    """One sentence for a value whose type is not its parameter's (``source`` names where it came from)."""
+    """One sentence (``source`` names where the values came from) for a value whose type is not its
+    parameter's, a number out of its range (:data:`RANGES`), an augmentation that is no manipulation
+    (``finetune_manipulations``), or a network id that is not a plain name (:data:`NETWORK_IDS`). A
+    number may be null only where null means something (:data:`NULL_MEANS`)."""
     for key, value in values.items():
         if not same_kind(defaults[key], value):
             raise ValueError(f"{source}: {key} should be {kind_name(defaults[key])}, "
                              f"got {value!r} ({type(value).__name__}).")
+        if key in RANGES and not (value is None and key in NULL_MEANS):
+            if problem := _out_of_range(key, value):
+                raise ValueError(f"{source}: {problem}")
+        if key == "finetune_manipulations" and value is not None:
+            if unknown := [m for m in value if not (m is None or isinstance(m, str)) or m not in AUGMENTATIONS]:
+                raise ValueError(f"{source}: finetune_manipulations holds {unknown[0]!r}, which is not a manipulation "
+                                 f"({', '.join(MANIPULATIONS)}, all, or null for none).")
+        if key in NETWORK_IDS and value is not None:
+            owner = f"{key}'" if key.endswith("s") else f"{key}'s"
+            for net_id in NETWORK_IDS[key](value):
+                plain_name(net_id, f"{source}: {owner} network id",
+                           "a network's id names its checkpoint file, <id>.safetensors")
+
+
+def _out_of_range(key: str, value: Any) -> str:
+    """What is wrong with ``value`` for parameter ``key`` of :data:`RANGES` ("" when nothing)."""
+    least, most = RANGES[key]
+    kind = float if isinstance(least, float) or isinstance(most, float) else int
+    if value is not None and not same_kind(kind, value):  # base_sample: its default, None, says no type
+        return f"{key} should be {kind_name(kind)}, got {value!r} ({type(value).__name__})."
+    if value is not None and (least is None or value >= least) and (most is None or value <= most):
+        return ""
+    if key in ZERO_MEANS and value == 0:
+        return ""
+    if most is None:
+        zero = f"0 ({ZERO_MEANS[key]}) or " if key in ZERO_MEANS else ""
+        return f"{key} should be {zero}at least {least:g}, got {value!r}."
+    return f"{key} should be between {least:g} and {most:g}, got {value!r}."
 
 
 def checkpoint_folder(profile: str, checkpoint_dir: str = "") -> Path:
-    """A profile's checkpoint folder (not made): ``checkpoint_dir``, else ``checkpoints/<profile>``."""
-    return Path(checkpoint_dir) if checkpoint_dir else ROOT / "checkpoints" / profile
+    """A profile's checkpoint folder (not made): ``checkpoint_dir``, else ``checkpoints/<profile>``
+    (ValueError, one sentence, for a profile name that is not plain: :func:`profile_name`)."""
+    return Path(checkpoint_dir) if checkpoint_dir else ROOT / "checkpoints" / profile_name(profile)
 
 
 def chapter_paths(profile: str, checkpoint_dir: str = "", results_dir: str = "") -> dict[str, Path]:
-    """Where a profile's artifacts live (the chapters' only channel to each other)."""
+    """Where a profile's artifacts live (the chapters' only channel to each other), the two folders
+    made: ``checkpoint_dir`` and ``results_dir`` when given, else ``checkpoints/<profile>`` and
+    ``data/results/<profile>`` (ValueError, one sentence, for a profile name that is not plain)."""
     checkpoints = checkpoint_folder(profile, checkpoint_dir)
-    results = Path(results_dir) if results_dir else ROOT / "data" / "results" / profile
+    results = Path(results_dir) if results_dir else ROOT / "data" / "results" / profile_name(profile)
     for folder in (checkpoints, results):
         try:
             folder.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise ValueError(f"The output folder {folder} cannot be created ({error.strerror}).") from None
+        except (OSError, ValueError) as error:  # ValueError: a NUL byte in a given folder
+            raise ValueError(f"The output folder {folder} cannot be created "
+                             f"({getattr(error, 'strerror', None) or error}).") from None
     return {
         "checkpoints": checkpoints, "results": results, "catalog": checkpoints / "catalog.parquet",
         "accuracy": results / "accuracy.parquet", "similarity_cache": results / "similarity_cache.parquet",

@@ -199,6 +199,10 @@ def test_a_refused_file_leaves_the_catalog_and_a_trained_population_alone(export
         import_population(folder, "resnet20", "mine", checkpoint_dir=trained, results_dir=tmp_path / "res")
     with pytest.raises(ImportRefused, match="should be a plain name"):
         import_population(folder, "resnet20", "../elsewhere", **folders(tmp_path / "x"))
+    with pytest.raises(ImportRefused, match=r"^The profile name 'mine\.yaml' ends in \.yaml, so run --profile would "
+                                            r"read it as a file: name the population without \.yaml or \.yml\.$"):
+        import_population(folder, "resnet20", "mine.yaml", **folders(tmp_path / "x"))
+    assert not (tmp_path / "x").exists()
 
 
 NON_FINITE = (r"holds non-finite values \(NaN or ±inf\): these weights cannot be analysed; re-export them from a "
@@ -383,7 +387,8 @@ def test_lineage_gives_parents_kinds_and_labels(exported, tmp_path):
                         ("net_id,parent\nb,c\nc,b\n", "cycle of parents among b, c"),
                         ("net_id,parent\nzz,\n", "names zz, which no file is"),
                         ("net_id,mother\nb,c\n", "has columns net_id, mother"),
-                        ("net_id,parent\nb,\nb,c\n", "lists b more than once")]:
+                        ("net_id,parent\nb,\nb,c\n", "lists b more than once"),
+                        ("net_id,parent\nb,../p0\n", r"lineage\.csv's parent '\.\./p0' should be a plain name")]:
         lineage.write_text(text)
         with pytest.raises(ImportRefused, match=match):
             import_population(folder, "resnet20", "mine", lineage, **folders(tmp_path))

@@ -354,3 +354,37 @@ def test_a_bad_data_source_fails_the_run_in_one_sentence_before_training(tmp_pat
                         rf"{re.escape(problem)}.*; point PARADOX_CIFAR10 at .*\(partial notebook kept at .*\)\.",
                         error), error
     assert not list((tmp_path / "ck").glob("b0*"))  # nothing trained
+
+
+def test_run_prints_where_checkpoints_and_results_go(monkeypatch, tmp_path, capsys):
+    """The folders a run writes to, resolved (a relative checkpoint_dir is the working folder's),
+    printed before the first chapter."""
+    import nbformat
+    import papermill
+
+    from paradox_utils import cli
+
+    monkeypatch.setattr(papermill, "execute_notebook", lambda source, target, **_: nbformat.write(
+        nbformat.v4.new_notebook(), target))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["run", "--profile", "tiny", "--to", "01", "--no-progress", "--output-dir", "chapters",
+                     "-p", "checkpoint_dir", "ck", "-p", "results_dir", "res"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    where = tmp_path.resolve()
+    assert out[0] == f"checkpoints: {where / 'ck'}; results: {where / 'res'}" and out[1].startswith("== 01_train")
+
+
+@pytest.mark.parametrize("value,sentence", [
+    ("[1", r"-p eval_per_class '\[1' is not a YAML value \(.+ at line 1, column 3\); quote a string that YAML reads "
+           r"otherwise\."),
+    ("a\0b", r"-p eval_per_class 'a\\x00b' is not a YAML value \(.+\); quote a string that YAML reads otherwise\."),
+    ("0", r"Parameter override: eval_per_class should be at least 1, got 0\."),  # the issue's: chapter 3 failed on it
+])
+def test_a_bad_parameter_value_is_one_sentence(value, sentence, tmp_path, capsys):
+    from paradox_utils import cli
+
+    assert cli.main(["run", "--profile", "tiny", "-p", "eval_per_class", value, "--output-dir",
+                     str(tmp_path / "chapters")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert re.fullmatch(f"error: {sentence}", err), err
+    assert not (tmp_path / "chapters").exists()

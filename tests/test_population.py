@@ -29,6 +29,17 @@ def test_fine_tune_groups_need_distinct_suffixes():
                                                {"parents": 1, "manipulations": ["all"]}])
 
 
+def test_a_network_id_is_a_plain_name():
+    """A group's suffix becomes part of its offspring's ids, which name checkpoint files: one that
+    makes a path is refused in one sentence, and so is a group that is not a mapping."""
+    with pytest.raises(ValueError, match=r"^The network id 'b000-ft-all/\.\./x' should be a plain name \(letters, "
+                                         r"digits, -, _ and \., not starting with \.\): it names the network's "
+                                         r"checkpoint file, <id>\.safetensors \(.*\)\.$"):
+        population(grid={"lr": [1e-3]}, groups=[{"parents": 1, "manipulations": ["all"], "suffix": "/../x"}])
+    with pytest.raises(ValueError, match=r"^Each of finetune_groups should be a mapping of parents, .*, got 3\.$"):
+        population(grid={"lr": [1e-3]}, groups=[3])
+
+
 def test_retrain_for_splits_the_named_networks_between_the_chapters():
     specs = population(COMMON, {"lr": [1e-3, 2e-3]}, parents=2, manipulations=["all", None])
     assert retrain_for(specs, ["b000"], "base") == ["b000"]

@@ -3,14 +3,24 @@ checks, a bad one is refused before any chapter runs, one extends another, an im
 found by its name; and the shipped profiles' populations as the paper describes them, built
 without training anything."""
 
+import contextlib
+import functools
 import hashlib
+import io
 import json
+import re
+from pathlib import Path
 
 import pandas as pd
+import papermill
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from paradox_utils import pipeline, profiles
+from paradox_utils import cli, names, pipeline, preamble, profiles
 from paradox_utils.distortions import MANIPULATIONS
+from paradox_utils.nulls import NULL_QUANTILE, null_values_needed
 from paradox_utils.population import from_parameters, training_images
 from paradox_utils.training import TrainConfig
 
@@ -187,8 +197,24 @@ def test_a_profile_extends_another_key_by_key(declared, tmp_path):
     with pytest.raises(ValueError, match="extends itself"):
         profiles.load_profile(str(tmp_path / "loop.yaml"), declared)
     (tmp_path / "orphan.yaml").write_text("extends: nowhere\n")
-    with pytest.raises(ValueError, match="'nowhere' not found"):
+    with pytest.raises(ValueError, match=re.escape(
+            f"Profile 'nowhere' (extended by {tmp_path / 'orphan.yaml'}) not found: looked for "
+            f"{tmp_path / 'nowhere.yaml'} and notebooks/profiles/nowhere.yaml.")):
         profiles.load_profile(str(tmp_path / "orphan.yaml"), declared)
+
+
+def test_extends_looks_beside_the_profile_then_among_the_shipped_ones(declared, tmp_path):
+    """A profile kept anywhere extends a shipped one by its name; one of that name beside it comes first."""
+    (tmp_path / "mine.yaml").write_text("extends: tiny\nmantel_permutations: 7\n")
+    values = profiles.load_profile(str(tmp_path / "mine.yaml"), declared)
+    tiny = profiles.load_profile("tiny", declared)
+    assert values == {**tiny, "profile": "mine", "mantel_permutations": 7}
+    (tmp_path / "tiny.yaml").write_text("eval_per_class: 3\n")  # beside it: this one
+    assert profiles.load_profile(str(tmp_path / "mine.yaml"), declared) == {
+        "profile": "mine", "eval_per_class": 3, "mantel_permutations": 7}
+    (tmp_path / "up.yaml").write_text("extends: ../x\n")
+    with pytest.raises(ValueError, match=r"Profile up\.yaml's extends '\.\./x' should be a plain name \("):
+        profiles.load_profile(str(tmp_path / "up.yaml"), declared)
 
 
 def test_an_imported_population_is_found_by_its_name(monkeypatch, tmp_path):
@@ -200,3 +226,149 @@ def test_an_imported_population_is_found_by_its_name(monkeypatch, tmp_path):
     assert profiles.profile_path("mine") == tmp_path / "checkpoints" / "mine" / "profile.yaml"
     assert profiles.profile_path("quick") == profiles.NOTEBOOKS / "profiles" / "quick.yaml"
     assert profiles.profile_path("nowhere") == profiles.NOTEBOOKS / "profiles" / "nowhere.yaml"  # → "not found"
+
+
+def _door(declared):
+    """Each door a chapter parameter comes in by → a call giving it ``name: value`` and the
+    sentence's start: a profile's YAML, ``run -p`` and a chapter's parameters (papermill, JupyterLab)."""
+
+    def profile_file(tmp_path, name, value):
+        (tmp_path / "bad.yaml").write_text(yaml.safe_dump({name: value}))
+        with pytest.raises(ValueError) as refusal:
+            profiles.load_profile(str(tmp_path / "bad.yaml"), declared)
+        return str(refusal.value), "Profile bad.yaml: "
+
+    def override(tmp_path, name, value):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            assert cli.main(["run", "--profile", "tiny", "-p", name, json.dumps(value), "--output-dir",
+                             str(tmp_path / "chapters"), "-p", "checkpoint_dir", str(tmp_path / "ck"), "-p",
+                             "results_dir", str(tmp_path / "res")]) == 1
+        assert not (tmp_path / "chapters").exists()
+        return err.getvalue().strip().removeprefix("error: "), "Parameter override: "
+
+    def chapter(tmp_path, name, value):
+        which = next(c for c in profiles.CHAPTERS if name in declared[c])
+        with pytest.raises(ValueError) as refusal:
+            preamble.profile_parameters(which, {**declared[which], name: value})
+        return str(refusal.value), f"Chapter {which}: "
+
+    return {"profile file": profile_file, "-p": override, "chapter": chapter}
+
+
+@pytest.mark.parametrize("name,value,sentence", [
+    ("eval_per_class", 0, "eval_per_class should be at least 1, got 0."),  # the issue's: chapter 3 failed on it
+    ("eval_batch_size", -5, "eval_batch_size should be at least 1, got -5."),
+    ("cka_probe_images", 1, "cka_probe_images should be at least 2, got 1."),
+    ("chance_networks", 3, "chance_networks should be 0 (the measure's default) or at least 15, got 3."),
+    ("mantel_permutations", None, "mantel_permutations should be at least 1, got None."),
+    ("statistics_seed", -1, "statistics_seed should be at least 0, got -1."),
+    ("similar_threshold", 1.5, "similar_threshold should be between 0 and 1, got 1.5."),
+    ("finetune_manipulations", [None, "blurr"], "finetune_manipulations holds 'blurr', which is not a manipulation "
+                                                "(contrast, illuminant, blur, gamma, salt_pepper, gaussian, speckle, "
+                                                "poisson, all, or null for none)."),
+])
+@pytest.mark.parametrize("door", ["profile file", "-p", "chapter"])
+def test_a_value_outside_its_range_is_refused_naming_the_parameter(declared, tmp_path, monkeypatch, name, value,
+                                                                    sentence, door):
+    monkeypatch.setattr(papermill, "execute_notebook", lambda *_, **__: pytest.fail("a chapter ran"))
+    message, source = _door(declared)[door](tmp_path, name, value)
+    assert message == source + sentence
+
+
+def test_every_count_and_fraction_has_its_range(declared, monkeypatch, tmp_path):
+    """Every integer and number parameter of the chapters has a range in the one table, the shipped
+    profiles and the chapters' defaults lie in them, and a 0 that a parameter's help gives a
+    meaning stays allowed."""
+    defaults = profiles.merged_defaults(declared)
+    numeric = {k for k, v in defaults.items() if type(v) in (int, float)} | {"base_sample"}
+    assert set(profiles.RANGES) == numeric
+    profiles.check_values(defaults, defaults, "The chapters' defaults")
+    monkeypatch.setenv("PARADOX_IMAGENET", str(tmp_path))
+    for name in profiles.shipped_profiles():
+        profiles.load_profile(name, declared)
+    zeros = {"subset": 0, "workers": 0, "chance_networks": 0, "bn_recalibration_images": 0, "finetune_per_parent": 0,
+             "finetune_total": 0, "finetune_parents": 0, "base_sample": None, "eval_per_class": None}
+    profiles.check_values(zeros, defaults, "Zeros")
+    least = profiles.RANGES["chance_networks"][0]  # the fewest networks whose pairs give a 99th percentile
+    assert least * (least - 1) // 2 >= null_values_needed(NULL_QUANTILE) > (least - 1) * (least - 2) // 2
+
+
+# ----------------------------------------------------------------------------- the loader, at random
+
+REPO = profiles.ROOT
+USER_WORK = (REPO / "checkpoints", REPO / "data")
+
+
+@functools.cache
+def _parameter_names() -> list[str]:
+    return sorted(profiles.merged_defaults(profiles.chapter_parameters()))
+
+
+NAMES = st.one_of(st.sampled_from(["../x", "../../escape", "a/b", "", "a\0b", "..", ".hidden", "tiny", "quick", "ok-1",
+                                   "mine.yaml", "ABS/x", "ABS/x.yaml"]),
+                  st.text(alphabet="ab./\0-_ é\n", max_size=9))
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-3, 20), st.integers(), st.floats(), NAMES,
+                    st.sampled_from(["", "ABS", "ABS/ck"]))
+VALUES = st.recursive(SCALARS, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.one_of(NAMES, st.integers(-2, 2)), inner, max_size=3)),
+    max_leaves=6)
+REAL_KEYS = st.deferred(lambda: st.sampled_from(_parameter_names()))
+JUNK = st.dictionaries(st.one_of(st.text(max_size=6), st.integers(-2, 2), st.booleans()), VALUES, max_size=2)
+MAPPINGS = st.builds(lambda real, special, junk: {**real, **special, **junk},  # mostly keys the chapters take
+                     st.dictionaries(REAL_KEYS, VALUES, max_size=5),
+                     st.fixed_dictionaries({}, optional={"profile": NAMES, "extends": st.one_of(
+                         NAMES, st.sampled_from(["tiny", "quick", "ABS/p.yaml", "p.yaml"]))}),
+                     st.one_of(st.just({}), st.just({}), st.just({}), JUNK))
+PROFILE_TEXTS = st.one_of(MAPPINGS.map(yaml.safe_dump), MAPPINGS.map(yaml.safe_dump), st.text(max_size=30),
+                          st.sampled_from(["[1, 2", "a: b: c", "- 1\n- 2", "!!python/object:os.system {}", "\0",
+                                           "profile: tiny\nprofile: quick"]))
+
+
+def _tree(*folders: Path) -> set[Path]:
+    return {p for folder in folders if folder.exists() for p in [folder, *folder.rglob("*")]}
+
+
+def _within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=PROFILE_TEXTS, name=NAMES, overrides=st.one_of(st.dictionaries(REAL_KEYS, VALUES, max_size=3), JUNK),
+       how=st.sampled_from(["file", "name", "override"]))
+def test_a_random_profile_loads_or_is_refused_in_one_sentence_writing_nowhere_else(
+        declared, tmp_path_factory, monkeypatch, text, name, overrides, how):
+    """Random profiles — keys the chapters take and junk, YAML values of every type, names with
+    ``/``, ``..`` and NUL — either load and make their folders where they should, or are
+    refused with one line of ValueError; nothing appears outside the example's own folder
+    (the repository moved into it), and the real repository's checkpoints/ and data/ stay as they were."""
+    scratch = tmp_path_factory.mktemp("profile")
+    root = scratch / "a" / "b" / "c" / "repo"  # deep: an escape of a few ../ still lands inside scratch
+    monkeypatch.setattr(profiles, "ROOT", root)
+    text, name = text.replace("ABS", str(scratch)), name.replace("ABS", str(scratch))
+    overrides = yaml.safe_load(yaml.safe_dump(overrides).replace("ABS", str(scratch)))
+    real, around = _tree(*USER_WORK), set(scratch.parent.iterdir())
+    (scratch / "p.yaml").write_text(text)
+    before, folders = _tree(scratch), {}
+    try:
+        if how == "file":
+            values = profiles.profile_values(str(scratch / "p.yaml"), None, declared)
+        elif how == "name":
+            values = profiles.profile_values(name, None, declared)
+        else:
+            values = profiles.profile_values(str(scratch / "p.yaml"), {"profile": name, **overrides}, declared)
+        folders = {k: values[k] if isinstance(values[k], str) and values[k].startswith(str(scratch)) else ""
+                   for k in ("checkpoint_dir", "results_dir")}  # a folder given outside the example is the user's
+        profiles.chapter_paths(values["profile"], **folders)
+    except ValueError as refusal:
+        message = str(refusal)
+        assert message and len(message.splitlines()) == 1, message
+    else:
+        assert names.plain_name(values["profile"], "The profile name") == values["profile"]
+    homes = (root / "checkpoints", root / "data" / "results")
+    explicit = [Path(folder) for folder in folders.values() if folder]
+    for path in _tree(scratch) - before:  # the repository's folders, a profile's own, or one given explicitly
+        assert (path in (root, root / "data", *homes) or path in root.parents or path.parent in homes
+                or any(_within(path, folder) for folder in explicit)), path
+    assert set(scratch.parent.iterdir()) == around | {scratch}
+    assert _tree(*USER_WORK) == real
