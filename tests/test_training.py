@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from paradox_utils import checkpoints, data, models, training
-from paradox_utils.cluster import run_population
-from paradox_utils.population import NetworkSpec
+from paradox_utils.cluster import PopulationFailed, run_population
+from paradox_utils.population import NetworkSpec, read_catalog
 from paradox_utils.training import (
     TrainConfig,
     TrainingData,
@@ -280,8 +280,9 @@ def test_a_network_that_diverges_fails_and_is_never_catalogued_as_done(tmp_path,
     with pytest.raises(TrainingDiverged, match=f"^{sentence}$"):
         train(config, tmp_path / "b003", progress=False, data=images)
     assert not list(tmp_path.glob("b003.*"))
-    catalog = run_population([NetworkSpec("b003", config)], tmp_path / "population", scheduler="serial",
-                             progress=False)
+    with pytest.raises(PopulationFailed, match=f"The one network, b003, failed in training.*{sentence}"):
+        run_population([NetworkSpec("b003", config)], tmp_path / "population", scheduler="serial", progress=False)
+    catalog = read_catalog(tmp_path / "population")  # written before the run stops
     assert catalog.loc[0, "status"] == "failed" and re.search(sentence, catalog.loc[0, "error"])
     with monkeypatch.context() as patch:  # the epoch's last step sends the weights to ±inf after its loss is taken
         patch.setattr(training, "learning_rate", lambda c, e, iteration, steps: float("inf")
