@@ -11,6 +11,8 @@ from paradox_utils.correctness import Correctness
 from paradox_utils.distortions import PAPER_GRID
 from paradox_utils.evaluation import visual_intelligence
 
+from .test_paradox import related_matrices
+
 CELLS = [(m, float(lv)) for m, lv in PAPER_GRID]
 
 
@@ -252,10 +254,6 @@ def test_the_coverage_test_fails_wrong_resampling_schemes():
 # --- the network bootstrap ---------------------------------------------------------------------------------------
 
 def test_bootstrap_correlation_interval_holds_the_estimate_of_related_matrices():
-    rng = np.random.default_rng(0)
-    points = rng.normal(size=(12, 3))
-    a = -np.linalg.norm(points[:, None] - points[None], axis=-1)
-    b = a + rng.normal(scale=0.1, size=a.shape)
-    b = (b + b.T) / 2
+    a, b, _ = related_matrices()
     ci = bootstrap.bootstrap_correlation(a, b, resamples=200)
     assert ci["low"] <= ci["r"] <= ci["high"] and ci["low"] > 0.5

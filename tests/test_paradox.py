@@ -82,12 +82,17 @@ def test_statistics_table_and_first_family():
     assert paradox.first_family({"a": None}) == []
 
 
-def test_mantel_detects_related_matrices_and_not_unrelated():
+def related_matrices() -> tuple[np.ndarray, np.ndarray, np.random.Generator]:
+    """Two symmetric 12 × 12 matrices, the second the first plus noise, and the generator that made them."""
     rng = np.random.default_rng(0)
     points = rng.normal(size=(12, 3))
     a = -np.linalg.norm(points[:, None] - points[None], axis=-1)
     b = a + rng.normal(scale=0.1, size=a.shape)
-    b = (b + b.T) / 2
+    return a, (b + b.T) / 2, rng
+
+
+def test_mantel_detects_related_matrices_and_not_unrelated():
+    a, b, rng = related_matrices()
     strong = paradox.mantel(a, b, permutations=499)
     assert strong["r"] > 0.8 and strong["p"] < 0.01
     noise = rng.normal(size=a.shape)
