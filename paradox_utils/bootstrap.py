@@ -33,7 +33,7 @@ Over networks: :func:`bootstrap_correlation`, the interval beside chapter 5's Ma
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -42,8 +42,8 @@ from scipy.stats import rankdata
 from .correctness import Correctness
 
 __all__ = [
-    "NO_CHANGE", "bootstrap_correlation", "compatibility_interval", "delta_vi", "draw_indices", "kappa_interval",
-    "vi_interval", "vi_weights",
+    "NO_CHANGE", "PAIR_SETS", "bootstrap_correlation", "compatibility_interval", "delta_vi", "draw_indices",
+    "family_codes", "kappa_interval", "pair_mask", "vi_interval", "vi_weights",
 ]
 
 NO_CHANGE = "not distinguishable from no change"
@@ -325,22 +325,81 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
+PAIR_SETS = ("all", "within", "between")
+
+
+def family_codes(matrix, groups, n: int) -> np.ndarray:
+    """(n,) integer family code per row of ``matrix``: ``groups`` is None (every network a
+    family of one), a sequence of n labels aligned with the rows, or a Mapping id → label
+    for a DataFrame (read in its index order). One sentence if a network has no label."""
+    if groups is None:
+        return np.arange(n)
+    if isinstance(groups, Mapping):
+        if not isinstance(matrix, pd.DataFrame):
+            raise ValueError("Family labels given as a mapping need matrices with ids (DataFrames).")
+        missing = [str(i) for i in matrix.index if i not in groups]
+        if missing:
+            raise ValueError(f"The family labels have no entry for {', '.join(missing[:5])}.")
+        labels = [groups[i] for i in matrix.index]
+    else:
+        labels = list(groups)
+        if len(labels) != n:
+            raise ValueError(f"One family label per network is needed: {len(labels)} labels for {n} networks.")
+    return np.unique(np.asarray(labels, dtype=str), return_inverse=True)[1].ravel()
+
+
+def pair_mask(codes: np.ndarray, pairs: str = "all") -> np.ndarray:
+    """(n, n) bool: the pairs of ``pairs`` — "all", "within" (both networks of one family)
+    or "between" (of two families) — given (n,) family codes (:func:`family_codes`)."""
+    if pairs not in PAIR_SETS:
+        raise ValueError(f"pairs must be one of {', '.join(PAIR_SETS)}; got {pairs!r}.")
+    same = codes[:, None] == codes[None, :]
+    return np.ones_like(same) if pairs == "all" else same if pairs == "within" else ~same
+
+
 def bootstrap_correlation(a: pd.DataFrame | np.ndarray, b: pd.DataFrame | np.ndarray, resamples: int = 1000,
-                          seed: int = 0, level: float = 0.95) -> dict[str, float]:
-    """Spearman r between two matrices' off-diagonal entries with a percentile CI from
-    resampling *networks* with replacement (pairs of a network with its own copy dropped)."""
+                          seed: int = 0, level: float = 0.95, groups=None, pairs: str = "all") -> dict:
+    """Spearman r between two (N × N) matrices' off-diagonal entries, with a percentile CI
+    from resampling the independent units with replacement.
+
+    ``groups`` None: the units are networks. With ``groups`` (one family label per network,
+    see :func:`family_codes`), the units are families: a resample draws F families of the
+    F with replacement and keeps all their members, so the interval is as wide as the
+    number of families allows, not the number of networks. In both, the pairs of a network
+    with its own copy are dropped, and so are the pairs across two copies of one family (each
+    copy pairs its members once, so a family drawn k times weighs k, not k², against the
+    k·k' of a pair of families). ``pairs``: which pairs the correlation runs over —
+    "all", "within" families or "between" families (by the ORIGINAL families, in the data
+    and in every resample).
+
+    Returns r (all data), low, high, level, resamples (those with a defined r),
+    unit ("networks" or "families") and n_units.
+    """
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.shape != y.shape or x.ndim != 2 or x.shape[0] != x.shape[1]:
+        raise ValueError(f"bootstrap_correlation needs two square matrices of one size, got {x.shape} and {y.shape}.")
     n = len(x)
+    codes = family_codes(a, groups, n)
+    mask = pair_mask(codes, pairs)
+    members = [np.flatnonzero(codes == f) for f in range(codes.max() + 1 if n else 0)]
     rng = np.random.default_rng(seed)
     values = []
-    i, j = np.triu_indices(n, 1)
     for _ in range(resamples):
-        pick = rng.integers(0, n, n)
-        keep = pick[i] != pick[j]
-        values.append(_spearman(x[pick[i][keep], pick[j][keep]], y[pick[i][keep], pick[j][keep]]))
+        drawn = rng.integers(0, len(members), len(members))
+        pick = np.concatenate([members[f] for f in drawn])
+        copy = np.repeat(np.arange(len(drawn)), [len(members[f]) for f in drawn])
+        i, j = np.triu_indices(len(pick), 1)
+        p, q = pick[i], pick[j]
+        # a family drawn twice: its pairs come from within each copy, never across copies, so a
+        # within-family pair weighs as often as the family is drawn (not its square)
+        keep = ((copy[i] == copy[j]) | (codes[p] != codes[q])) & (p != q) & mask[p, q]
+        values.append(_spearman(x[p[keep], q[keep]], y[p[keep], q[keep]]))
     values = np.array(values)
     values = values[~np.isnan(values)]
     tail = (1 - level) / 2 * 100
     low, high = (np.percentile(values, [tail, 100 - tail]) if len(values) else (np.nan, np.nan))
-    return {"r": _spearman(_upper(x), _upper(y)), "low": float(low), "high": float(high), "level": level,
-            "resamples": int(len(values))}
+    i, j = np.triu_indices(n, 1)
+    keep = mask[i, j]
+    return {"r": _spearman(x[i, j][keep], y[i, j][keep]), "low": float(low), "high": float(high), "level": level,
+            "resamples": int(len(values)), "unit": "networks" if groups is None else "families",
+            "n_units": len(members)}

@@ -27,8 +27,8 @@ import pandas as pd
 from . import checkpoints
 from .files import write_table
 
-__all__ = ["KEY_COLUMNS", "STATUSES", "catalog_path", "check_catalog", "holds_imported_networks", "imported_catalog",
-           "is_imported", "parents_first", "read_catalog", "sidecars", "sources", "was_imported", "write_catalog"]
+__all__ = ["KEY_COLUMNS", "STATUSES", "catalog_path", "check_catalog", "families", "holds_imported_networks",
+           "imported_catalog", "is_imported", "parents_first", "read_catalog", "sidecars", "sources", "was_imported", "write_catalog"]
 
 # A network's status in the catalog: not trained yet, training, trained, its job failed, its
 # checkpoint made with other settings or from another parent, its checkpoint unreadable.
@@ -109,6 +109,25 @@ def parents_first(parents: Mapping[str, str | None]) -> list[str]:
         ordered += ready
         placed.update(ready)
     return ordered
+
+
+def families(parents: Mapping[str, str | None]) -> dict[str, str]:
+    """Network id → its family: the id of its root ancestor (the first one up the lineage
+    without a parent among ``parents``). A base is its own family; networks imported
+    without a lineage are each a family of one. Ids in a cycle of parents take the
+    smallest id of the cycle, so every network has exactly one family.
+
+    The family is the unit of inference: a parent and its offspring share their start and
+    their training, so they are not independent samples of a recipe.
+    """
+    out: dict[str, str] = {}
+    for net in parents:
+        seen = [net]
+        while (up := parents.get(seen[-1])) is not None and up in parents and up not in seen:
+            seen.append(up)
+        up = parents.get(seen[-1])
+        out[net] = min(seen[seen.index(up):]) if up in seen else seen[-1]
+    return out
 
 
 def sidecars(folder: Path) -> Iterator[tuple[Path, dict]]:

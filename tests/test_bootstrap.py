@@ -4,6 +4,7 @@ the network bootstrap of a matrix correlation."""
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from scipy.stats import norm
 
 from paradox_utils import bootstrap
@@ -257,3 +258,44 @@ def test_bootstrap_correlation_interval_holds_the_estimate_of_related_matrices()
     a, b, _ = related_matrices()
     ci = bootstrap.bootstrap_correlation(a, b, resamples=200)
     assert ci["low"] <= ci["r"] <= ci["high"] and ci["low"] > 0.5
+
+
+def family_driven(families: int = 6, size: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Two symmetric matrices driven only by family (within-family pairs high in both,
+    between-family pairs low in both, independent noise) and the family labels."""
+    rng = np.random.default_rng(seed)
+    labels = [f"f{k}" for k in range(families) for _ in range(size)]
+    same = np.equal.outer(labels, labels).astype(float)
+    a, b = (same + rng.normal(scale=0.3, size=same.shape) for _ in range(2))
+    return (a + a.T) / 2, (b + b.T) / 2, labels
+
+
+def test_bootstrap_correlation_by_networks_is_families_of_one():
+    a, b, _ = related_matrices()
+    plain = bootstrap.bootstrap_correlation(a, b, resamples=100, seed=3)
+    singles = bootstrap.bootstrap_correlation(a, b, resamples=100, seed=3, groups=[f"n{k:02d}" for k in range(12)])
+    assert (plain["low"], plain["high"], plain["r"]) == (singles["low"], singles["high"], singles["r"])
+    assert plain["unit"] == "networks" and singles["unit"] == "families" and singles["n_units"] == 12
+
+
+def test_family_bootstrap_is_wider_than_the_network_bootstrap_when_families_drive_both():
+    a, b, labels = family_driven()
+    networks = bootstrap.bootstrap_correlation(a, b, resamples=300, seed=1)
+    families = bootstrap.bootstrap_correlation(a, b, resamples=300, seed=1, groups=labels)
+    assert families["n_units"] == 6 and networks["n_units"] == 24
+    assert families["high"] - families["low"] > networks["high"] - networks["low"]
+
+
+def test_family_bootstrap_subsets_use_the_original_families():
+    a, b, labels = family_driven(seed=2)
+    within = bootstrap.bootstrap_correlation(a, b, resamples=50, groups=labels, pairs="within")
+    between = bootstrap.bootstrap_correlation(a, b, resamples=50, groups=labels, pairs="between")
+    i, j = np.triu_indices(24, 1)
+    same = np.array(labels)[i] == np.array(labels)[j]
+    assert within["r"] == pytest.approx(stats.spearmanr(a[i, j][same], b[i, j][same])[0])
+    assert between["r"] == pytest.approx(stats.spearmanr(a[i, j][~same], b[i, j][~same])[0])
+    frame = pd.DataFrame(a, index=[f"n{k}" for k in range(24)], columns=[f"n{k}" for k in range(24)])
+    by_id = dict(zip(frame.index, labels, strict=True))
+    assert bootstrap.bootstrap_correlation(frame, b, resamples=50, groups=by_id, pairs="within")["r"] == within["r"]
+    with pytest.raises(ValueError, match="one family label per network"):
+        bootstrap.bootstrap_correlation(a, b, groups=labels[:3])

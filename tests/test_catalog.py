@@ -86,3 +86,8 @@ def test_unreadable_catalog_is_rebuilt_from_the_sidecars_with_a_warning(tmp_path
     with pytest.warns(RuntimeWarning, match=unreadable):
         run_population(specs, tmp_path, scheduler="serial", progress=False)
     assert read_catalog(tmp_path)["sha256"].tolist() == expected["sha256"].tolist()
+
+
+def test_families_are_root_ancestors():
+    parents = {"b0": None, "b1": None, "c0": "b0", "g0": "c0", "x": "elsewhere", "p": "q", "q": "p"}
+    assert catalog.families(parents) == {"b0": "b0", "b1": "b1", "c0": "b0", "g0": "b0", "x": "x", "p": "p", "q": "p"}
