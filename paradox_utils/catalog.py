@@ -28,7 +28,8 @@ from . import checkpoints
 from .files import write_table
 
 __all__ = ["KEY_COLUMNS", "STATUSES", "catalog_path", "check_catalog", "families", "holds_imported_networks",
-           "imported_catalog", "is_imported", "parents_first", "read_catalog", "sidecars", "sources", "was_imported", "write_catalog"]
+           "imported_catalog", "is_imported", "parents_first", "read_catalog", "sidecars", "sources", "was_imported",
+           "write_catalog"]
 
 # A network's status in the catalog: not trained yet, training, trained, its job failed, its
 # checkpoint made with other settings or from another parent, its checkpoint unreadable.

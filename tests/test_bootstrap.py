@@ -278,12 +278,19 @@ def test_bootstrap_correlation_by_networks_is_families_of_one():
     assert plain["unit"] == "networks" and singles["unit"] == "families" and singles["n_units"] == 12
 
 
-def test_family_bootstrap_is_wider_than_the_network_bootstrap_when_families_drive_both():
-    a, b, labels = family_driven()
+def test_family_bootstrap_is_wider_than_the_network_bootstrap_when_a_family_effect_drives_both():
+    """Both matrices carry one random effect per family (a_ij = u_f(i) + u_f(j) + noise): the
+    correlation rests on 6 independent values, which resampling 24 networks as if independent hides."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(6), 4)
+    u = rng.normal(size=6)[labels]
+    a, b = (u[:, None] + u[None] + rng.normal(scale=0.5, size=(24, 24)) for _ in range(2))
+    a, b = (a + a.T) / 2, (b + b.T) / 2
     networks = bootstrap.bootstrap_correlation(a, b, resamples=300, seed=1)
     families = bootstrap.bootstrap_correlation(a, b, resamples=300, seed=1, groups=labels)
     assert families["n_units"] == 6 and networks["n_units"] == 24
-    assert families["high"] - families["low"] > networks["high"] - networks["low"]
+    assert families["low"] <= families["r"] <= families["high"]
+    assert families["high"] - families["low"] > 1.5 * (networks["high"] - networks["low"])
 
 
 def test_family_bootstrap_subsets_use_the_original_families():
