@@ -304,5 +304,5 @@ def test_family_bootstrap_subsets_use_the_original_families():
     frame = pd.DataFrame(a, index=[f"n{k}" for k in range(24)], columns=[f"n{k}" for k in range(24)])
     by_id = dict(zip(frame.index, labels, strict=True))
     assert bootstrap.bootstrap_correlation(frame, b, resamples=50, groups=by_id, pairs="within")["r"] == within["r"]
-    with pytest.raises(ValueError, match="one family label per network"):
+    with pytest.raises(ValueError, match="One family label per network"):
         bootstrap.bootstrap_correlation(a, b, groups=labels[:3])
