@@ -54,9 +54,9 @@ base_common: dict = {"epochs": 2, "val_per_class": 50, "batch_size": 128, "optim
                      "momentum": 0.9, "schedule": "onecycle", "time_decay": 0.0, "l2": 0.00025,
                      "label_smoothing": 0.1,
                      "precision": "bfloat16"}  # training settings every base network shares (TrainConfig fields)
-base_grid: dict = {"lr": [0.1, 0.15],
-                   "init": ["he_normal", "glorot_uniform"]}  # setting -> values: one base network per combination
+base_grid: dict = {"lr": [0.1, 0.15]}  # setting -> values: one base network per combination
 base_sample = None  # type: Optional[int] draw this many of the grid's combinations (seeded); None: every one
+base_replicates: int = 2  # networks per combination, differing only in seed (the noise floor of a recipe)
 base_overrides: dict = {}  # net id -> settings for that one base network, e.g. {"b001": {"manipulation": "all"}}
 
 # %% [markdown]
@@ -65,7 +65,7 @@ base_overrides: dict = {}  # net id -> settings for that one base network, e.g. 
 # %%
 ch = open_chapter("01_train", globals())  # the profile's values, the folders, threads and device
 specs = population.base_specs(common=base_common, grid=base_grid, sample=base_sample, arch=arch, dataset=dataset,
-                              overrides=base_overrides)
+                              overrides=base_overrides, replicates=base_replicates)
 ch.settings
 
 # %% [markdown]

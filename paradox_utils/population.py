@@ -58,10 +58,13 @@ def _label(value: Any) -> str:
 
 def base_specs(common: dict[str, Any] | None = None, grid: dict[str, list] | None = None, sample: int | None = None,
                sample_seed: int = 0, arch: str = "resnet20", dataset: str = "cifar10",
-               overrides: dict[str, dict[str, Any]] | None = None) -> list[NetworkSpec]:
+               overrides: dict[str, dict[str, Any]] | None = None, replicates: int = 1) -> list[NetworkSpec]:
     """Base networks ``b000`` …: the cartesian product of ``grid`` (optionally a seeded
     ``sample`` of it), each with ``common`` settings, then ``overrides`` (net id → settings
     for that one network, e.g. the paper's N2 ``{"b001": {"manipulation": "all"}}``).
+    ``replicates``: each combination trained that many times, one after another, differing
+    only in their seed (seed replicates: the behavioural noise floor of a recipe).
+    Every network's seed is its index (unless the grid or an override sets it).
     Every config is validated here."""
     grid = grid or {}
     if not isinstance(grid, dict) or any(not isinstance(v, list) or not v for v in grid.values()):
@@ -72,6 +75,9 @@ def base_specs(common: dict[str, Any] | None = None, grid: dict[str, list] | Non
         if sample > len(combos):
             raise ValueError(f"population.base.sample={sample} exceeds the grid's {len(combos)} combinations.")
         combos = random.Random(sample_seed).sample(combos, sample)
+    if not isinstance(replicates, int) or replicates < 1:
+        raise ValueError(f"base_replicates must be a whole number ≥ 1; got {replicates!r}.")
+    combos = [combo for combo in combos for _ in range(replicates)]
     overrides = overrides or {}
     if unknown := sorted(set(overrides) - {f"b{i:03d}" for i in range(len(combos))}):
         raise ValueError(f"base_overrides names {', '.join(unknown)}, not a base network of this grid "
@@ -186,7 +192,8 @@ def from_parameters(values: dict[str, Any]) -> list[NetworkSpec]:
     2's ``finetune_*``, with ``arch`` and ``dataset``): the one place a profile becomes its
     networks, for the pre-run checks, ``python -m paradox_utils population`` and benchmarks."""
     bases = base_specs(common=values["base_common"], grid=values["base_grid"], sample=values["base_sample"],
-                       arch=values["arch"], dataset=values["dataset"], overrides=values["base_overrides"])
+                       arch=values["arch"], dataset=values["dataset"], overrides=values["base_overrides"],
+                       replicates=values["base_replicates"])
     return bases + offspring_specs(bases, parents=values["finetune_parents"],
                                    manipulations=values["finetune_manipulations"], common=values["finetune_common"],
                                    groups=values["finetune_groups"], per_parent=values["finetune_per_parent"],

@@ -42,6 +42,7 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "workers": (0, None),  # 0: one per available core
     "group_size": (1, None),
     "base_sample": (1, None),
+    "base_replicates": (1, None),
     "finetune_parents": (0, None),  # 0: no offspring
     "finetune_per_parent": (0, None),  # 0: every augmentation
     "finetune_total": (0, None),  # 0: finetune_per_parent for each parent

@@ -61,3 +61,13 @@ def test_assigning_augmentations():
     assert drawn != assign_augmentations(parents, [None, "all", "blur", "gamma"], per_parent=2, total=23, seed=4)
     with pytest.raises(ValueError, match="cannot be drawn"):
         assign_augmentations(parents, [None, "all"], per_parent=2, total=25)
+
+
+def test_base_replicates_repeat_each_combination_with_its_own_seed():
+    specs = base_specs(grid={"lr": [0.1, 0.2]}, replicates=2)
+    assert [(s.net_id, s.config.lr, s.config.seed) for s in specs] == [
+        ("b000", 0.1, 0), ("b001", 0.1, 1), ("b002", 0.2, 2), ("b003", 0.2, 3)]
+    first, second = (s.config.to_dict() for s in specs[:2])
+    assert {k for k in first if first[k] != second[k]} == {"seed"}  # replicates differ only in their seed
+    with pytest.raises(ValueError, match="base_replicates must be a whole number"):
+        base_specs(grid={"lr": [0.1]}, replicates=0)
