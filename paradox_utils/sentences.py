@@ -21,16 +21,18 @@ import pandas as pd
 from .distortions import MANIPULATIONS
 from .names import listed  # sentences.listed: the name an issue gave it
 from .nulls import NULL_QUANTILE
+from .references import REFERENCES
 
 if TYPE_CHECKING:  # an annotation only: the prose needs no networks
     from .transplant import TransplantResults
 
 __all__ = [
-    "against_chance", "association_table", "behaviour_against_chance", "best_sweep_layer", "change_text",
-    "count_table", "evaluation_glue", "finetune_glue", "images_text", "listed", "manipulation_table", "mean_std",
-    "method_sentences", "most_moved_layer", "pair_intervals", "paradox_glue", "relation_summary", "share_above",
-    "similarity_glue", "survival", "training_glue", "transplant_glue", "transplant_table", "verdict",
-    "vi_across_chapters", "vi_chapters_table", "vi_summary", "vi_table",
+    "against_chance", "association", "association_table", "behaviour_against_chance", "best_sweep_layer",
+    "change_text", "count_table", "detectable", "evaluation_glue", "finetune_glue", "images_text", "listed",
+    "manipulation_table", "mean_std", "method_sentences", "most_moved_layer", "pair_intervals", "paradox_glue",
+    "reference_table", "references_sentence", "relation_summary", "share_above", "similarity_glue", "training_glue",
+    "transplant_glue", "transplant_table", "verdict", "vi_across_chapters", "vi_chapters_table", "vi_summary",
+    "vi_table",
 ]
 
 # What each behavioural null of ``nulls.behaviour_nulls`` is, as the sentences name it.
@@ -104,38 +106,107 @@ def _row(statistics: pd.DataFrame, method: str, behaviour: str) -> pd.Series:
     return statistics.loc[method]
 
 
-def verdict(statistics: pd.DataFrame, alpha: float = 0.05, method: str = "paper",
-            behaviour: str = "compatibility") -> str:
-    """One sentence on the paper's question, from ``method``'s row (and ``behaviour``'s,
-    where the table has several) of ``paradox.statistics_table``."""
+def _count(value) -> str:
+    return "undefined" if not np.isfinite(value) else str(int(value))
+
+
+def _few(n: int, name: str) -> str:
+    return f"{n} {name} pair{'s' if n != 1 else ''}"
+
+
+def verdict(counts: pd.DataFrame, statistics: pd.DataFrame, power: Mapping | None = None, method: str = "paper",
+            behaviour: str = "compatibility", alpha: float = 0.05) -> str:
+    """The paper's question answered for ``method`` × ``behaviour``, in sentences computed from
+    ``references.paradox_counts`` (``counts``), ``paradox.statistics_table`` (``statistics``)
+    and ``inference.detectable_correlation`` (``power``, optional).
+
+    It never says the run shows a paradox where the run's references cannot define it
+    (a reference missing, or its two references overlapping): it says which and why. The
+    association is read with families as the unit and Holm's correction where the table
+    has them (``family_p``, ``holm_p``), beside the network-level Mantel p.
+    """
+    if (method, behaviour) not in counts.index:
+        raise KeyError(f"The paradox counts have no row {method!r} × {behaviour!r}.")
+    row = counts.loc[(method, behaviour)]
+    label = f"{method} kernels × {behaviour}" if method != "cka" else f"CKA × {behaviour}"
+    if not row["defined"]:
+        text = (f"By its own references this run cannot say whether either paradox occurs ({label}): "
+                f"{row['reason']}.")
+    else:
+        syd, dys = int(row["similar_yet_different"]), int(row["different_yet_similar"])
+        text = ("By its own references this run shows both paradoxes" if syd and dys else
+                "By its own references this run shows only \"similar yet different\"" if syd else
+                "By its own references this run shows only \"different yet similar\"" if dys else
+                "By its own references this run shows neither paradox")
+        text += f" ({label}: {_few(syd, 'similar-yet-different')}, {_few(dys, 'different-yet-similar')})."
+        if few := [_few(n, name) for n, name in ((syd, "similar-yet-different"), (dys, "different-yet-similar"))
+                   if 0 < n < 3]:
+            text += f" The evidence is weak: only {' and '.join(few)}, which a threshold crossed by chance can give."
+    return f"{text} {association(statistics, method, behaviour, alpha)}{detectable(power)}"
+
+
+def association(statistics: pd.DataFrame, method: str = "paper", behaviour: str = "compatibility",
+                alpha: float = 0.05) -> str:
+    """Does ``method``'s similarity predict ``behaviour`` across pairs? One or two sentences
+    from its row of ``paradox.statistics_table``: Spearman r, the network-level Mantel p
+    and, where the table has them, the family-level p (Holm-adjusted over the table's
+    tests), the family interval and the association holding lineage and training data
+    fixed (``partial_r``, ``partial_p``)."""
     row = _row(statistics, method, behaviour)
-    behaviour = row.get("behaviour", behaviour)
-    syd, dys = int(row["similar_yet_different"]), int(row["different_yet_similar"])
-    shows = ("This run shows both paradoxes." if syd and dys else
-             "This run shows only one of the two paradoxes." if syd + dys else
-             "This run shows neither paradox at these thresholds.")
-    few = [f"{n} {name} pair{'s' if n > 1 else ''}" for n, name in ((syd, "similar-yet-different"),
-                                                                    (dys, "different-yet-similar")) if 0 < n < 3]
-    if few:  # a pair or two beyond a threshold is what chance alone produces in a population of pairs
-        shows += f" The evidence is weak: only {' and '.join(few)} (a pair or two can cross a threshold by chance)."
-    if not np.isfinite(row["mantel_p"]):
-        return shows + " The Mantel test is undefined here (too few networks or constant values)."
-    if row["mantel_p"] < alpha:
-        direction = "positively" if row["mantel_r"] > 0 else "negatively"
-        return shows + f" Even so, similarity and {behaviour} are {direction} related across pairs (p < {alpha})."
-    return shows + f" Similarity does not significantly predict {behaviour} across pairs (p ≥ {alpha})."
+    r = _number(row["mantel_r"], ".3f")
+    if "family_p" not in row.index or not np.isfinite(row.get("family_p", np.nan)):
+        if not np.isfinite(row["mantel_p"]):
+            return f"Across pairs r = {r}; its test is undefined here (too few networks or constant values)."
+        reading = "significant" if row["mantel_p"] < alpha else "not significant"
+        return (f"Across pairs similarity and {behaviour} correlate at r = {r} (Spearman; Mantel p = "
+                f"{_number(row['mantel_p'], '.3g')} with networks as the unit, {reading} at {alpha}).")
+    tests = len(statistics)
+    adjusted = row.get("holm_p", row["family_p"])
+    reading = (f"significant at {alpha} after Holm's correction over {tests} tests" if adjusted < alpha else
+               f"not significant at {alpha} after Holm's correction over {tests} tests")
+    text = (f"Across pairs similarity and {behaviour} correlate at r = {r} (Spearman; 95 % interval over "
+            f"{int(row['n_families'])} families {_interval(row['ci_low'], row['ci_high'])}). With whole families "
+            f"permuted p = {_number(row['family_p'], '.3g')} (Holm-adjusted {_number(adjusted, '.3g')}: {reading}); "
+            f"treating the {_networks(row)} networks as independent would give p = {_number(row['mantel_p'], '.3g')}.")
+    if np.isfinite(row.get("partial_r", np.nan)):
+        beyond = ("similarity still predicts behaviour" if row["partial_p"] < alpha else
+                  "no association is left that the run can detect")
+        text += (f" Holding lineage and training data fixed, r = {_number(row['partial_r'], '.3f')} "
+                 f"(p = {_number(row['partial_p'], '.3g')}): {beyond}.")
+    return text
 
 
-def method_sentences(statistics: pd.DataFrame) -> str:
-    """"method — Mantel r (p), quadrant counts" for every similarity measure (and
-    "method × behaviour" where the table has several behavioural measures)."""
-    def label(key) -> str:
-        return " × ".join(key) if isinstance(key, tuple) else str(key)
+def _networks(row: pd.Series) -> str:
+    return str(int(row["n_networks"])) if np.isfinite(row.get("n_networks", np.nan)) else "several"
 
-    return "; ".join(f"{label(m)} — Mantel r = {_number(r.mantel_r, '.3f')} (p = {_number(r.mantel_p, '.3g')}), "
-                     f"{int(r.similar_yet_different)} similar yet different, "
-                     f"{int(r.different_yet_similar)} different yet similar"
-                     for m, r in statistics.iterrows()) + "."
+
+def detectable(power: Mapping | None) -> str:
+    """" With 4 families, the smallest correlation this run detects at 80 % power is r ≈ 0.62."
+    from ``inference.detectable_correlation``'s result ("" without one)."""
+    if not power:
+        return ""
+    families = f"With {int(power['n_families'])} families" if "n_families" in power else "Here"
+    target = f"{power.get('power', 0.8):.0%}"
+    if not np.isfinite(power.get("r", np.nan)):
+        why = power.get("reason") or "no effect size on the simulated grid reached it"
+        return f" {families}, no correlation is detected at {target} power by this run's design ({why})."
+    return (f" {families}, the smallest correlation this run detects at {target} power is r ≈ {power['r']:.2f} "
+            "(simulated with its own family structure and noise); a weaker association would likely go unseen.")
+
+
+def method_sentences(counts: pd.DataFrame, statistics: pd.DataFrame) -> str:
+    """"method × behaviour — r, family p, counts by the references" for every row."""
+    parts = []
+    for key, row in statistics.iterrows():
+        method, behaviour = key if isinstance(key, tuple) else (key, "compatibility")
+        c = counts.loc[(method, behaviour)] if (method, behaviour) in counts.index else None
+        p = row.get("family_p", row["mantel_p"])
+        tally = ("paradoxes undefined" if c is None or not c["defined"] else
+                 f"{_count(c['similar_yet_different'])} similar yet different, "
+                 f"{_count(c['different_yet_similar'])} different yet similar")
+        parts.append(f"{method} × {behaviour} — r = {_number(row['mantel_r'], '.3f')} "
+                     f"(p = {_number(p, '.3g')}), {tally}")
+    return "; ".join(parts) + "."
 
 
 def training_glue(catalog: pd.DataFrame) -> dict:
@@ -184,16 +255,51 @@ def similarity_glue(pairs: pd.DataFrame, chance: pd.DataFrame, nulls: Mapping[st
             "unrelated_above": share_above(pairs, "similarity_paper", chance.loc["paper", "p99"], "unrelated")}
 
 
-def paradox_glue(statistics: pd.DataFrame, method: str = "paper", alpha: float = 0.05,
-                 behaviour: str = "compatibility") -> dict[str, str]:
-    """Chapter 5's glued values from ``paradox.statistics_table``: n_pairs, n_syd, n_dys,
-    mantel_r, mantel_p, mantel_ci (for ``method`` and ``behaviour``), verdict and per_method."""
-    row = _row(statistics, method, behaviour)
-    return {"n_pairs": str(int(row["pairs"])), "n_syd": str(int(row["similar_yet_different"])),
-            "n_dys": str(int(row["different_yet_similar"])), "mantel_r": _number(row["mantel_r"], ".3f"),
-            "mantel_p": _number(row["mantel_p"], ".3g"),
+def paradox_glue(counts: pd.DataFrame, statistics: pd.DataFrame, power: Mapping | None = None,
+                 method: str = "paper", behaviour: str = "compatibility", alpha: float = 0.05) -> dict[str, str]:
+    """Chapter 5's glued values: n_pairs, n_syd, n_dys (by the run's references, "undefined"
+    where they cannot define a paradox), mantel_r, mantel_p, family_p, mantel_ci (the family
+    interval where the table has it), detectable, verdict and per_method."""
+    row, tally = _row(statistics, method, behaviour), counts.loc[(method, behaviour)]
+    return {"n_pairs": str(int(tally["pairs"])), "n_syd": _count(tally["similar_yet_different"]),
+            "n_dys": _count(tally["different_yet_similar"]), "mantel_r": _number(row["mantel_r"], ".3f"),
+            "mantel_p": _number(row["mantel_p"], ".3g"), "family_p": _number(row.get("family_p", np.nan), ".3g"),
             "mantel_ci": f"[{_number(row['ci_low'], '.3f')}, {_number(row['ci_high'], '.3f')}]",
-            "verdict": verdict(statistics, alpha, method, behaviour), "per_method": method_sentences(statistics)}
+            "detectable": detectable(power).strip() or "The run's power was not simulated.",
+            "verdict": verdict(counts, statistics, power, method, behaviour, alpha),
+            "per_method": method_sentences(counts, statistics)}
+
+
+def reference_table(thresholds: pd.DataFrame) -> pd.DataFrame:
+    """The run's references per axis and measure (``references.reference_thresholds``) as
+    narrow text: each reference's pairs and the value it sets, the measure's chance level,
+    and whether the two references separate (else why not)."""
+    def side(n, value) -> str:
+        return f"{int(n)} pairs, {_number(value, '.3f')}" if n else "none in this run"
+
+    return pd.DataFrame({"alike: pairs, floor": [side(r.alike_pairs, r.alike_floor) for r in thresholds.itertuples()],
+                         "unlike: pairs, ceiling": [side(r.unlike_pairs, r.unlike_ceiling)
+                                                    for r in thresholds.itertuples()],
+                         f"chance (null p{NULL_QUANTILE * 100:g})": _column(thresholds["chance"]),
+                         "reads": ["separates" if r.separates else r.reason for r in thresholds.itertuples()]},
+                        index=thresholds.index)
+
+
+def references_sentence(thresholds: pd.DataFrame) -> str:
+    """Per axis: what its two references are, how many pairs each has, and which measures
+    they separate (and why the others cannot be read)."""
+    parts = []
+    for axis in dict.fromkeys(thresholds.index.get_level_values("axis")):
+        rows = thresholds.loc[axis]
+        first = rows.iloc[0]
+        text = (f"{axis.capitalize()}: {REFERENCES[axis, 'alike'][1]} ({int(first['alike_pairs'])} pairs) against "
+                f"{REFERENCES[axis, 'unlike'][1]} ({int(first['unlike_pairs'])})")
+        good = [m for m, r in rows.iterrows() if r["separates"]]
+        bad = [f"{m} ({r['reason']})" for m, r in rows.iterrows() if not r["separates"]]
+        text += (f"; {listed(good)} separate{'s' if len(good) == 1 else ''} them" if good else "")
+        text += (f"; {'; '.join(bad)}" if bad else "")
+        parts.append(text)
+    return ". ".join(parts) + "."
 
 
 def share_above(pairs: pd.DataFrame, column: str, threshold: float, relation: str | None = None) -> str:
@@ -249,22 +355,6 @@ def behaviour_against_chance(pairs: pd.DataFrame, nulls: Mapping[str, np.ndarray
     return text[:1].upper() + text[1:] + "."
 
 
-def survival(statistics: pd.DataFrame, method: str = "paper") -> str:
-    """Do the paradoxes survive behaviour measured against chance? One sentence per
-    behavioural measure of ``method``'s rows of a multi-behaviour ``statistics_table``:
-    the two counts and the thresholds they used (fixed, or a null's 99th percentile)."""
-    if not isinstance(statistics.index, pd.MultiIndex):
-        return "Only the paper's compatibility was measured."
-    parts = []
-    for behaviour, row in statistics.loc[method].iterrows():
-        parts.append(f"with {behaviour} ({row['behaviour_threshold_kind']} threshold "
-                     f"{row['behaviour_threshold']:.3f}; similarity {row['similar_threshold_kind']} "
-                     f"{row['similar_threshold']:.3f}): {int(row['similar_yet_different'])} similar yet different, "
-                     f"{int(row['different_yet_similar'])} different yet similar")
-    text = "; ".join(parts)
-    return text[:1].upper() + text[1:] + "."
-
-
 # The book's tables. A DataFrame as pandas shows it is as wide as its widest cells: the
 # eleven-column statistics table (~1,800 px), chapter 3's per-network table and chapter 6's
 # transplant summary (~1,300 px each) hid most columns behind a sideways scroll in the
@@ -278,13 +368,27 @@ MANIPULATION_WORDS = {"salt_pepper": "salt & pepper"}
 
 def association_table(statistics: pd.DataFrame) -> pd.DataFrame:
     """Does similarity predict behaviour? Per row of a ``paradox.statistics_table`` (same
-    index): the Mantel correlation r, its p and its 95 % bootstrap interval, as text at
-    three decimals ("−0.295 to 0.379")."""
-    return pd.DataFrame({"Mantel r": _column(statistics["mantel_r"]),
-                         "p": [_number(v, ".3f") for v in statistics["mantel_p"]],
-                         "95 % interval": [_interval(lo, hi) for lo, hi in zip(statistics["ci_low"],
-                                                                               statistics["ci_high"], strict=True)]},
-                        index=statistics.index)
+    index), as text: Spearman r; its 95 % interval (over families where the table has
+    them, else networks); its p with networks as the unit and — where the table has them —
+    with whole families permuted and Holm-adjusted ("0.034 / 0.412 / 1.000"); and the
+    association holding lineage and training data fixed, r (p)."""
+    family = "family_p" in statistics
+    unit = "families" if family else "networks"
+    columns = {"r": _column(statistics["mantel_r"]),
+               f"95 % interval ({unit})": [_interval(lo, hi) for lo, hi in
+                                           zip(statistics["ci_low"], statistics["ci_high"], strict=True)]}
+    if family:
+        holm = statistics["holm_p"] if "holm_p" in statistics else statistics["family_p"]
+        columns["p: networks / families / Holm"] = [
+            " / ".join(_number(v, ".3f") for v in values)
+            for values in zip(statistics["mantel_p"], statistics["family_p"], holm, strict=True)]
+    else:
+        columns["p"] = [_number(v, ".3f") for v in statistics["mantel_p"]]
+    if "partial_r" in statistics:
+        columns["beyond lineage and data: r (p)"] = [f"{_number(r, '.3f')} ({_number(p, '.3f')})".replace("-", "−")
+                                                     for r, p in zip(statistics["partial_r"], statistics["partial_p"],
+                                                                     strict=True)]
+    return pd.DataFrame(columns, index=statistics.index)
 
 
 def vi_table(networks: pd.DataFrame) -> pd.DataFrame:
@@ -328,27 +432,22 @@ def transplant_table(summary: pd.DataFrame) -> pd.DataFrame:
                          "verdict": summary["verdict"]}, index=summary.index)
 
 
-def count_table(statistics: pd.DataFrame) -> pd.DataFrame:
-    """How many pairs fall in each paradox? Per row of a ``paradox.statistics_table`` (same
-    index): the two quadrant counts, the pairs counted, and the thresholds that drew the
-    quadrants, similarity / behaviour ("0.141 / 0.568"). What the thresholds are ("null
-    p99", "fixed") goes in the column's header when every threshold is of one kind — else
-    beside each number — so the cells stay short enough not to wrap."""
+def count_table(counts: pd.DataFrame, statistics: pd.DataFrame) -> pd.DataFrame:
+    """How many pairs fall in each paradox? Per (method, behaviour): by the run's references
+    (``references.paradox_counts``: "similar yet different / different yet similar", or
+    "undefined"), and by the threshold reading of ``paradox.statistics_table`` (the measures'
+    null 99th percentiles — "above chance" — or the paper's fixed 0.5), with the pairs
+    counted. The header names the threshold kind when one kind drew every row."""
     kinds = set(statistics["similar_threshold_kind"]) | set(statistics["behaviour_threshold_kind"])
-    one_kind = next(iter(kinds)) if len(kinds) == 1 else None
-
-    def thresholds(row: pd.Series) -> str:
-        similar, behaviour = _number(row["similar_threshold"], ".3f"), _number(row["behaviour_threshold"], ".3f")
-        if one_kind:
-            return f"{similar} / {behaviour}"
-        return f"{similar} ({row['similar_threshold_kind']}) / {behaviour} ({row['behaviour_threshold_kind']})"
-
-    header = "thresholds: similarity / behaviour" + (f" ({one_kind})" if one_kind else "")
-    return pd.DataFrame({"similar yet different": statistics["similar_yet_different"].astype(int),
-                         "different yet similar": statistics["different_yet_similar"].astype(int),
-                         "pairs": statistics["pairs"].astype(int),
-                         header: [thresholds(row) for _, row in statistics.iterrows()]},
-                        index=statistics.index)
+    reading = ("the paper's 0.5" if kinds == {"fixed"} else "above chance (null p99)" if kinds == {"null p99"}
+               else "fixed or null thresholds")
+    by_references = [f"{_count(counts.loc[k, 'similar_yet_different'])} / "
+                     f"{_count(counts.loc[k, 'different_yet_similar'])}" if counts.loc[k, "defined"] else "undefined"
+                     for k in statistics.index]
+    return pd.DataFrame({"by the run's references": by_references,
+                         f"by {reading}": [f"{int(r.similar_yet_different)} / {int(r.different_yet_similar)}"
+                                           for r in statistics.itertuples()],
+                         "pairs": statistics["pairs"].astype(int)}, index=statistics.index)
 
 
 def pair_intervals(compatibility: Mapping, kappa: Mapping) -> str:

@@ -141,13 +141,16 @@ def chapter_tables() -> list[pd.DataFrame]:
     index = pd.MultiIndex.from_product([["paper", "hungarian"], ["compatibility", "kappa"]],
                                        names=["method", "behaviour"])
     statistics = pd.DataFrame({"mantel_r": -0.123, "mantel_p": 0.034, "ci_low": -0.301, "ci_high": 0.052,
+                               "family_p": 0.412, "holm_p": 1.0, "partial_r": -0.051, "partial_p": 0.734,
                                "similar_yet_different": 12, "different_yet_similar": 1043, "pairs": 53956,
                                "similar_threshold": 0.141, "similar_threshold_kind": "null p99",
                                "behaviour_threshold": 0.568, "behaviour_threshold_kind": "null p99"}, index=index)
+    counts = pd.DataFrame({"similar_yet_different": 3, "different_yet_similar": 0, "pairs": 53956, "defined": True,
+                           "reason": ""}, index=index)
     by_vi = sentences.vi_table(networks)
     return [by_vi, sentences.manipulation_table(networks, by_vi.index), sentences.transplant_table(summary),
             sentences.manipulation_table(summary), sentences.association_table(statistics),
-            sentences.count_table(statistics)]
+            sentences.count_table(counts, statistics)]
 
 
 @pytest.mark.slow  # a browser

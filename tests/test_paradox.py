@@ -197,10 +197,9 @@ def test_statistics_table_rows_per_method_and_behaviour(hand_pairs):
     with pytest.raises(KeyError, match="no entry for 'kappa'"):
         paradox.statistics_table({"paper": matrices["paper"]}, {"kappa": matrices["kappa"]}, pairs, 0.5,
                                  {"compatibility": 0.5}, permutations=9, resamples=5)
-    assert "similarity and kappa" in sentences.verdict(stats, alpha=1.0, behaviour="kappa")
-    assert sentences.method_sentences(stats).startswith("paper × compatibility — Mantel r = ")
+    assert "similarity and kappa correlate" in sentences.association(stats, alpha=1.0, behaviour="kappa")
     with pytest.raises(KeyError, match="no row 'paper' × 'relative compatibility'"):
-        sentences.verdict(stats, behaviour="relative compatibility")
+        sentences.association(stats, behaviour="relative compatibility")
     legacy = paradox.statistics_table({"paper": matrices["paper"]}, compat, pairs, 0.5, 0.5, permutations=9,
                                       resamples=5)  # one matrix: indexed by method alone
     assert list(legacy.index) == ["paper"] and legacy.loc["paper", "behaviour"] == "compatibility"

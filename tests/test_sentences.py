@@ -9,36 +9,81 @@ import pytest
 from paradox_utils import distortions, evaluation, paradox, sentences, transplant
 
 
-def statistics(syd: int, dys: int, r: float, p: float) -> pd.DataFrame:
-    return pd.DataFrame([{"method": "paper", "mantel_r": r, "mantel_p": p, "ci_low": r - 0.1, "ci_high": r + 0.1,
-                          "similar_yet_different": syd, "different_yet_similar": dys, "pairs": 10},
-                         {"method": "cka", "mantel_r": np.nan, "mantel_p": np.nan, "ci_low": np.nan,
-                          "ci_high": np.nan, "similar_yet_different": 0, "different_yet_similar": 1, "pairs": 10}]
-                        ).set_index("method")
+def statistics(r: float, p: float, family_p: float = np.nan, partial: tuple = (np.nan, np.nan)) -> pd.DataFrame:
+    index = pd.MultiIndex.from_tuples([("paper", "compatibility"), ("cka", "compatibility")],
+                                      names=["method", "behaviour"])
+    return pd.DataFrame({"mantel_r": [r, np.nan], "mantel_p": [p, np.nan], "ci_low": [r - 0.1, np.nan],
+                         "ci_high": [r + 0.1, np.nan], "family_p": [family_p, np.nan],
+                         "holm_p": [min(1.0, 2 * family_p), np.nan], "n_families": 4, "n_networks": 12,
+                         "partial_r": [partial[0], np.nan], "partial_p": [partial[1], np.nan],
+                         "similar_yet_different": [1, 0], "different_yet_similar": [40, 2], "pairs": 66,
+                         "similar_threshold": 0.141, "similar_threshold_kind": "null p99",
+                         "behaviour_threshold": 0.568, "behaviour_threshold_kind": "null p99"}, index=index)
 
 
-def test_verdict_and_method_sentences():
-    assert sentences.verdict(statistics(2, 1, 0.4, 0.01)) == (
-        "This run shows both paradoxes. The evidence is weak: only 2 similar-yet-different pairs and 1 "
-        "different-yet-similar pair (a pair or two can cross a threshold by chance). Even so, similarity and "
-        "compatibility are positively related across pairs (p < 0.05).")
-    assert "weak" not in sentences.verdict(statistics(0, 3, -0.2, 0.3))
-    assert sentences.verdict(statistics(0, 3, -0.2, 0.3)).startswith("This run shows only one of the two")
-    assert "does not significantly predict" in sentences.verdict(statistics(0, 3, -0.2, 0.3))
-    assert "undefined" in sentences.verdict(statistics(0, 0, np.nan, np.nan))
-    assert sentences.verdict(statistics(0, 0, 0.1, 0.5)).startswith("This run shows neither paradox")
+def counts(syd=2, dys=1, defined=True, reason="") -> pd.DataFrame:
+    index = pd.MultiIndex.from_tuples([("paper", "compatibility"), ("cka", "compatibility")],
+                                      names=["method", "behaviour"])
+    return pd.DataFrame({"pairs": 66, "similar_yet_different": [syd if defined else np.nan, 0],
+                         "different_yet_similar": [dys if defined else np.nan, 0], "defined": [defined, True],
+                         "reason": [reason, ""]}, index=index)
+
+
+def test_the_verdict_never_shows_a_paradox_the_references_cannot_define():
+    text = sentences.verdict(counts(defined=False, reason="behaviour (compatibility): the run has no pair of seed "
+                                                          "replicates (one recipe, different seeds)"),
+                             statistics(0.4, 0.01))
+    assert text.startswith("By its own references this run cannot say whether either paradox occurs (paper kernels "
+                           "× compatibility): behaviour (compatibility): the run has no pair of seed replicates")
+    assert "shows" not in text
+
+
+def test_the_verdict_counts_weighs_and_reads_families():
+    text = sentences.verdict(counts(2, 1), statistics(0.4, 0.01, family_p=0.2, partial=(0.05, 0.6)),
+                             {"r": 0.62, "power": 0.8, "n_families": 4})
+    assert text.startswith("By its own references this run shows both paradoxes (paper kernels × compatibility: "
+                           "2 similar-yet-different pairs, 1 different-yet-similar pair). The evidence is weak")
+    assert "With whole families permuted p = 0.2 (Holm-adjusted 0.4: not significant at 0.05 after Holm's " \
+           "correction over 2 tests); treating the 12 networks as independent would give p = 0.01." in text
+    assert "Holding lineage and training data fixed, r = 0.050 (p = 0.6): no association is left" in text
+    assert text.endswith("With 4 families, the smallest correlation this run detects at 80% power is r ≈ 0.62 "
+                         "(simulated with its own family structure and noise); a weaker association would likely "
+                         "go unseen.")
+    assert sentences.verdict(counts(0, 5), statistics(0.4, 0.01)).startswith(
+        'By its own references this run shows only "different yet similar"')
+    assert "weak" not in sentences.verdict(counts(0, 5), statistics(0.4, 0.01))
+    assert "Mantel p = 0.01 with networks as the unit, significant" in sentences.verdict(counts(0, 0),
+                                                                                        statistics(0.4, 0.01))
+    assert "no correlation is detected at 80% power" in sentences.detectable({"r": np.nan, "n_families": 2,
+                                                                              "reason": "too few families"})
     with pytest.raises(KeyError, match="no row 'hungarian'"):
-        sentences.verdict(statistics(0, 0, 0.1, 0.5), method="hungarian")
-    assert sentences.method_sentences(statistics(2, 1, 0.4, 0.01)) == (
-        "paper — Mantel r = 0.400 (p = 0.01), 2 similar yet different, 1 different yet similar; "
-        "cka — Mantel r = undefined (p = undefined), 0 similar yet different, 1 different yet similar.")
+        sentences.verdict(counts(), statistics(0.1, 0.5), method="hungarian")
 
 
 def test_paradox_glue_names_every_value_the_book_uses():
-    glued = sentences.paradox_glue(statistics(2, 1, 0.4, 0.01))
-    assert glued == {"n_pairs": "10", "n_syd": "2", "n_dys": "1", "mantel_r": "0.400", "mantel_p": "0.01",
-                     "mantel_ci": "[0.300, 0.500]", "verdict": sentences.verdict(statistics(2, 1, 0.4, 0.01)),
-                     "per_method": sentences.method_sentences(statistics(2, 1, 0.4, 0.01))}
+    glued = sentences.paradox_glue(counts(2, 1), statistics(0.4, 0.01, family_p=0.2))
+    assert {k: glued[k] for k in ("n_pairs", "n_syd", "n_dys", "mantel_r", "mantel_p", "family_p", "mantel_ci")} == {
+        "n_pairs": "66", "n_syd": "2", "n_dys": "1", "mantel_r": "0.400", "mantel_p": "0.01", "family_p": "0.2",
+        "mantel_ci": "[0.300, 0.500]"}
+    assert glued["per_method"].startswith("paper × compatibility — r = 0.400 (p = 0.2), 2 similar yet different")
+    assert sentences.paradox_glue(counts(defined=False), statistics(0.4, 0.01))["n_syd"] == "undefined"
+
+
+def test_references_are_told_per_axis():
+    index = pd.MultiIndex.from_tuples([("weights", "paper"), ("behaviour", "compatibility"), ("behaviour", "kappa")],
+                                      names=["axis", "measure"])
+    thresholds = pd.DataFrame({"alike_pairs": [2, 2, 2], "alike_floor": [0.99, 0.9, 0.3],
+                               "unlike_pairs": [40, 30, 30], "unlike_ceiling": [0.2, 0.8, 0.4],
+                               "separates": [True, True, False], "reason": ["", "", "its references overlap (…)"],
+                               "chance": [0.14, np.nan, 0.05]}, index=index)
+    text = sentences.references_sentence(thresholds)
+    assert text == ("Weights: a parent and its child fine-tuned without manipulation (2 pairs) against networks of "
+                    "different families (40); paper separates them. Behaviour: seed replicates (one recipe, different "
+                    "seeds) (2 pairs) against networks of different families and recipes (30); compatibility "
+                    "separates them; kappa (its references overlap (…)).")
+    table = sentences.reference_table(thresholds)
+    assert table.loc[("weights", "paper")].tolist() == ["2 pairs, 0.990", "40 pairs, 0.200", "0.140", "separates"]
+    assert table.loc[("behaviour", "compatibility"), "chance (null p99)"] == "undefined"
 
 
 def sweep(deltas: list[float]) -> pd.DataFrame:
@@ -154,38 +199,21 @@ def test_change_text_quotes_the_interval_and_says_when_it_spans_zero():
     assert sentences.change_text({"delta_vi": -0.2}) == "-0.200"
 
 
-def test_survival_sentence_reads_every_behaviour_row():
-    index = pd.MultiIndex.from_tuples([("paper", "compatibility"), ("paper", "kappa")], names=["method", "behaviour"])
-    statistics = pd.DataFrame({"similar_yet_different": [3, 0], "different_yet_similar": [5, 1],
-                               "similar_threshold": [0.14, 0.14], "similar_threshold_kind": ["null p99"] * 2,
-                               "behaviour_threshold": [0.97, 0.31], "behaviour_threshold_kind": ["null p99"] * 2},
-                              index=index)
-    text = sentences.survival(statistics)
-    assert text.startswith("With compatibility (null p99 threshold 0.970; similarity null p99 0.140): 3 similar yet "
-                           "different, 5 different yet similar; with kappa")
-    assert text.endswith("0 similar yet different, 1 different yet similar.")
-
-
 def test_statistics_split_into_two_narrow_tables_of_rounded_text():
-    index = pd.MultiIndex.from_tuples([("paper", "compatibility"), ("paper", "kappa")], names=["method", "behaviour"])
-    statistics = pd.DataFrame({"mantel_r": [0.0076191, -0.41], "mantel_p": [0.934, 0.003],
-                               "ci_low": [-0.295308, float("nan")], "ci_high": [0.378664, 0.7],
-                               "similar_yet_different": [2, 0], "different_yet_similar": [43, 46], "pairs": [66, 66],
-                               "similar_threshold": [0.14057, 0.14057], "similar_threshold_kind": ["null p99"] * 2,
-                               "behaviour_threshold": [0.567725, 0.5],
-                               "behaviour_threshold_kind": ["null p99", "fixed"]}, index=index)
-    association = sentences.association_table(statistics)
-    assert list(association.columns) == ["Mantel r", "p", "95 % interval"] and association.index.equals(index)
-    assert association.iloc[0].tolist() == ["0.008", "0.934", "−0.295 to 0.379"]
-    assert association.iloc[1].tolist() == ["−0.410", "0.003", "undefined to 0.700"]
-    counts = sentences.count_table(statistics)
-    assert counts.index.equals(index) and counts["pairs"].tolist() == [66, 66]
-    assert counts.iloc[0, :3].tolist() == [2, 43, 66]
-    assert counts.iloc[1, 3] == "0.141 (null p99) / 0.500 (fixed)"  # each threshold says what it is
-    alike = sentences.count_table(statistics.assign(behaviour_threshold_kind="null p99"))
-    assert alike.columns[3] == "thresholds: similarity / behaviour (null p99)"  # one kind: said once
-    assert alike.iloc[0, 3] == "0.141 / 0.568"
-    assert len(association.columns) + len(counts.columns) < len(statistics.columns)
+    stats = statistics(0.0076191, 0.934, family_p=0.5, partial=(-0.41, 0.003))
+    association = sentences.association_table(stats)
+    assert list(association.columns) == ["r", "95 % interval (families)", "p: networks / families / Holm",
+                                         "beyond lineage and data: r (p)"]
+    assert association.iloc[0].tolist() == ["0.008", "−0.092 to 0.108", "0.934 / 0.500 / 1.000", "−0.410 (0.003)"]
+    assert association.iloc[1, 1] == "undefined to undefined"
+    networks_only = sentences.association_table(stats.drop(columns=["family_p", "holm_p", "partial_r", "partial_p"]))
+    assert list(networks_only.columns) == ["r", "95 % interval (networks)", "p"]
+    table = sentences.count_table(counts(3, 0), stats)
+    assert table.columns.tolist() == ["by the run's references", "by above chance (null p99)", "pairs"]
+    assert table.iloc[0].tolist() == ["3 / 0", "1 / 40", 66]
+    assert sentences.count_table(counts(defined=False), stats).iloc[0, 0] == "undefined"
+    fixed = stats.assign(similar_threshold_kind="fixed", behaviour_threshold_kind="fixed")
+    assert sentences.count_table(counts(), fixed).columns[1] == "by the paper's 0.5"
 
 
 def test_chapter3_and_6_tables_are_narrow_text_that_names_the_test_images():
