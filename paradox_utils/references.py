@@ -32,8 +32,8 @@ import pandas as pd
 from .catalog import families
 from .nulls import NULL_QUANTILE
 
-__all__ = ["REFERENCES", "REFERENCE_QUANTILE", "STATES", "axis_state", "paradox_counts", "reference_thresholds",
-           "roles"]
+__all__ = ["REFERENCES", "REFERENCE_QUANTILE", "STATES", "axis_state", "covariates", "paradox_counts",
+           "reference_thresholds", "roles"]
 
 REFERENCE_QUANTILE = 0.05  # a reference's floor (alike) and ceiling (unlike, 1 − this) hold 95 % of its pairs
 # seeds change nothing in a recipe but the draws: a base's init and data order, an offspring's augmentation stream
@@ -99,6 +99,23 @@ def roles(pairs: pd.DataFrame, catalog: pd.DataFrame) -> pd.DataFrame:
     out[REFERENCES["behaviour", "unlike"][0]] = [(not s) and k and not f for s, k, f in
                                                  zip(same_recipe, known, out["same_family"], strict=True)]
     return out
+
+
+def covariates(catalog: pd.DataFrame, ids: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """The pair covariates a partial association holds fixed, as (N × N) 0/1 matrices over
+    ``ids`` (indexed both ways): "same family" (``catalog.families``) and "same training
+    data" (both trained on the same manipulation, "none" for clean images; 0 where either
+    config is unknown). The diagonal is 1."""
+    parents = {row.net_id: (row.parent if isinstance(row.parent, str) and row.parent else None)
+               for row in catalog.itertuples()}
+    family, configs = families(parents), _configs(catalog)
+    if missing := [str(i) for i in ids if i not in family]:
+        raise ValueError(f"The catalog has no row for {', '.join(missing[:5])}.")
+    labels = pd.Series([family[i] for i in ids], index=list(ids))
+    data = pd.Series([_training_data(configs[i]) if configs[i] else f"unknown:{i}" for i in ids],
+                     index=list(ids))
+    return {name: pd.DataFrame(np.equal.outer(v.to_numpy(), v.to_numpy()).astype(float), index=list(ids),
+                               columns=list(ids)) for name, v in (("same family", labels), ("same training data", data))}
 
 
 def reference_thresholds(pairs: pd.DataFrame, methods: Sequence[str], behaviours: Sequence[str],

@@ -113,3 +113,15 @@ def test_roles_refuse_networks_the_catalog_lacks():
     pairs = pair_table({"paper": matrix(list(cat["net_id"]), lambda a, b: 0.5)})
     with pytest.raises(ValueError, match="no row for networks"):
         references.roles(pairs, cat.iloc[:3])
+
+
+def test_covariates_are_pair_matrices_of_family_and_training_data():
+    cat = catalog()
+    ids = list(cat["net_id"])
+    both = references.covariates(cat, ids)
+    family, data = both["same family"], both["same training data"]
+    assert family.loc["b0", "b0-all"] == 1 and family.loc["b0", "b1"] == 0 and family.loc["b0-all", "b2-all"] == 0
+    assert data.loc["b0", "b0-none"] == 1 and data.loc["b0", "b0-all"] == 0 and data.loc["b0-all", "b2-all"] == 1
+    pairs = table(cat, lambda a, b: 0.5, lambda a, b: 0.5)
+    assert all(family.loc[r.a, r.b] == r.same_family and data.loc[r.a, r.b] == r.same_training_data
+               for r in pairs.itertuples())  # one rule for the pair table and the matrices
