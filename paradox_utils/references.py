@@ -115,7 +115,8 @@ def covariates(catalog: pd.DataFrame, ids: Sequence[str]) -> dict[str, pd.DataFr
     data = pd.Series([_training_data(configs[i]) if configs[i] else f"unknown:{i}" for i in ids],
                      index=list(ids))
     return {name: pd.DataFrame(np.equal.outer(v.to_numpy(), v.to_numpy()).astype(float), index=list(ids),
-                               columns=list(ids)) for name, v in (("same family", labels), ("same training data", data))}
+                               columns=list(ids))
+            for name, v in (("same family", labels), ("same training data", data))}
 
 
 def reference_thresholds(pairs: pd.DataFrame, methods: Sequence[str], behaviours: Sequence[str],
