@@ -20,21 +20,25 @@
 # *Compatibility* of two networks is the Pearson correlation of their accuracies over
 # the 37 manipulation cells; the *paradox matrix* is compatibility − similarity
 # (as in the paper). Near −1 a pair is "similar yet different" (near-identical kernels,
-# different behaviour), near +1 "different yet similar". The paper showed such pairs;
-# this chapter also tests its implied conclusion — does intrinsic similarity predict
-# behavioural compatibility? — with a Mantel test and bootstrap intervals, for every
-# similarity measure.
+# different behaviour), near +1 "different yet similar". The paper showed such pairs.
+# This chapter reads "similar" and "different" against pairs of this run whose relation
+# is known (its *references*), tests the paper's implied conclusion — does intrinsic
+# similarity predict behaviour? — with families, not networks, as the independent units,
+# and asks which similarity measure tracks behaviour at all.
 #
 # ## Prerequisites
 # - `accuracy.parquet` (chapter 3) and `similarity.parquet`, `layer_similarity.parquet`
-#   (chapter 4); the catalog for lineage.
-# - Output: `pairs.parquet` and `paradox_statistics.parquet`.
+#   and the CKA tables (chapter 4); the catalog for lineage and recipes.
+# - Output: `pairs.parquet`, `references.parquet`, `paradox_counts.parquet`,
+#   `paradox_statistics.parquet` and `grounding.parquet`.
 
 # %% [markdown]
 # ## Imports
 
 # %%
-from paradox_utils import behaviour, bootstrap, explorer, files, nulls, paradox, plots, report, sentences
+from paradox_utils import (behaviour, bootstrap, explorer, files, grounding, inference, nulls, paradox, plots,
+                           references, report, sentences)
+from paradox_utils.catalog import families
 from paradox_utils.preamble import glue_regime, glue_texts, open_chapter
 
 # %% [markdown]
@@ -48,15 +52,19 @@ similar_threshold: float = 0.5  # the paper's fixed reading, used when threshold
 compatible_threshold: float = 0.5  # the same for compatibility
 thresholds: str = "null"  # "null": above each measure's null 99th percentile, or "fixed": the two numbers above
 null_permutations: int = 100  # shuffles per network for the compatibility nulls
-mantel_permutations: int = 999  # permutations of the Mantel test
-bootstrap_resamples: int = 500  # bootstrap resamples of the pair statistics
+mantel_permutations: int = 999  # permutations of the Mantel tests (networks, whole families, partial)
+bootstrap_resamples: int = 500  # family bootstrap resamples of every correlation's interval
+power_simulations: int = 200  # simulated populations per effect size of the power statement
+power_permutations: int = 199  # family permutations of each simulated test
 statistics_seed: int = 0  # seed of the permutations and resamples
 subset: int = 20  # networks drawn in the overview figures (whole families, seeded; 0: all); statistics use all
 
 # %%
-ch = open_chapter("05_paradox", globals(), reads=("accuracy", "similarities", "layers", "correctness", "nulls"))
+ch = open_chapter("05_paradox", globals(), reads=("accuracy", "similarities", "layers", "correctness", "nulls",
+                                                  "cka_distorted", "cka_layers"))
 paths, catalog, parents, shown = ch.paths, ch.catalog, ch.parents, ch.shown
-accuracy, similarities, layer_scores, bits, untrained = ch.tables  # untrained: chapter 4's similarity nulls
+accuracy, similarities, layer_scores, bits, untrained, cka_distorted, cka_layers = ch.tables  # untrained: similarity nulls
+family_of = families(parents)  # network → its family (the root ancestor): the unit of inference
 similarity_chance = report.null_summary(untrained)["mean"]
 similarity_nulls = untrained if thresholds == "null" else None
 
@@ -99,10 +107,12 @@ if len(family) > 1:
 # behavioural measures take that out: *relative
 # compatibility* correlates what is left of the accuracy vectors after subtracting
 # the population's mean per cell, and *error consistency* κ compares the networks
-# image by image (chapter 3). Each measure has a null: compatibility and relative
+# image by image (chapter 3), each clean image counted once (the grid's eight identity
+# cells show the same clean images). Each measure has a null: compatibility and relative
 # compatibility that of accuracy profiles shuffled across levels within each
 # manipulation; κ that of two networks erring independently at their per-cell
-# accuracies. The [methods appendix](../methods.md) says why.
+# accuracies. The [methods appendix](../methods.md) says why. These nulls are the floor,
+# "above chance"; what decides the paradoxes is the run's references, further below.
 
 # %%
 behaviours = {"compatibility": compat, "relative compatibility": behaviour.compatibility(accuracy, relative=True),
@@ -113,12 +123,13 @@ report.null_summary(behaviour_nulls).round(3) if behaviour_nulls else "fixed thr
 # %% [markdown]
 # ## Every pair, every measure
 # Intrinsic similarity (the paper's alignment) against each behavioural measure,
-# coloured by relation; the shaded corners are the two paradoxes, the dashed lines the
-# thresholds (a null's 99th percentile, or the fixed values), the dotted line the
-# similarity's chance level (its mean over pairs of untrained networks).
+# coloured by relation; the shaded corners are the two paradoxes *above chance*, the
+# dashed lines the thresholds (a null's 99th percentile, or the paper's fixed values),
+# the dotted line the similarity's chance level (its mean over pairs of untrained networks).
 
 # %%
 pairs = paradox.with_behaviour(paradox.pair_table(similarities, parents, compat=compat), behaviours)
+pairs = references.roles(pairs, catalog)  # each pair's families, training data, and which references it is
 files.write_table(pairs, paths["pairs"], provenance={"weights": report.weight_hashes(catalog)})
 for measure in behaviours:
     plots.show(plots.paradox_scatter(pairs, "paper", similar_threshold, compatible_threshold, measure,
@@ -135,24 +146,79 @@ for measure in behaviours:
 glue_regime(catalog, accuracy, pairs, report.null_summary(untrained))
 
 # %% [markdown]
-# ## Does similarity predict compatibility?
-# The Mantel test correlates the two matrices (Spearman over pairs) and compares
-# that with networks relabelled at random; the interval resamples *networks* with
-# replacement.
+# ## The run's references
+# Which of this run's pairs define "alike" and "unlike" on each axis, and the values
+# they set (the [methods appendix](../methods.md) states the rule): a pair is alike at
+# or above the alike reference's floor (its 5th percentile), unlike at or below the
+# unlike reference's ceiling (its 95th), in between otherwise. The chance column is
+# the measure's null 99th percentile, the floor for "above chance".
+# {glue:text}`references`
+
+# %%
+thresholds = references.reference_thresholds(pairs, list(similarities), list(behaviours),
+                                             nulls={**untrained, **(behaviour_nulls or {})})
+files.write_table(thresholds.reset_index(), paths["references"], provenance={"weights": report.weight_hashes(catalog)})
+sentences.reference_table(thresholds)
+
+# %% [markdown]
+# ## Does similarity predict behaviour?
+# The Mantel test correlates two matrices (Spearman over pairs) and compares that with
+# the networks relabelled at random. Relabelling single networks treats them as
+# independent, which a parent and its offspring are not: the test that counts is the one
+# that permutes *whole families* (this run has {glue:text}`n_families` of them), and
+# every interval resamples families. The last column holds lineage (same family or not)
+# and training data (same manipulation or not) fixed. The p-values of the family test
+# are corrected for the table's number of tests (Holm).
 
 # %%
 statistics = paradox.statistics_table(similarities, behaviours, pairs, similar_threshold, compatible_threshold,
                                       mantel_permutations, bootstrap_resamples, statistics_seed,
-                                      similarity_nulls=similarity_nulls, behaviour_nulls=behaviour_nulls)
+                                      similarity_nulls=similarity_nulls, behaviour_nulls=behaviour_nulls,
+                                      groups=family_of, covariates=references.covariates(catalog, list(compat.index)))
 files.write_table(statistics.reset_index(), paths["statistics"], provenance={"weights": report.weight_hashes(catalog)})
 sentences.association_table(statistics)
 
 # %% [markdown]
-# How many pairs fall in each paradox, with the thresholds above (similarity / behaviour).
-# Every column of both tables, unrounded, is in `paradox_statistics.parquet`.
+# What the design could have seen: the smallest correlation between the paper's
+# similarity and compatibility that the family test detects at 80 % power, simulated
+# with this run's own family structure and noise. {glue:text}`detectable`
 
 # %%
-sentences.count_table(statistics)
+power = inference.detectable_correlation(similarities["paper"], compat, family_of, simulations=power_simulations,
+                                         permutations=power_permutations, seed=statistics_seed)
+power["curve"].round(3)
+
+# %% [markdown]
+# ## How many pairs fall in each paradox
+# By the run's references (the verdict), and by the thresholds above — the measures'
+# null 99th percentiles ("above chance"), or the paper's fixed 0.5 — as
+# similar yet different / different yet similar. Every column, unrounded, is in
+# `paradox_counts.parquet` and `paradox_statistics.parquet`.
+
+# %%
+counts = references.paradox_counts(pairs, thresholds, list(similarities), list(behaviours))
+files.write_table(counts.reset_index(), paths["counts"], provenance={"weights": report.weight_hashes(catalog)})
+sentences.count_table(counts, statistics)
+
+# %% [markdown]
+# ## Which similarity measure tracks behaviour?
+# For every similarity measure and every behavioural measure — over the whole grid and
+# per manipulation — the rank correlation across all pairs, within families and between
+# families, with 95 % intervals over families. CKA measured on the distorted images
+# themselves is read against behaviour under the same manipulation.
+
+# %%
+table = grounding.grounding_table(similarities, grounding.behaviour_scopes(accuracy, bits), family_of,
+                                  bootstrap_resamples, statistics_seed, distorted={"cka (distorted)": cka_distorted})
+files.write_table(table, paths["grounding"], provenance={"weights": report.weight_hashes(catalog)})
+plots.show(plots.grounding_figure(table))
+
+# %% [markdown]
+# Per layer: linear CKA of each residual stage (clean probe images) against
+# compatibility, all pairs, within and between families.
+
+# %%
+grounding.per_layer(cka_layers, compat, family_of, bootstrap_resamples, statistics_seed).round(3)
 
 # %% [markdown]
 # ## The most paradoxical pairs
@@ -186,26 +252,22 @@ explorer.explorer(accuracy, {"compatibility": compat, **similarities,
                              **{f"difference ({m})": d for m, d in differences.items()}}, layer_scores)
 
 # %% tags=["remove-cell"]
-glue_texts({"survival": sentences.survival(statistics),
-            "behaviour_chance": sentences.behaviour_against_chance(pairs, behaviour_nulls),
-            **sentences.paradox_glue(statistics)})  # n_pairs, n_syd, n_dys, mantel_*, verdict, per_method
+glue_texts({"behaviour_chance": sentences.behaviour_against_chance(pairs, behaviour_nulls),
+            "references": sentences.references_sentence(thresholds), "n_families": str(len(set(family_of.values()))),
+            "grounding": sentences.grounding_sentences(table),
+            **sentences.paradox_glue(counts, statistics, power)})  # n_pairs, n_syd, n_dys, mantel_*, verdict, …
 
 # %% [markdown]
 # ## Summary
-# Over {glue:text}`n_pairs` pairs, with the paper's alignment this run finds
-# {glue:text}`n_syd` "similar yet different" pairs and {glue:text}`n_dys` "different yet
-# similar" pairs. The Mantel correlation between intrinsic similarity and
-# compatibility is {glue:text}`mantel_r` (p = {glue:text}`mantel_p`, 95 % bootstrap
-# interval {glue:text}`mantel_ci`). {glue:text}`verdict`
+# {glue:text}`verdict`
+#
+# Which measure tracks behaviour: {glue:text}`grounding`
 #
 # The most paradoxical pair, {glue:text}`top_pair`.
 #
 # {glue:text}`behaviour_chance`
 #
-# Measured against chance and beyond shared difficulty (paper's alignment):
-# {glue:text}`survival`
-#
-# By measure: {glue:text}`per_method`
+# By measure (r, family-level p, counts by the references): {glue:text}`per_method`
 #
 # ## What's next
 # Chapter 6 moves single layers between a parent and its offspring; a population without

@@ -356,6 +356,8 @@ def chapter_paths(profile: str, checkpoint_dir: str = "", results_dir: str = "")
         "similarity": results / "similarity.parquet", "layers": results / "layer_similarity.parquet",
         "profiles": results / "layer_profiles.parquet", "chance": results / "chance.parquet",
         "pairs": results / "pairs.parquet", "statistics": results / "paradox_statistics.parquet",
+        "references": results / "references.parquet", "counts": results / "paradox_counts.parquet",
+        "grounding": results / "grounding.parquet",
         "kappa": results / "kappa.parquet", "nulls": results / "similarity_nulls.parquet",
         "transplant": results / "transplant.parquet", "sweep": results / "transplant_sweep.parquet",
     }
