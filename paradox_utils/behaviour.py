@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .correctness import Correctness
+from .distortions import clean_once
 from .evaluation import accuracy_vectors
 from .names import listed
 
@@ -27,7 +28,8 @@ CONSTANT_RTOL = 1e-9  # a vector whose std is below this fraction of its largest
 KAPPA_CHUNK_WORDS = 512  # 64-bit words (32,768 trials) of every network at a time: 1.3 MB for 329, in cache
 
 
-def compatibility(acc_table: pd.DataFrame, metric: str = "accuracy", relative: bool = False) -> pd.DataFrame:
+def compatibility(acc_table: pd.DataFrame, metric: str = "accuracy", relative: bool = False,
+                  by_manipulation: bool = False) -> pd.DataFrame | dict[str, pd.DataFrame]:
     """(N × N) Pearson r between the networks' accuracy vectors (cells in the paper's order).
 
     ``acc_table``: the tidy accuracy table (one row per network × cell); ``metric``: its
@@ -39,13 +41,41 @@ def compatibility(acc_table: pd.DataFrame, metric: str = "accuracy", relative: b
     by construction (a warning says so), or NaN where the two differ by a constant; with
     N = 1 it is NaN.
 
+    ``by_manipulation``: instead a dict manipulation → (N × N) r over that manipulation's
+    levels only (its identity level included; manipulations in the table's cell order).
+    The per-cell mean of ``relative`` is the same cell's mean, so a manipulation's relative
+    vectors are the whole grid's restricted to its levels.
+
     A vector that is constant up to float rounding (std ≤ ``CONSTANT_RTOL`` × its largest
     |value|; for ``relative`` the scale also covers the cell means, whose rounding the
     difference carries) has NaN in its row and column, with one warning naming the
-    networks (the first ``names.LISTED``). (methods: Behaviour, three ways)
+    networks (the first ``names.LISTED``; per manipulation, prefixed by its name).
+    (methods: Behaviour, three ways)
     """
     vectors = accuracy_vectors(acc_table, metric)
+    if relative and len(vectors) == 2:
+        warnings.warn("Relative compatibility of a population of two networks is -1 by construction (each "
+                      "relative vector is the negative of the other): use a population.", RuntimeWarning,
+                      stacklevel=2)
     values = vectors.to_numpy(dtype=float)
+    manipulation = vectors.columns.get_level_values("manipulation")
+    groups = ({name: manipulation == name for name in dict.fromkeys(manipulation)} if by_manipulation
+              else {"": slice(None)})  # a slice, not a mask: the whole grid's values as they are
+    frames, flat = {}, []
+    for name, columns in groups.items():
+        r, constant = _compatibility(values[:, columns], relative)
+        flat += [f"{name}: {net}" if by_manipulation else str(net) for net in vectors.index[constant]]
+        frames[name] = pd.DataFrame(r, index=vectors.index, columns=vectors.index.copy())
+    if flat:
+        kind = "relative accuracy vector (accuracy minus the population mean)" if relative else "accuracy vector"
+        warnings.warn(f"Compatibility is undefined (NaN) for networks with a constant {kind}: "
+                      f"{listed(flat)}.", RuntimeWarning, stacklevel=2)
+    return frames if by_manipulation else frames[""]
+
+
+def _compatibility(values: np.ndarray, relative: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(N, N) r of the rows of (N, C) accuracies (NaN allowed: a missing cell), or of the rows
+    minus the per-column mean with ``relative``; and (N,) bool, the rows that are constant."""
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN row: nanstd/nanmax warn, the test is False
         scale = np.nanmax(np.abs(values), axis=1)
@@ -54,17 +84,8 @@ def compatibility(acc_table: pd.DataFrame, metric: str = "accuracy", relative: b
             values = values - means
             scale = np.maximum(scale, np.nanmax(np.abs(means)))  # a − mean is only as exact as both
         spread = np.nanstd(values, axis=1)
-    if relative and len(values) == 2:
-        warnings.warn("Relative compatibility of a population of two networks is -1 by construction (each "
-                      "relative vector is the negative of the other): use a population.", RuntimeWarning,
-                      stacklevel=2)
     constant = spread <= CONSTANT_RTOL * scale
-    if constant.any():
-        kind = "relative accuracy vector (accuracy minus the population mean)" if relative else "accuracy vector"
-        warnings.warn(f"Compatibility is undefined (NaN) for networks with a constant {kind}: "
-                      f"{listed(vectors.index[constant])}.", RuntimeWarning, stacklevel=2)
-    r = _row_correlations(values, constant)
-    return pd.DataFrame(r, index=vectors.index, columns=vectors.index)
+    return _row_correlations(values, constant), constant
 
 
 def _complete_vectors(acc_table: pd.DataFrame, metric: str, what: str) -> pd.DataFrame:
@@ -216,10 +237,15 @@ def error_consistency_matrix(correctness: Correctness, cells=None,
     """(N × N) error consistency κ (:func:`error_consistency`) of every pair of networks.
 
     ``correctness``: a :class:`~paradox_utils.correctness.Correctness` (N networks, C
-    cells, I images). ``cells``: the (manipulation, level) cells to pool (default: all);
-    the trials are cells × images, every image of every chosen cell one trial.
+    cells, I images). ``cells``: the (manipulation, level) cells to pool; the trials are
+    cells × images, every image of every chosen cell one trial. The default pools every
+    cell with each clean image counted once (``distortions.clean_once``): the grid's
+    identity cells (contrast 1, illuminant 1, blur 0, gamma 1, the noises 0) show the same
+    clean images, so only the first of them (contrast 1 on the paper's grid) enters; cells
+    given explicitly are pooled as given.
     ``by_manipulation``: instead a dict manipulation → (N × N) κ, each pooled over that
-    manipulation's chosen cells (manipulations in the order of the cells).
+    manipulation's chosen cells (manipulations in the order of the cells), every
+    manipulation with its own identity level (its reference within the manipulation).
 
     Returns DataFrames indexed by ``correctness.ids`` both ways; the diagonal is 1.
     Where c_exp = 1 (both always right or both always wrong over the pooled trials, a
@@ -239,7 +265,10 @@ def error_consistency_matrix(correctness: Correctness, cells=None,
         raise ValueError(f"Correctness bits must be uint8 of shape (networks, cells, ⌈images/8⌉) = {expected}, "
                          f"got {bits.dtype} {bits.shape}.")
     known = {(m, float(lv)): c for c, (m, lv) in enumerate(correctness.cells)}
-    chosen = list(known) if cells is None else [(m, float(lv)) for m, lv in cells]
+    if cells is None:
+        chosen = list(known) if by_manipulation else clean_once(list(known))
+    else:
+        chosen = [(m, float(lv)) for m, lv in cells]
     missing = [c for c in chosen if c not in known]
     if missing or not chosen:
         raise ValueError(f"error_consistency_matrix: the correctness has no cell {missing[0]}." if missing

@@ -40,6 +40,7 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from .correctness import Correctness
+from .distortions import clean_once
 
 __all__ = [
     "NO_CHANGE", "PAIR_SETS", "bootstrap_correlation", "compatibility_interval", "delta_vi", "draw_indices",
@@ -74,9 +75,7 @@ def _row(correctness: Correctness, net: str) -> int:
     return correctness.ids.index(net)
 
 
-def _cell_columns(correctness: Correctness, cells: Sequence[tuple[str, float]] | None) -> list[int]:
-    if cells is None:
-        return list(range(len(correctness.cells)))
+def _cell_columns(correctness: Correctness, cells: Sequence[tuple[str, float]]) -> list[int]:
     wanted = [(str(name), float(lv)) for name, lv in cells]
     missing = [c for c in wanted if c not in correctness.cells]
     if missing:
@@ -280,15 +279,18 @@ def _kappa(hits_a: np.ndarray, hits_b: np.ndarray, agree: np.ndarray, trials: fl
 
 def kappa_interval(correctness: Correctness, a: str, b: str, cells: Sequence[tuple[str, float]] | None = None,
                    resamples: int = 1000, seed: int = 0, level: float = 0.95, max_bytes: int = MAX_BYTES) -> dict:
-    """Error consistency κ of a and b pooled over the trials of ``cells`` (default all), with a percentile interval.
+    """Error consistency κ of a and b pooled over the trials of ``cells``, with a percentile interval.
 
-    Pooled: p_a, p_b and c_obs count all C·I (cell, image) trials together. A resampled
+    Default cells: every cell with each clean image counted once, as
+    ``behaviour.error_consistency_matrix`` pools them (``distortions.clean_once``: of the
+    identity cells only the first enters). Pooled: p_a, p_b and c_obs count all C·I
+    (cell, image) trials together. A resampled
     image brings its trials in every chosen cell, as often as it was drawn. Returns
     {a, b, kappa, low, high, level, resamples, cells}; κ is NaN when c_exp = 1 (both
     networks always right, or always wrong), and resamples counts those where it is defined.
     """
     _check_settings(correctness, resamples, level)
-    columns = _cell_columns(correctness, cells)
+    columns = _cell_columns(correctness, clean_once(correctness.cells) if cells is None else cells)
     bits_a = correctness.bits[_row(correctness, a)][columns]
     bits_b = correctness.bits[_row(correctness, b)][columns]
     agree = ~(bits_a ^ bits_b)  # packed: 1 where both right or both wrong (padding bits are never unpacked)

@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from .names import MANIPULATIONS  # the eight names; the foundation holds them, for the profiles' checks
 
 __all__ = [
-    "AUGMENT_RANGES", "LEVELS", "MANIPULATIONS", "PAPER_GRID", "ManipulationAugment", "apply",
-    "blur_kernel_width", "check_level", "gaussian_kernel", "grid_cells",
+    "AUGMENT_RANGES", "IDENTITY", "LEVELS", "MANIPULATIONS", "PAPER_GRID", "ManipulationAugment", "apply",
+    "blur_kernel_width", "check_level", "clean_once", "gaussian_kernel", "grid_cells", "is_identity",
 ]
 
 NOISES = {"salt_pepper", "gaussian", "speckle", "poisson"}
@@ -47,6 +47,10 @@ VALID_RANGES = {  # what apply() accepts (closed intervals)
     "contrast": (0.0, 1.0), "illuminant": (0.0, 1.0), "blur": (0.0, 8.0), "gamma": (0.01, 10.0),
     "salt_pepper": (0.0, 1.0), "gaussian": (0.0, 1.0), "speckle": (0.0, 1.0), "poisson": (0.0, 1.0),
 }
+IDENTITY: dict[str, float] = {  # the level at which each manipulation returns the image unchanged
+    "contrast": 1.0, "illuminant": 1.0, "blur": 0.0, "gamma": 1.0,
+    "salt_pepper": 0.0, "gaussian": 0.0, "speckle": 0.0, "poisson": 0.0,
+}
 AUGMENT_RANGES = {name: (min(LEVELS[name]), max(LEVELS[name])) for name in MANIPULATIONS}
 
 
@@ -64,6 +68,33 @@ def _check_name(name: str) -> None:
 
 
 PAPER_GRID: list[tuple[str, float]] = grid_cells()  # the paper's 37 cells, in its order
+
+
+def is_identity(name: str, level: float) -> bool:
+    """True where ``name`` at ``level`` is the identity (the clean images): its :data:`IDENTITY` level."""
+    _check_name(name)
+    return float(level) == IDENTITY[name]
+
+
+def clean_once(cells: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
+    """``cells`` with every identity cell but the first dropped, the order kept.
+
+    Each manipulation's grid holds its identity level, so the paper's 37 cells show the
+    clean images eight times (contrast 1, illuminant 1, blur 0, gamma 1, the noises 0);
+    a statistic that pools trials over cells counts each clean trial once by pooling these
+    cells. The one kept is the first in ``cells``' order: on the paper's grid contrast = 1,
+    the cell ``evaluation.clean_accuracy`` reads. The one rule for pooled κ, its null and
+    its interval (``behaviour``, ``nulls``, ``bootstrap``). A name that is not one of the
+    eight (a test's own cells) is never an identity.
+    """
+    out, seen = [], False
+    for name, level in cells:
+        if name in IDENTITY and float(level) == IDENTITY[name]:
+            if seen:
+                continue
+            seen = True
+        out.append((name, level))
+    return out
 
 
 def _check_images(images: torch.Tensor) -> None:

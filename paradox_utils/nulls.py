@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .behaviour import _complete_vectors, _minus_population_mean, _row_correlations
+from .distortions import clean_once
 
 __all__ = [
     "FIXED", "KAPPA_NULL_PAIRS", "NULL_PERMUTATIONS", "NULL_QUANTILE", "behaviour_nulls", "compatibility_null",
@@ -78,13 +79,14 @@ def kappa_null(acc_table: pd.DataFrame, n_images: int | None = None, pairs: int 
     """Sampling distribution of error consistency κ under independence: (pairs,) κ of
     simulated pairs of networks that err independently of each other within every cell,
     at the table's accuracies, pooled over cells as ``behaviour.error_consistency_matrix``
-    pools them (methods: Null models and thresholds).
+    pools them by default: every cell, each clean image once (``distortions.clean_once``:
+    of the identity cells only the first enters) (methods: Null models and thresholds).
 
     Per simulated pair (a, b) and cell c, with n = ``n_images`` trials and the table's
     accuracies p_ac, p_bc as the true rates: right answers R_a ~ Binomial(n, p_ac), R_b ~
     Binomial(n, p_bc) and both right K ~ Hypergeometric (R_b of the n trials drawn, R_a of
     them a's rights) — exactly the overlap of independent Bernoulli trials given their
-    counts. Pooled over the C cells (T = C·n trials, a = ΣR_a, b = ΣR_b, k = ΣK):
+    counts. Pooled over those C cells (T = C·n trials, a = ΣR_a, b = ΣR_b, k = ΣK):
     c_obs = (T − a − b + 2k) / T, c_exp = p_a p_b + (1 − p_a)(1 − p_b) with p = a / T,
     b / T, and κ = (c_obs − c_exp) / (1 − c_exp) = 2(T·k − a·b) / (T(a + b) − 2a·b).
     Its centre is not 0 (shared cell difficulty alone gives κ ≈ 2·cov_cells(p_a, p_b) /
@@ -96,6 +98,7 @@ def kappa_null(acc_table: pd.DataFrame, n_images: int | None = None, pairs: int 
     c_exp = 1 (both always right or both always wrong) have no κ and are dropped. Seeded.
     """
     vectors = _complete_vectors(acc_table, "accuracy", "kappa_null")
+    vectors = vectors[clean_once(list(vectors.columns))]  # the cells the observed κ pools
     p = vectors.to_numpy(dtype=float)
     if ((p < 0) | (p > 1)).any():
         raise ValueError("kappa_null needs accuracies as fractions in [0, 1].")

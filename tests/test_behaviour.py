@@ -9,7 +9,7 @@ import pytest
 
 from paradox_utils import behaviour
 from paradox_utils.correctness import Correctness
-from paradox_utils.distortions import PAPER_GRID
+from paradox_utils.distortions import PAPER_GRID, is_identity
 from paradox_utils.evaluation import accuracy_vectors
 
 CELLS = [("contrast", 0.5), ("contrast", 1.0), ("blur", 1.0), ("blur", 2.0), ("gamma", 0.3)]
@@ -247,3 +247,75 @@ def test_relative_compatibility_nan_for_a_constant_relative_vector_and_minus_one
     assert any("constant relative accuracy vector" in str(w.message) and "up, x." in str(w.message)
                for w in caught)
     assert offset.isna().all().all()
+
+
+# ----------------------------------------------------------------------------- each trial once, per manipulation
+
+def grid_correctness(rng, n: int = 5, images: int = 61) -> tuple[np.ndarray, Correctness]:
+    """(n, 37, images) bits over the paper's grid whose eight identity cells are the same trials (the
+    clean images), as a real evaluation gives them; the rest random. Returns the bits and the Correctness."""
+    cells = [(m, float(lv)) for m, lv in PAPER_GRID]
+    right = random_right(rng, n, len(cells), images)
+    identity = [c for c, (m, lv) in enumerate(cells) if is_identity(m, lv)]
+    right[:, identity] = right[:, identity[:1]]  # the clean images: one outcome per network and image
+    return right, correctness(right, cells=cells)
+
+
+def test_pooled_kappa_counts_each_clean_trial_once():
+    """The default pooled κ equals κ of the literal trial list: every image of every non-identity
+    cell once, and the clean images once (not eight times)."""
+    rng = np.random.default_rng(5)
+    right, data = grid_correctness(rng)
+    cells = [(m, float(lv)) for m, lv in PAPER_GRID]
+    assert sum(is_identity(m, lv) for m, lv in cells) == 8
+    trials = {i: [] for i in range(len(right))}
+    clean_seen = False
+    for c, (m, lv) in enumerate(cells):  # the literal list, built trial by trial
+        if is_identity(m, lv):
+            if clean_seen:
+                continue
+            clean_seen = True
+        for i in trials:
+            trials[i] += right[i, c].tolist()
+    assert len(trials[0]) == 30 * right.shape[2]
+    pooled = behaviour.error_consistency_matrix(data)
+    every = behaviour.error_consistency_matrix(data, cells=cells)  # explicit cells: pooled as given
+    for i, j in [(0, 1), (2, 4), (3, 0)]:
+        want = loop_kappa(trials[i], trials[j])
+        assert pooled.iloc[i, j] == pytest.approx(want, abs=1e-12)
+        assert every.iloc[i, j] == pytest.approx(loop_kappa(right[i].ravel().tolist(), right[j].ravel().tolist()),
+                                                 abs=1e-12)
+        assert abs(every.iloc[i, j] - want) > 1e-6  # the clean trials counted 8 times weigh differently
+    # per manipulation, each keeps its own identity level
+    per = behaviour.error_consistency_matrix(data, by_manipulation=True)
+    for name in ("blur", "poisson"):
+        columns = [c for c, (m, _) in enumerate(cells) if m == name]
+        assert any(is_identity(*cells[c]) for c in columns)
+        want = loop_kappa(right[1, columns].ravel().tolist(), right[2, columns].ravel().tolist())
+        assert per[name].iloc[1, 2] == pytest.approx(want, abs=1e-12)
+
+
+def test_compatibility_by_manipulation_matches_a_loop():
+    rng = np.random.default_rng(6)
+    vectors = difficulty(rng) + rng.normal(0, 0.05, (5, len(PAPER_GRID)))
+    acc = accuracy_table(vectors)
+    cells = [(m, float(lv)) for m, lv in PAPER_GRID]
+    for relative in (False, True):
+        per = behaviour.compatibility(acc, relative=relative, by_manipulation=True)
+        assert list(per) == list(dict.fromkeys(m for m, _ in cells))
+        means = vectors.mean(axis=0)
+        for name, frame in per.items():
+            columns = [c for c, (m, _) in enumerate(cells) if m == name]
+            assert list(frame.index) == [f"n{i}" for i in range(5)]
+            for i in range(5):
+                for j in range(5):
+                    x, y = vectors[i, columns], vectors[j, columns]
+                    if relative:
+                        x, y = x - means[columns], y - means[columns]
+                    assert frame.iloc[i, j] == pytest.approx(np.corrcoef(x, y)[0, 1], abs=1e-12), (name, i, j)
+    # a network flat over one manipulation's levels is NaN there only, the warning names the manipulation
+    flat = vectors.copy()
+    flat[0, [c for c, (m, _) in enumerate(cells) if m == "gamma"]] = 0.4
+    with pytest.warns(RuntimeWarning, match=r"constant accuracy vector: gamma: n0\.$"):
+        per = behaviour.compatibility(accuracy_table(flat), by_manipulation=True)
+    assert per["gamma"].loc["n0"].isna().all() and np.isfinite(per["blur"].loc["n0", "n1"])

@@ -7,9 +7,9 @@ import pytest
 from scipy import stats
 from scipy.stats import norm
 
-from paradox_utils import bootstrap
+from paradox_utils import behaviour, bootstrap
 from paradox_utils.correctness import Correctness
-from paradox_utils.distortions import PAPER_GRID
+from paradox_utils.distortions import PAPER_GRID, clean_once
 from paradox_utils.evaluation import visual_intelligence
 
 from .test_paradox import related_matrices
@@ -306,3 +306,14 @@ def test_family_bootstrap_subsets_use_the_original_families():
     assert bootstrap.bootstrap_correlation(frame, b, resamples=50, groups=by_id, pairs="within")["r"] == within["r"]
     with pytest.raises(ValueError, match="One family label per network"):
         bootstrap.bootstrap_correlation(a, b, groups=labels[:3])
+
+
+def test_kappa_interval_counts_each_clean_image_once_by_default():
+    rng = np.random.default_rng(8)
+    p = rng.uniform(0.2, 0.9, (2, len(CELLS)))
+    corr = latent(p, 40, 0.5, rng)
+    once = clean_once(CELLS)
+    got = bootstrap.kappa_interval(corr, "n0", "n1", resamples=30, seed=2)
+    assert got == bootstrap.kappa_interval(corr, "n0", "n1", cells=once, resamples=30, seed=2)
+    assert got["cells"] == 30 and got["kappa"] == pytest.approx(
+        behaviour.error_consistency_matrix(corr).loc["n0", "n1"], abs=1e-12)  # the interval's κ is the matrix's

@@ -138,3 +138,18 @@ def test_augmentation_is_reproducible_and_varied():
     assert centred.all()  # contrast only pulls towards grey
     with pytest.raises(ValueError, match="Unknown manipulation"):
         D.ManipulationAugment("sharpen")
+
+
+def test_identity_levels_and_the_clean_images_once(images):
+    assert set(D.IDENTITY) == set(D.MANIPULATIONS)
+    for name, level in D.IDENTITY.items():
+        assert level in D.LEVELS[name] and D.is_identity(name, level)
+        assert torch.equal(D.apply(images, name, level), images), name  # the identity, literally
+    assert not D.is_identity("contrast", 0.5) and D.is_identity("blur", 0)
+    with pytest.raises(ValueError, match="Unknown manipulation 'jpeg'"):
+        D.is_identity("jpeg", 1.0)
+    once = D.clean_once(D.PAPER_GRID)
+    assert len(once) == 30 and [c for c in once if D.is_identity(*c)] == [("contrast", 1.0)]
+    assert [c for c in D.PAPER_GRID if c in once] == once  # the order kept
+    assert D.clean_once([("blur", 0.0), ("gamma", 1.0), ("blur", 1.0), ("own", 0.0)]) == [
+        ("blur", 0.0), ("blur", 1.0), ("own", 0.0)]

@@ -9,7 +9,7 @@ import torch
 
 from paradox_utils import behaviour, models, nulls
 from paradox_utils import similarity as S
-from paradox_utils.distortions import PAPER_GRID
+from paradox_utils.distortions import PAPER_GRID, clean_once
 from paradox_utils.evaluation import accuracy_vectors
 
 CELLS = [(m, float(lv)) for m, lv in PAPER_GRID]
@@ -133,7 +133,8 @@ def test_kappa_null_pooled_over_cells_carries_shared_difficulty():
     levels = np.linspace(0.9, 0.1, len(CELLS))  # both fall from 0.9 to 0.1 over the cells
     acc = tidy({"a": levels, "b": levels * 0.95}, n_images=200)
     null = nulls.kappa_null(acc, pairs=3000, seed=1)
-    p_a, p_b = levels, levels * 0.95
+    pooled = [CELLS.index(c) for c in clean_once(CELLS)]  # 30 cells: the clean images once, as κ pools them
+    p_a, p_b = levels[pooled], levels[pooled] * 0.95
     mean_a, mean_b = p_a.mean(), p_b.mean()
     expected = 2 * np.mean((p_a - mean_a) * (p_b - mean_b)) / (1 - mean_a * mean_b - (1 - mean_a) * (1 - mean_b))
     assert expected > 0.15 and null.mean() == pytest.approx(expected, abs=0.005)
@@ -212,3 +213,15 @@ def test_behaviour_nulls_leave_out_what_a_small_population_cannot_give():
     with pytest.warns(RuntimeWarning, match="null of compatibility has no defined value"):
         found = nulls.behaviour_nulls(pd.DataFrame(constant), permutations=60, seed=0)
     assert "compatibility" not in found and all(len(v) for v in found.values())
+
+
+def test_kappa_null_pools_the_cells_the_observed_kappa_pools():
+    """The null drops the seven repeated identity cells as behaviour.error_consistency_matrix does:
+    the same draws as on a table that never had them."""
+    rng = np.random.default_rng(4)
+    acc = tidy({f"n{i}": rng.uniform(0.2, 0.9, len(CELLS)) for i in range(4)}, n_images=50)
+    repeated = [c for c in CELLS if c not in clean_once(CELLS)]
+    assert len(repeated) == 7 and ("contrast", 1.0) not in repeated
+    without = acc[~acc[["manipulation", "level"]].apply(tuple, axis=1).isin(repeated)]
+    np.testing.assert_array_equal(nulls.kappa_null(acc, pairs=200, seed=3), nulls.kappa_null(without, pairs=200,
+                                                                                              seed=3))
