@@ -27,15 +27,16 @@ from plotly.subplots import make_subplots
 
 from .distortions import MANIPULATIONS, PAPER_GRID
 from .evaluation import images_per_cell, per_manipulation, visual_intelligence
+from .grounding import PAIRS
 from .nulls import NULL_QUANTILE, threshold
 from .paradox import QUADRANT_NAMES, quadrant_counts
 from .sentences import images_text
 
 __all__ = [
-    "MATRIX_KINDS", "PARADOX_COLORSCALE", "SIMILARITY_COLORSCALE", "MatrixKind", "accuracy_profiles", "families",
-    "heatmap", "layer_profile_figure", "lineage_order", "paradox_scatter", "representative_subset", "set_theme", "show",
-    "single_epoch_bars", "titled_for_any_width", "training_curves", "training_figure", "transplant_sweep_figure",
-    "vi_bars",
+    "MATRIX_KINDS", "PAIR_STYLES", "PARADOX_COLORSCALE", "SIMILARITY_COLORSCALE", "MatrixKind", "accuracy_profiles",
+    "families", "grounding_figure", "heatmap", "layer_profile_figure", "lineage_order", "paradox_scatter",
+    "representative_subset", "set_theme", "show", "single_epoch_bars", "titled_for_any_width", "training_curves",
+    "training_figure", "transplant_sweep_figure", "vi_bars",
 ]
 
 PARADOX_COLORSCALE = [[0.0, "#f2d600"], [0.5, "#1a9850"], [1.0, "#d73027"]]  # −1 yellow, 0 green, +1 red
@@ -68,6 +69,9 @@ MANIPULATION_COLOURS = dict(zip(MANIPULATIONS, ["#4c78a8", "#f58518", "#54a24b",
                                                 "#72b7b2", "#eeca3b", "#9d755d"], strict=True))
 WEBGL_POINTS = 1000  # above this many points a trace draws with WebGL (plotly express's rule): 54k SVG markers crawl
 RELATION_COLOURS = {"parent-child": "#d62728", "siblings": "#ff7f0e", "unrelated": "#1f77b4"}
+# the grounding figure's pair sets: within families in the related pairs' red, between in the unrelated blue
+PAIR_STYLES = dict(zip(PAIRS, [("#333333", "circle"), (RELATION_COLOURS["parent-child"], "diamond"),
+                               (RELATION_COLOURS["unrelated"], "square")], strict=True))
 
 
 def set_theme() -> None:
@@ -420,6 +424,52 @@ def layer_profile_figure(profiles: Mapping[str, pd.DataFrame], chance: float | N
         low, high = _padded([v for p in profiles.values() for v in (*(p["mean"] - p["std"]), *(p["mean"] + p["std"]))])
         fig.update_yaxes(range=[low, high])
         _mark_chance(fig, chance, "y", low, high)
+    return fig
+
+
+def grounding_figure(table: pd.DataFrame, scope: str = "all") -> go.Figure:
+    """Which similarity measure tracks behaviour: ``grounding.grounding_table``'s Spearman r of
+    each similarity measure (a row) with each behavioural measure (a panel, stacked so a phone
+    keeps the width), over all pairs, within and between families (a marker and colour each,
+    side by side in a row), with the family intervals as error bars and a line at r = 0.
+
+    ``scope``: the table's scope to draw ("all": pooled over the grid, or a manipulation).
+    A row without a finite r draws no marker (hover names n_pairs and n_families).
+    """
+    part = table[table["scope"] == scope]
+    if part.empty:
+        raise ValueError(f"The grounding table has no scope {scope!r}; it holds "
+                         f"{', '.join(map(str, table['scope'].unique()))}.")
+    measures = list(dict.fromkeys(part["behaviour"]))
+    names = list(dict.fromkeys(part["similarity"]))
+    fig = make_subplots(rows=len(measures), cols=1, shared_xaxes=True, subplot_titles=measures,
+                        vertical_spacing=min(0.12, 0.5 / len(measures)))
+    step = 0.22  # the three pair sets of a similarity measure, a little apart within its row
+    for k, measure in enumerate(measures):
+        rows = part[part["behaviour"] == measure]
+        for offset, (label, (colour, symbol)) in zip((-step, 0.0, step), PAIR_STYLES.items(), strict=True):
+            sub = rows[rows["pairs"] == label].set_index("similarity").reindex(names)
+            r, low, high = (sub[c].to_numpy(dtype=float) for c in ("r", "low", "high"))
+            fig.add_scatter(x=r, y=np.arange(len(names)) + offset, mode="markers", name=label, legendgroup=label,
+                            showlegend=k == 0, marker={"color": colour, "symbol": symbol, "size": 9},
+                            error_x={"type": "data", "symmetric": False, "array": high - r, "arrayminus": r - low,
+                                     "visible": True, "color": colour, "thickness": 1.5},
+                            customdata=np.stack([names, low, high, sub["n_pairs"], sub["n_families"]], axis=1),
+                            hovertemplate=(f"%{{customdata[0]}} vs {measure}, {label}<br>r %{{x:.3f}} "
+                                           "[%{customdata[1]:.3f}, %{customdata[2]:.3f}]<br>"
+                                           "%{customdata[3]} pairs, %{customdata[4]} families<extra></extra>"),
+                            row=k + 1, col=1)
+        fig.update_yaxes(tickmode="array", tickvals=list(range(len(names))), ticktext=names,
+                         range=[len(names) - 0.5, -0.5], row=k + 1, col=1)
+    fig.add_vline(x=0, line={"color": "#555", "dash": "dash", "width": 1}, name="zero")
+    level = table.attrs.get("level", part["level"].iloc[0] if "level" in part else 0.95)
+    where = "over the whole grid" if scope == "all" else f"under {scope}"
+    fig.update_xaxes(range=[-1.05, 1.05])
+    fig.update_xaxes(title_text="Spearman r across pairs", row=len(measures), col=1)
+    fig.update_layout(title=f"Similarity vs behaviour, {where} ({level * 100:g} % family intervals)",
+                      height=160 + len(measures) * (60 + 55 * len(names)),
+                      legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.08, "yanchor": "top"})
+    fig.update_annotations(font_size=13)
     return fig
 
 

@@ -244,3 +244,40 @@ def test_transplant_sweep_names_only_the_largest_changes_that_fit():
                           "delta_vi": [-0.0125, -0.0130]})  # two names that would cover each other
     texts = plots.transplant_sweep_figure(close).data[0].text
     assert all(texts) and len(set(plots.transplant_sweep_figure(close).data[0].textposition)) == 2
+
+
+def grounding_rows() -> pd.DataFrame:
+    """A grounding table by hand: two similarity measures × two behavioural measures × three pair sets."""
+    rows = []
+    for s, sim in enumerate(["paper", "cka"]):
+        for b, beh in enumerate(["compatibility", "kappa"]):
+            for p, pairs in enumerate(["all", "within families", "between families"]):
+                r = 0.1 * (s + 1) + 0.2 * b - 0.05 * p
+                rows.append({"similarity": sim, "behaviour": beh, "scope": "all", "pairs": pairs, "r": r,
+                             "low": r - 0.1, "high": r + 0.2, "n_pairs": 66, "n_families": 4, "resamples": 100,
+                             "level": 0.95})
+    rows.append({**rows[0], "scope": "blur"})
+    return pd.DataFrame(rows)
+
+
+def test_grounding_figure_draws_each_pair_set_with_its_family_interval_and_a_zero_line():
+    table = grounding_rows()
+    fig = plots.grounding_figure(table)
+    assert [t.name for t in fig.data] == ["all", "within families", "between families"] * 2  # one panel per measure
+    assert [t.showlegend for t in fig.data] == [True] * 3 + [False] * 3
+    assert [a.text for a in fig.layout.annotations] == ["compatibility", "kappa"]
+    within_kappa = fig.data[4]
+    want = table[(table["scope"] == "all") & (table["behaviour"] == "kappa") & (table["pairs"] == "within families")]
+    np.testing.assert_allclose(within_kappa.x, want["r"])  # rows in the table's similarity order
+    np.testing.assert_allclose(within_kappa.error_x.array, want["high"] - want["r"])
+    np.testing.assert_allclose(within_kappa.error_x.arrayminus, want["r"] - want["low"])
+    assert within_kappa.marker.symbol == "diamond"
+    assert within_kappa.marker.color == plots.RELATION_COLOURS["parent-child"]
+    assert list(fig.layout.yaxis.ticktext) == ["paper", "cka"]
+    zero = [s for s in fig.layout.shapes if s.name == "zero"]
+    assert len(zero) == 2 and all(s.x0 == s.x1 == 0 for s in zero)  # in both panels
+    assert "95 % family intervals" in fig.layout.title.text
+    blur = plots.grounding_figure(table, scope="blur")
+    assert len(blur.data) == 3 and "under blur" in blur.layout.title.text
+    with pytest.raises(ValueError, match="no scope 'gamma'; it holds all, blur"):
+        plots.grounding_figure(table, scope="gamma")

@@ -278,3 +278,47 @@ def test_behaviour_against_chance_reads_every_null_or_says_there_were_none():
                          "above it.")
     assert sentences.behaviour_against_chance(pairs, None) == (
         "Behaviour was not read against a null here (thresholds: fixed).")
+
+
+def grounding_table(values: dict, n_families: int = 8, scope: str = "all") -> pd.DataFrame:
+    """{(similarity, behaviour, pairs): (r, low, high)} → a grounding table as grounding.grounding_table writes it."""
+    return pd.DataFrame([{"similarity": s, "behaviour": b, "scope": scope, "pairs": p, "r": r, "low": lo, "high": hi,
+                          "n_pairs": 100, "n_families": n_families, "resamples": 1000, "level": 0.95}
+                         for (s, b, p), (r, lo, hi) in values.items()])
+
+
+def test_grounding_sentences_name_the_best_measure_and_whether_it_holds_within_families():
+    holds = grounding_table({("paper", "kappa", "all"): (0.30, 0.05, 0.50), ("cka", "kappa", "all"): (0.62, 0.31, 0.80),
+                             ("cka", "kappa", "within families"): (0.45, 0.12, 0.70),
+                             ("paper", "kappa", "within families"): (0.9, 0.8, 0.95)})
+    text = sentences.grounding_sentences(holds)
+    assert text.startswith("Over the whole grid, cka tracks kappa best (r = 0.62, 95 % interval over 8 families "
+                           "0.31 to 0.80; next, paper at r = 0.30).")
+    assert "It holds within families (r = 0.45, 95 % interval over 8 families 0.12 to 0.70)" in text
+    assert "weak" not in text
+    lineage = grounding_table({("cka", "compatibility", "all"): (0.62, 0.31, 0.80),
+                               ("cka", "compatibility", "within families"): (0.05, -0.30, 0.40)})
+    text = sentences.grounding_sentences(lineage)
+    assert "Within families it does not clearly hold (r = 0.05, 95 % interval over 8 families −0.30 to 0.40, " \
+           "an interval that reaches 0): what it tracks may be family membership alone." in text
+
+
+def test_grounding_sentences_say_when_the_evidence_is_weak():
+    table = grounding_table({("paper", "compatibility", "all"): (0.20, -0.10, 0.45),
+                             ("cka", "compatibility", "all"): (-0.05, -0.40, 0.30),
+                             ("paper", "compatibility", "within families"): (np.nan, np.nan, np.nan)}, n_families=4)
+    text = sentences.grounding_sentences(table)
+    assert text.startswith("Over the whole grid, no similarity measure clearly tracks compatibility: the largest "
+                           "correlation, paper's (r = 0.20, 95 % interval over 4 families −0.10 to 0.45; next, cka "
+                           "at r = −0.05), has an interval that reaches 0.")
+    assert "Within families it cannot be read" in text
+    assert text.endswith("The evidence is weak: only 4 families (the intervals need about 7 or more) and the "
+                         "interval over all pairs reaches 0.")
+    few = grounding_table({("cka", "kappa", "all"): (0.7, 0.2, 0.9)}, n_families=3, scope="salt_pepper")
+    assert sentences.grounding_sentences(few, "salt_pepper").startswith("Under salt & pepper, cka tracks kappa best")
+    assert "The evidence is weak: only 3 families" in sentences.grounding_sentences(few, "salt_pepper")
+    undefined = grounding_table({("cka", "kappa", "all"): (np.nan, np.nan, np.nan)})
+    assert sentences.grounding_sentences(undefined) == ("No similarity measure has a defined correlation with kappa "
+                                                        "over the whole grid.")
+    with pytest.raises(ValueError, match="no scope 'blur'"):
+        sentences.grounding_sentences(table, "blur")
