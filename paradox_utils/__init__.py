@@ -19,7 +19,8 @@ holds every import to it, lazy ones too, and finds no circle).
   networks and their status), ``cluster`` (training them, serially or over Dask or SLURM).
 - measures — ``correctness`` (per-image outcomes), ``evaluation`` (accuracy under the 37 cells),
   ``similarity`` and ``cka`` (weights, representations), ``behaviour`` (compatibility, κ),
-  ``nulls`` (chance levels and thresholds), ``bootstrap`` (intervals), ``grounding`` (each similarity measure
+  ``nulls`` (chance levels and thresholds), ``bootstrap`` (intervals), ``inference`` (tests with
+  the family as the unit: Mantel, partial Mantel, Holm, power), ``grounding`` (each similarity measure
   against behaviour), ``references`` (the run's own
   pairs that define alike and unlike), ``paradox`` (pairs,
   quadrants, Mantel), ``transplant`` (moving layers between networks).
@@ -46,8 +47,8 @@ ROOMS = {
     "networks": ("models", "stacking", "checkpoints", "catalog", "importing", "kernels", "permutations"),
     "data": ("data", "distortions"),
     "population": ("training", "population", "cluster"),
-    "measures": ("correctness", "evaluation", "similarity", "cka", "behaviour", "nulls", "bootstrap", "grounding",
-                 "references", "paradox", "transplant"),
+    "measures": ("correctness", "evaluation", "similarity", "cka", "behaviour", "nulls", "bootstrap", "inference",
+                 "grounding", "references", "paradox", "transplant"),
     "book": ("preamble", "report", "sentences", "plots", "regime", "explorer", "book_builder", "publish"),
     "run": ("pipeline", "cli", "lab", "__main__"),
 }

@@ -6,9 +6,11 @@
   similarities and behavioural measures; :func:`relation` names how the two are related.
 * :func:`quadrant_of` / :func:`quadrant_counts` — the one rule that sorts a pair into a
   paradox quadrant by the similarity and behaviour thresholds (``nulls.threshold``).
-* :func:`mantel` and :func:`statistics_table` — the Mantel test between two matrices, the
-  network bootstrap interval (``bootstrap.bootstrap_correlation``) and the counts, per
-  similarity method × behavioural measure.
+* :func:`statistics_table` — per similarity method × behavioural measure: the Mantel test
+  with networks and with whole families as the unit (``inference.mantel``, re-exported
+  here as ``paradox.mantel``), the family bootstrap interval, the association beyond
+  lineage and training data (``inference.partial_mantel``), Holm's correction, and the
+  threshold counts.
 
 The behavioural measures live in ``behaviour``, their nulls and thresholds in ``nulls``.
 (methods: Behaviour, three ways; Null models and thresholds)
@@ -17,22 +19,22 @@ The behavioural measures live in ``behaviour``, their nulls and thresholds in ``
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 # compatibility, error_consistency(_matrix), compatibility_null and kappa_null: issues named them paradox.X
 from .behaviour import compatibility, error_consistency, error_consistency_matrix
-from .bootstrap import _spearman, _upper, bootstrap_correlation
+from .bootstrap import bootstrap_correlation
+from .inference import holm, mantel, partial_mantel
 from .names import listed
 from .nulls import NULL_QUANTILE, compatibility_null, kappa_null, threshold
 
 __all__ = [
     "QUADRANTS", "QUADRANT_NAMES", "compatibility", "compatibility_null", "difference", "error_consistency",
-    "error_consistency_matrix", "first_family", "kappa_null", "mantel", "most_paradoxical", "pair_table",
-    "quadrant_counts", "quadrant_of", "relation", "statistics_table", "with_behaviour",
+    "error_consistency_matrix", "first_family", "holm", "kappa_null", "mantel", "most_paradoxical", "pair_table",
+    "partial_mantel", "quadrant_counts", "quadrant_of", "relation", "statistics_table", "with_behaviour",
 ]
 
 QUADRANTS = ("similar_yet_different", "different_yet_similar", "agree_similar", "agree_different")
@@ -136,61 +138,6 @@ def quadrant_counts(pairs: pd.DataFrame, method: str, similar: float = 0.5, comp
             "similar_threshold": similar, "compatible_threshold": compatible, "behaviour": behaviour}
 
 
-def mantel(a: pd.DataFrame | np.ndarray, b: pd.DataFrame | np.ndarray, permutations: int = 9999,
-           seed: int = 0) -> dict[str, float]:
-    """Mantel test: Spearman r between the upper triangles of two N × N matrices, and
-    its permutation p-value (rows and columns of ``b`` permuted together, two-sided,
-    (k + 1) / (permutations + 1))."""
-    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if x.shape != y.shape or x.ndim != 2 or x.shape[0] != x.shape[1]:
-        raise ValueError(f"Mantel needs two square matrices of one size, got {x.shape} and {y.shape}.")
-    n = len(x)
-    observed = _spearman(_upper(x), _upper(y))
-    if n < 4 or np.isnan(observed):
-        return {"r": observed, "p": float("nan"), "n_networks": n, "permutations": 0}
-    rng = np.random.default_rng(seed)
-    orders = (rng.permutation(n) for _ in range(permutations))
-    permuted = _permuted_ranked(x, y, orders) if _ranks_once(x, y) else _permuted_literal(x, y, orders)
-    hits = sum(abs(r) >= abs(observed) - 1e-12 for r in permuted)
-    return {"r": observed, "p": (hits + 1) / (permutations + 1), "n_networks": n, "permutations": permutations}
-
-
-def _permuted_literal(x: np.ndarray, y: np.ndarray, orders: Iterable[np.ndarray]) -> Iterator[float]:
-    """Spearman r of x's upper triangle with that of y, rows and columns permuted by each order:
-    the definition, ranking both triangles again every time (the slow twin of _permuted_ranked)."""
-    for order in orders:
-        yield _spearman(_upper(x), _upper(y[np.ix_(order, order)]))
-
-
-def _ranks_once(x: np.ndarray, y: np.ndarray) -> bool:
-    """Whether _permuted_ranked applies: y symmetric (to rounding: a correlation matrix's two
-    triangles may differ in the last bit) and neither upper triangle with a NaN."""
-    symmetric = np.allclose(y, y.T, rtol=1e-12, atol=1e-12, equal_nan=True)
-    return symmetric and not (np.isnan(_upper(x)).any() or np.isnan(_upper(y)).any())
-
-
-def _permuted_ranked(x: np.ndarray, y: np.ndarray, orders: Iterable[np.ndarray]) -> Iterator[float]:
-    """_permuted_literal's values, each one (N × N) gather and one dot product (N = 329: ~1 ms, not ~20).
-
-    Permuting the rows and columns of a symmetric y together only reorders its off-diagonal
-    values, so every permutation's upper triangle holds the same multiset: its ranks are y's
-    ranks reordered (ties included), with the same mean and spread. Both are ranked once;
-    x's centred ranks sit in the upper triangle of an otherwise zero matrix, so the sum of
-    its product with the permuted rank matrix is the dot product of the two triangles."""
-    n = len(x)
-    i, j = np.triu_indices(n, 1)
-    rx = np.zeros((n, n))
-    rx[i, j] = rankdata(x[i, j])
-    rx[i, j] -= rx[i, j].mean()
-    ry = np.zeros((n, n))
-    ry[i, j] = rankdata(y[i, j])
-    ry[i, j] -= ry[i, j].mean()
-    ry[j, i] = ry[i, j]
-    scale = np.sqrt(np.sum(rx * rx) * np.sum(ry[i, j] ** 2))
-    for order in orders:  # einsum, not a BLAS dot: BLAS threads stall when the cores are busy
-        yield float(np.einsum("ij,ij->", rx, ry[np.ix_(order, order)]) / scale)
-
-
 def most_paradoxical(pairs: pd.DataFrame, method: str, n: int = 5) -> pd.DataFrame:
     """The ``n`` pairs with the largest |compatibility − similarity| for ``method``."""
     column = f"difference_{method}"
@@ -204,10 +151,19 @@ def statistics_table(similarities: Mapping[str, pd.DataFrame],
                      permutations: int, resamples: int, seed: int = 0, *,
                      similarity_nulls: Mapping[str, np.ndarray] | None = None,
                      behaviour_nulls: Mapping[str, np.ndarray] | None = None,
-                     quantile: float = NULL_QUANTILE) -> pd.DataFrame:
-    """One row per (similarity method × behavioural measure): Mantel r and p of the two
-    matrices, the bootstrap CI, the two paradox counts of :func:`quadrant_counts` and the
+                     quantile: float = NULL_QUANTILE, groups: Mapping[str, str] | None = None,
+                     covariates: Mapping[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """One row per (similarity method × behavioural measure): the Mantel r and p of the two
+    matrices with networks as the unit (``mantel_r``, ``mantel_p``), the bootstrap interval
+    (``ci_low``, ``ci_high``), the two threshold counts of :func:`quadrant_counts` and the
     thresholds they used.
+
+    With ``groups`` (net_id → family label): ``family_p`` (whole families permuted), the
+    interval over families instead of networks, ``n_families``, ``n_networks`` and
+    ``holm_p`` (Holm's adjustment of ``family_p`` over the table's rows; of ``mantel_p``
+    without groups). With ``covariates`` (name → N × N matrix, e.g.
+    ``references.covariates``): ``partial_r`` and ``partial_p``, the association holding
+    them fixed, with the same permutation unit.
 
     ``compat``: one (N × N) compatibility matrix — the rows are then indexed by "method"
     alone — or a mapping behaviour name → (N × N) matrix (e.g.
@@ -234,16 +190,25 @@ def statistics_table(similarities: Mapping[str, pd.DataFrame],
             value, kind = threshold(_pick(compatible, behaviour, "compatible"),
                                     (behaviour_nulls or {}).get(behaviour), quantile)
             ids = [i for i in matrix.index if i in sim.index]
-            test = mantel(sim.loc[ids, ids], matrix.loc[ids, ids], permutations, seed)
-            ci = bootstrap_correlation(sim.loc[ids, ids], matrix.loc[ids, ids], resamples, seed)
+            a, b = sim.loc[ids, ids], matrix.loc[ids, ids]
+            test = mantel(a, b, permutations, seed)
+            ci = bootstrap_correlation(a, b, resamples, seed, groups=groups)
             counts = quadrant_counts(pairs, method, sim_value, value, behaviour)
-            rows.append({"method": method, "behaviour": behaviour, "mantel_r": test["r"], "mantel_p": test["p"],
-                         "ci_low": ci["low"], "ci_high": ci["high"],
-                         "similar_yet_different": counts["similar_yet_different"],
+            row = {"method": method, "behaviour": behaviour, "mantel_r": test["r"], "mantel_p": test["p"],
+                   "ci_low": ci["low"], "ci_high": ci["high"], "n_networks": len(ids)}
+            if groups is not None:
+                row.update(family_p=mantel(a, b, permutations, seed, groups=groups)["p"], n_families=ci["n_units"])
+            if covariates:
+                partial = partial_mantel(a, b, {k: c.loc[ids, ids] for k, c in covariates.items()}, permutations,
+                                         seed, groups=groups)
+                row.update(partial_r=partial["r"], partial_p=partial["p"])
+            rows.append({**row, "similar_yet_different": counts["similar_yet_different"],
                          "different_yet_similar": counts["different_yet_similar"], "pairs": counts["pairs"],
                          "similar_threshold": sim_value, "similar_threshold_kind": sim_kind,
                          "behaviour_threshold": value, "behaviour_threshold_kind": kind})
-    return pd.DataFrame(rows).set_index("method" if single else ["method", "behaviour"])
+    table = pd.DataFrame(rows)
+    table["holm_p"] = holm(table["family_p" if groups is not None else "mantel_p"])
+    return table.set_index("method" if single else ["method", "behaviour"])
 
 
 def _pick(value: float | Mapping[str, float], key: str, what: str) -> float:

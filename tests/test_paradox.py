@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from paradox_utils import nulls, paradox, plots, sentences
+from paradox_utils import inference, nulls, paradox, plots, sentences
 
 
 def test_difference_pairs_and_quadrants():
@@ -109,18 +109,18 @@ def test_mantel_ranked_permutations_equal_the_literal_ones(monkeypatch):
     x = rng.normal(size=(n, n)).round(1)  # ties; x need not be symmetric: only its upper triangle counts
     y = rng.normal(size=(n, n)).round(1) + 0.3 * x
     y = np.triu(y, 1) + np.triu(y, 1).T  # symmetric, with ties
-    assert paradox._ranks_once(x, y)
+    assert inference._ranks_once(x, y)
     orders = [rng.permutation(n) for _ in range(200)]
-    fast = np.array(list(paradox._permuted_ranked(x, y, orders)))
-    slow = np.array(list(paradox._permuted_literal(x, y, orders)))
+    fast = np.array(list(inference._permuted_ranked(x, y, orders)))
+    slow = np.array(list(inference._permuted_literal(x, y, orders)))
     np.testing.assert_allclose(fast, slow, atol=1e-12)
     assert fast.std() > 0.05  # the permutations really moved the values
     ranked = paradox.mantel(x, y, permutations=199, seed=1)
-    monkeypatch.setattr(paradox, "_ranks_once", lambda *_: False)
+    monkeypatch.setattr(inference, "_ranks_once", lambda *_: False)
     assert paradox.mantel(x, y, permutations=199, seed=1) == ranked
     monkeypatch.undo()
     y[0, 1] = np.nan  # a NaN, or an asymmetric y, takes the literal path
-    assert not paradox._ranks_once(x, y) and not paradox._ranks_once(x, y + np.triu(np.ones((n, n))))
+    assert not inference._ranks_once(x, y) and not inference._ranks_once(x, y + np.triu(np.ones((n, n))))
 
 
 @pytest.fixture()
