@@ -85,9 +85,21 @@ layer_names = similarity.layer_names(next(iter(states.values())))
 # %%
 networks = report.load_networks(catalog, device=target)
 probe = report.probe_images(dataset, cka_probe_images).to(target)
-cka, _ = similarity.cka_matrix(networks, probe)
+cka, cka_per_layer = similarity.cka_matrix(networks, probe)
 matrices["cka"] = pd.DataFrame(cka, index=ids, columns=ids)
 report.save_matrices(paths["similarity"], matrices, report.weight_hashes(catalog))
+report.save_matrices(paths["cka_layers"], {layer: pd.DataFrame(m, index=ids, columns=ids)
+                                           for layer, m in cka_per_layer.items()}, report.weight_hashes(catalog))
+
+# %% [markdown]
+# The same CKA on the probe images distorted by each manipulation (at the middle of its
+# levels), so that chapter 5 can read representations under a manipulation against
+# behaviour under it, not only clean ones.
+
+# %%
+distorted = similarity.distorted_cka(networks, probe)
+report.save_matrices(paths["cka_distorted"], {m: pd.DataFrame(v, index=ids, columns=ids)
+                                              for m, v in distorted.items()}, report.weight_hashes(catalog))
 files.write_table(report.layer_table(ids, per_layer["paper"], layer_names), paths["layers"],
                  provenance={"weights": report.weight_hashes(catalog)})
 

@@ -36,8 +36,20 @@
 # ## Imports
 
 # %%
-from paradox_utils import (behaviour, bootstrap, explorer, files, grounding, inference, nulls, paradox, plots,
-                           references, report, sentences)
+from paradox_utils import (
+    behaviour,
+    bootstrap,
+    explorer,
+    files,
+    grounding,
+    inference,
+    nulls,
+    paradox,
+    plots,
+    references,
+    report,
+    sentences,
+)
 from paradox_utils.catalog import families
 from paradox_utils.preamble import glue_regime, glue_texts, open_chapter
 
@@ -63,7 +75,7 @@ subset: int = 20  # networks drawn in the overview figures (whole families, seed
 ch = open_chapter("05_paradox", globals(), reads=("accuracy", "similarities", "layers", "correctness", "nulls",
                                                   "cka_distorted", "cka_layers"))
 paths, catalog, parents, shown = ch.paths, ch.catalog, ch.parents, ch.shown
-accuracy, similarities, layer_scores, bits, untrained, cka_distorted, cka_layers = ch.tables  # untrained: similarity nulls
+accuracy, similarities, layer_scores, bits, untrained, cka_distorted, cka_layers = ch.tables  # untrained: nulls
 family_of = families(parents)  # network → its family (the root ancestor): the unit of inference
 similarity_chance = report.null_summary(untrained)["mean"]
 similarity_nulls = untrained if thresholds == "null" else None

@@ -46,6 +46,8 @@ TABLES: dict[str, Callable[[dict[str, Path], pd.DataFrame], Any]] = {
     "layers": lambda paths, catalog: report.read_result(paths["layers"], catalog, "The per-layer similarity",
                                                         "chapter 4 (04_similarity)"),
     "nulls": lambda paths, catalog: report.load_nulls(paths["nulls"]),
+    "cka_distorted": lambda paths, catalog: report.load_matrices(paths["cka_distorted"], catalog),
+    "cka_layers": lambda paths, catalog: report.load_matrices(paths["cka_layers"], catalog),
     "pairs": lambda paths, catalog: report.read_result(paths["pairs"], catalog, "The pair table",
                                                        "chapter 5 (05_paradox)"),
 }

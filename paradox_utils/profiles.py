@@ -357,7 +357,8 @@ def chapter_paths(profile: str, checkpoint_dir: str = "", results_dir: str = "")
         "profiles": results / "layer_profiles.parquet", "chance": results / "chance.parquet",
         "pairs": results / "pairs.parquet", "statistics": results / "paradox_statistics.parquet",
         "references": results / "references.parquet", "counts": results / "paradox_counts.parquet",
-        "grounding": results / "grounding.parquet",
+        "grounding": results / "grounding.parquet", "cka_distorted": results / "cka_distorted.parquet",
+        "cka_layers": results / "cka_layers.parquet",
         "kappa": results / "kappa.parquet", "nulls": results / "similarity_nulls.parquet",
         "transplant": results / "transplant.parquet", "sweep": results / "transplant_sweep.parquet",
     }

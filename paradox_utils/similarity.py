@@ -38,7 +38,7 @@ import pandas as pd
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from .cka import cka_matrix, linear_cka, probe_activations
+from .cka import cka_matrix, distorted_cka, linear_cka, probe_activations
 from .files import read_cache_table, write_table
 from .kernels import (
     NetworkLike,
@@ -54,8 +54,8 @@ from .permutations import MAX_ITER, RTOL, coupled_scores, permutation_graph, per
 from .progress import tqdm
 
 __all__ = [
-    "METHODS", "NULL_NETWORKS", "Similarity", "cka_matrix", "conv_kernels", "kernel_scores", "layer_names",
-    "layer_profile", "layer_similarities", "linear_cka", "null_distribution", "pairwise_similarity",
+    "METHODS", "NULL_NETWORKS", "Similarity", "cka_matrix", "conv_kernels", "distorted_cka", "kernel_scores",
+    "layer_names", "layer_profile", "layer_similarities", "linear_cka", "null_distribution", "pairwise_similarity",
     "pairwise_similarity_cached", "permutation_graph", "permuted_copy", "probe_activations", "spec_for", "weights_key",
 ]
 

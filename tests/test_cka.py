@@ -45,3 +45,22 @@ def test_cka_gram_form_equals_feature_form():
     x = torch.randn(50, 8, dtype=torch.float64)
     q, _ = torch.linalg.qr(torch.randn(8, 8, dtype=torch.float64))
     assert S.linear_cka(x, x @ q * 3) == pytest.approx(1.0)  # invariant to rotation and scale
+
+
+def test_distorted_cka_is_cka_on_the_distorted_probes():
+    """Each manipulation's matrix is cka_matrix on the probes distorted at probe_level (the
+    literal twin), its diagonal 1; the level is the middle non-identity one."""
+    from paradox_utils import cka, distortions
+
+    torch.manual_seed(3)
+    nets = [models.build("resnet20").eval() for _ in range(3)]
+    images = torch.rand(8, 3, 32, 32)
+    found = cka.distorted_cka(nets, images, ["contrast", "gaussian"], seed=2, progress=False)
+    assert cka.probe_level("contrast") == 0.30 and cka.probe_level("blur") == 1.0
+    assert cka.probe_level("gaussian") == 0.05
+    for name, matrix in found.items():
+        literal, _ = S.cka_matrix(nets, distortions.apply(images, name, cka.probe_level(name), seed=2), progress=False)
+        np.testing.assert_allclose(matrix, literal)
+        np.testing.assert_allclose(np.diag(matrix), 1.0)
+    clean, _ = S.cka_matrix(nets, images, progress=False)
+    assert not np.allclose(found["contrast"], clean)

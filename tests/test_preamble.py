@@ -83,7 +83,8 @@ def test_profile_values_fill_what_was_not_passed(declared, tmp_path, monkeypatch
     take = preamble.profile_parameters
     assert take("05_paradox", _namespace("05_paradox", declared)) == {}  # the default profile: nothing to load
     tiny = take("05_paradox", _namespace("05_paradox", declared, profile="tiny", bootstrap_resamples=20))
-    assert tiny == {"profile": "tiny", "mantel_permutations": 99}  # bootstrap_resamples was passed: it stays
+    assert tiny == {"profile": "tiny", "mantel_permutations": 99, "power_simulations": 20,
+                    "power_permutations": 19}  # bootstrap_resamples was passed: it stays
     with monkeypatch.context() as run_passed_tiny:  # run passed every value of tiny: nothing to load
         run_passed_tiny.setenv(preamble.RESOLVED_PROFILE, "tiny")
         assert take("05_paradox", _namespace("05_paradox", declared, profile="tiny")) == {}
