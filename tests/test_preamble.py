@@ -91,7 +91,8 @@ def test_profile_values_fill_what_was_not_passed(declared, tmp_path, monkeypatch
     mine = tmp_path / "mine.yaml"
     mine.write_text(f"profile: mine\nextends: {profiles.profile_path('tiny')}\nmantel_permutations: 7\n")
     assert take("05_paradox", _namespace("05_paradox", declared, profile=str(mine))) == {
-        "profile": "mine", "mantel_permutations": 7, "bootstrap_resamples": 50}
+        "profile": "mine", "mantel_permutations": 7, "bootstrap_resamples": 50, "power_simulations": 20,
+        "power_permutations": 19}
     with pytest.raises(ValueError, match=r"Profile 'quik' not found .*known profiles: imagenet, laptop, paper, "
                                          r"paper-smoke, quick, tiny\."):
         take("05_paradox", _namespace("05_paradox", declared, profile="quik"))
