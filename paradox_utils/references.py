@@ -161,8 +161,8 @@ def _reason(axis: str, row: Mapping) -> str:
     if missing:
         return f"the run has no pair of {' and no pair of '.join(missing)}"
     if row["alike_floor"] <= row["unlike_ceiling"]:
-        return (f"its references overlap ({REFERENCES[axis, 'alike'][1]} reach down to {row['alike_floor']:.3f}, "
-                f"{REFERENCES[axis, 'unlike'][1]} up to {row['unlike_ceiling']:.3f})")
+        return (f"its references overlap: the alike pairs reach down to {row['alike_floor']:.3f}, the unlike "
+                f"pairs up to {row['unlike_ceiling']:.3f}")
     return ""
 
 

@@ -170,7 +170,7 @@ def association(statistics: pd.DataFrame, method: str = "paper", behaviour: str 
             f"treating the {_networks(row)} networks as independent would give p = {_number(row['mantel_p'], '.3g')}.")
     if np.isfinite(row.get("partial_r", np.nan)):
         beyond = ("similarity still predicts behaviour" if row["partial_p"] < alpha else
-                  "no association is left that the run can detect")
+                  "none that the run can detect")
         text += (f" Holding lineage and training data fixed, r = {_number(row['partial_r'], '.3f')} "
                  f"(p = {_number(row['partial_p'], '.3g')}): {beyond}.")
     return text
@@ -190,8 +190,13 @@ def detectable(power: Mapping | None) -> str:
     if not np.isfinite(power.get("r", np.nan)):
         why = power.get("reason") or "no effect size on the simulated grid reached it"
         return f" {families}, no correlation is detected at {target} power by this run's design ({why})."
-    return (f" {families}, the smallest correlation this run detects at {target} power is r ≈ {power['r']:.2f} "
-            "(simulated with its own family structure and noise); a weaker association would likely go unseen.")
+    strength = (" — only when similarity sets all of behaviour's variation beyond its family structure"
+                if power.get("rho", 0) >= 1 else
+                f" (similarity setting ρ = {power['rho']:.1f} of behaviour's variation beyond its family structure)"
+                if np.isfinite(power.get("rho", np.nan)) else "")
+    return (f" {families}, the smallest correlation this run detects at {target} power is r ≈ {power['r']:.2f}"
+            f"{strength}, simulated with its own family structure and noise; a weaker association would likely "
+            "go unseen.")
 
 
 def method_sentences(counts: pd.DataFrame, statistics: pd.DataFrame) -> str:
@@ -356,7 +361,7 @@ def references_sentence(thresholds: pd.DataFrame) -> str:
         text = (f"{axis.capitalize()}: {REFERENCES[axis, 'alike'][1]} ({int(first['alike_pairs'])} pairs) against "
                 f"{REFERENCES[axis, 'unlike'][1]} ({int(first['unlike_pairs'])})")
         good = [m for m, r in rows.iterrows() if r["separates"]]
-        bad = [f"{m} ({r['reason']})" for m, r in rows.iterrows() if not r["separates"]]
+        bad = [f"{m} does not ({r['reason']})" for m, r in rows.iterrows() if not r["separates"]]
         text += (f"; {listed(good)} separate{'s' if len(good) == 1 else ''} them" if good else "")
         text += (f"; {'; '.join(bad)}" if bad else "")
         parts.append(text)

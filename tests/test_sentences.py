@@ -40,14 +40,15 @@ def test_the_verdict_never_shows_a_paradox_the_references_cannot_define():
 
 def test_the_verdict_counts_weighs_and_reads_families():
     text = sentences.verdict(counts(2, 1), statistics(0.4, 0.01, family_p=0.2, partial=(0.05, 0.6)),
-                             {"r": 0.62, "power": 0.8, "n_families": 4})
+                             {"r": 0.62, "rho": 0.6, "power": 0.8, "n_families": 4})
     assert text.startswith("By its own references this run shows both paradoxes (paper kernels × compatibility: "
                            "2 similar-yet-different pairs, 1 different-yet-similar pair). The evidence is weak")
     assert "With whole families permuted p = 0.2 (Holm-adjusted 0.4: not significant at 0.05 after Holm's " \
            "correction over 2 tests); treating the 12 networks as independent would give p = 0.01." in text
-    assert "Holding lineage and training data fixed, r = 0.050 (p = 0.6): no association is left" in text
+    assert "Holding lineage and training data fixed, r = 0.050 (p = 0.6): none that the run can detect." in text
     assert text.endswith("With 4 families, the smallest correlation this run detects at 80% power is r ≈ 0.62 "
-                         "(simulated with its own family structure and noise); a weaker association would likely "
+                         "(similarity setting ρ = 0.6 of behaviour's variation beyond its family structure), "
+                         "simulated with its own family structure and noise; a weaker association would likely "
                          "go unseen.")
     assert sentences.verdict(counts(0, 5), statistics(0.4, 0.01)).startswith(
         'By its own references this run shows only "different yet similar"')
@@ -80,7 +81,7 @@ def test_references_are_told_per_axis():
     assert text == ("Weights: a parent and its child fine-tuned without manipulation (2 pairs) against networks of "
                     "different families (40); paper separates them. Behaviour: seed replicates (one recipe, different "
                     "seeds) (2 pairs) against networks of different families and recipes (30); compatibility "
-                    "separates them; kappa (its references overlap (…)).")
+                    "separates them; kappa does not (its references overlap (…)).")
     table = sentences.reference_table(thresholds)
     assert table.loc[("weights", "paper")].tolist() == ["2 pairs, 0.990", "40 pairs, 0.200", "0.140", "separates"]
     assert table.loc[("behaviour", "compatibility"), "chance (null p99)"] == "undefined"
