@@ -16,10 +16,11 @@
 # ## Overview
 # The paper's question needs many networks of one architecture that differ only in
 # how they were trained. This chapter trains the *base* networks of the population:
-# the same ResNet with different learning rates, batch sizes, initialisations,
-# augmentations and seeds (as in the paper: Adam, Keras time decay, the piecewise
-# schedule, flips, zooms, shifts, optionally image-manipulation augmentation). The
-# [methods appendix](../methods.md) states the recipes, the schedules and the populations.
+# one ResNet trained with the settings its profile varies (learning rate, batch size,
+# initialisation, augmentation, seed). What this profile trained, and where that departs
+# from the paper's recipe, is stated from the networks' recorded settings at the end of
+# this chapter. The [methods appendix](../methods.md) states the recipes, the schedules
+# and the populations.
 #
 # ## Prerequisites
 # - CIFAR-10 (or ImageNet for the `imagenet` profile), found through `PARADOX_CIFAR10`
@@ -106,6 +107,8 @@ glue_texts(sentences.training_glue(catalog))  # n_base, base_val_accuracy, base_
 
 # %% [markdown]
 # ## Summary
+# {glue:text}`recipe`
+#
 # This run trained {glue:text}`n_base` base networks in {glue:text}`base_train_minutes`
 # CPU-minutes of training; their validation accuracy is {glue:text}`base_val_accuracy`
 # (mean ± std over networks). Chance is 0.10.

@@ -323,3 +323,15 @@ def test_grounding_sentences_say_when_the_evidence_is_weak():
                                                         "over the whole grid.")
     with pytest.raises(ValueError, match="no scope 'blur'"):
         sentences.grounding_sentences(table, "blur")
+
+
+def test_the_recipe_is_read_from_the_recorded_configs():
+    import json
+
+    catalog = pd.DataFrame({"config": [json.dumps({"optimiser": "sgd", "lr": lr, "epochs": 2, "seed": seed,
+                                                   "manipulation": None}) for lr, seed in ((0.1, 0), (0.1, 1),
+                                                                                           (0.15, 2))]})
+    text = sentences.recipe_text(catalog)
+    assert text.startswith("This run trained 3 networks with optimiser sgd; peak learning rate 0.1 or 0.15; epochs 2; "
+                           "augmentation none; 3 distinct seeds. The paper trained with Adam")
+    assert "not recorded" in sentences.recipe_text(pd.DataFrame({"config": [None]}))
