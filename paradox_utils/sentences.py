@@ -32,8 +32,8 @@ __all__ = [
     "change_text", "count_table", "detectable", "evaluation_glue", "finetune_glue", "grounding_sentences",
     "images_text", "listed", "manipulation_table", "mean_std", "method_sentences", "most_moved_layer",
     "pair_intervals", "paradox_glue", "recipe_text", "reference_table", "references_sentence", "relation_summary",
-    "share_above", "similarity_glue", "training_glue", "transplant_glue", "transplant_table", "verdict", "vi_across_chapters",
-    "vi_chapters_table", "vi_summary", "vi_table",
+    "share_above", "similarity_glue", "training_glue", "transplant_glue", "transplant_table", "verdict",
+    "vi_across_chapters", "vi_chapters_table", "vi_summary", "vi_table",
 ]
 
 # What each behavioural null of ``nulls.behaviour_nulls`` is, as the sentences name it.
