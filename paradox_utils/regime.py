@@ -10,6 +10,7 @@ reader mistakes one for the other.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +19,7 @@ import pandas as pd
 from .admonition import Admonition
 from .models import PAPER_ACCURACY
 
-__all__ = ["PAPER_ACCURACY", "REGIME_ACCURACY", "Regime", "regime", "regime_of"]
+__all__ = ["PAPER_ACCURACY", "REGIME_ACCURACY", "Regime", "design_text", "regime", "regime_of"]
 
 # The mean clean accuracy from which a run counts as in the paper's regime (a little below
 # the paper's lowest network, models.PAPER_ACCURACY: a population's mean sits inside its
@@ -48,12 +49,15 @@ class Regime:
 
 
 def regime(arch: str, clean_accuracy: pd.Series | np.ndarray, unrelated: pd.Series | np.ndarray | None = None,
-           chance: float | None = None, chance_p99: float | None = None) -> Regime:
+           chance: float | None = None, chance_p99: float | None = None, design: str = "") -> Regime:
     """Place a run against the paper.
 
     ``clean_accuracy``: the base networks' clean accuracy (fractions); ``unrelated``:
     the intrinsic similarity (paper's measure) of the unrelated pairs; ``chance`` and
-    ``chance_p99``: the mean and 99th percentile of that measure over untrained pairs.
+    ``chance_p99``: the mean and 99th percentile of that measure over untrained pairs;
+    ``design``: a sentence on what differs from the paper beyond accuracy
+    (:func:`design_text`). A run at the paper's accuracy whose unrelated kernels are no
+    more alike than random ones is not said to describe networks as the paper's did.
     """
     accuracy = np.asarray(clean_accuracy, dtype=float)
     accuracy = accuracy[np.isfinite(accuracy)]
@@ -71,20 +75,57 @@ def regime(arch: str, clean_accuracy: pd.Series | np.ndarray, unrelated: pd.Seri
                  f"accuracy of {accuracy.mean():.3f} on average{spread}; the paper's {PAPER_NAMES[arch]} reached "
                  f"{low:.2f}–{high:.2f}."]
     similar = None if unrelated is None else np.asarray(unrelated, dtype=float)
+    at_chance = False
     if similar is not None and similar.size and chance is not None:
         level = f"{chance:.3f}" + (f", 99th percentile {chance_p99:.3f}" if chance_p99 is not None else "")
         at_chance = chance_p99 is not None and float(np.nanmean(similar)) <= chance_p99
         sentences.append(f"Unrelated networks have intrinsic similarity {np.nanmean(similar):.3f} on average, "
                          f"against {level} for untrained networks"
                          + (": their kernels are still no more alike than random ones." if at_chance else "."))
-    if inside:
-        sentences.append(f"The run is in the paper's regime (mean clean accuracy ≥ {REGIME_ACCURACY[arch]:.2f}): "
-                         "the statistics below describe trained networks, as the paper's did.")
+    if design:
+        sentences.append(design)
+    if inside and at_chance:
+        sentences.append(f"The run reaches the paper's accuracy (mean clean accuracy ≥ {REGIME_ACCURACY[arch]:.2f}), "
+                         "but unlike the paper's its unrelated networks' kernels are no more alike than random "
+                         "ones: read its kernel statistics as those of a different regime.")
+    elif inside:
+        sentences.append(f"The run is in the paper's regime by accuracy (mean clean accuracy ≥ "
+                         f"{REGIME_ACCURACY[arch]:.2f}): the statistics below describe trained networks, as the "
+                         "paper's did, within the design differences named here.")
     else:
         sentences.append(f"The run is outside the paper's regime (mean clean accuracy below "
                          f"{REGIME_ACCURACY[arch]:.2f}): these networks are under-trained, and the statistics below "
                          "describe networks early in training, not the paper's.")
     return Regime(inside, " ".join(sentences))
+
+
+def design_text(catalog: pd.DataFrame) -> str:
+    """What differs from the paper's design beyond accuracy, from the catalog's recorded
+    configs: the bases' optimiser, schedule and epochs, the offspring per parent, and
+    whether the run has seed replicates — against the paper's 104 bases trained with Adam
+    for about 200 epochs, each a parent of 2 or 3 offspring. "" without configs."""
+    configs = {row.net_id: json.loads(row.config) for row in catalog.itertuples()
+               if isinstance(getattr(row, "config", None), str) and row.config}
+    bases = [configs[n] for n in catalog.loc[catalog["kind"] == "base", "net_id"] if n in configs]
+    if not bases:
+        return ""
+
+    def values(field: str) -> str:
+        return " or ".join(str(v) for v in dict.fromkeys(b.get(field) for b in bases))
+
+    parents = catalog["parent"].dropna()
+    parents = parents[parents.astype(str) != ""]
+    per_parent = parents.value_counts()
+    offspring = (f"{len(parents)} offspring of {len(per_parent)} parents ({per_parent.min()}–{per_parent.max()} "
+                 "each)" if len(parents) else "no offspring")
+    recipes = pd.Series([json.dumps({k: v for k, v in b.items() if k not in ("seed", "data_seed")}, sort_keys=True)
+                         for b in bases]).value_counts()
+    repeated = int((recipes > 1).sum())
+    replicates = (f"seed replicates of {repeated} recipe{'s' if repeated > 1 else ''}" if repeated
+                  else "no seed replicates")
+    return (f"Beyond accuracy, its design differs from the paper's: {len(bases)} bases trained {values('epochs')} "
+            f"epochs with {values('optimiser')} ({values('schedule')} schedule), against 104 trained about 200 "
+            f"epochs with Adam; {offspring}, against 225 of 104 parents; {replicates}.")
 
 
 def regime_of(catalog: pd.DataFrame, accuracy: pd.DataFrame, pairs: pd.DataFrame | None = None,
@@ -101,4 +142,5 @@ def regime_of(catalog: pd.DataFrame, accuracy: pd.DataFrame, pairs: pd.DataFrame
     has_chance = chance is not None and "paper" in chance.index
     return regime(str(catalog["arch"].iloc[0]), clean, unrelated,
                   float(chance.loc["paper", "mean"]) if has_chance else None,
-                  float(chance.loc["paper", "p99"]) if has_chance and "p99" in chance else None)
+                  float(chance.loc["paper", "p99"]) if has_chance and "p99" in chance else None,
+                  design_text(catalog))

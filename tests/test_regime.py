@@ -38,3 +38,29 @@ def test_regime_from_a_runs_tables_uses_base_networks_only():
     assert box.inside and "2 base networks" in box.text and "similarity 0.300" in box.text
     assert "against 0.135, 99th percentile 0.141" in box.text
     assert "intrinsic similarity" not in regime_of(catalog, accuracy).text  # chapter 3: no similarity yet
+
+
+def test_a_run_at_the_papers_accuracy_with_random_like_kernels_is_not_called_the_papers():
+    box = regime("resnet20", [0.86, 0.89], unrelated=[0.136, 0.137], chance=0.135, chance_p99=0.141)
+    assert "unlike the paper's its unrelated networks' kernels are no more alike than random" in box.text
+    assert "as the paper's did" not in box.text
+
+
+def test_the_design_beyond_accuracy_is_named_from_the_configs():
+    import json
+
+    def config(seed, lr=0.1, epochs=2):
+        return json.dumps({"optimiser": "sgd", "schedule": "onecycle", "epochs": epochs, "lr": lr, "seed": seed})
+
+    catalog = pd.DataFrame({"net_id": ["b000", "b001", "b002", "b000-ft-all"], "kind": ["base"] * 3 + ["finetune"],
+                            "arch": "resnet20", "parent": [None, None, None, "b000"],
+                            "config": [config(0), config(1), config(2, lr=0.2), config(9, epochs=1)]})
+    from paradox_utils.regime import design_text
+
+    text = design_text(catalog)
+    assert text == ("Beyond accuracy, its design differs from the paper's: 3 bases trained 2 epochs with sgd (onecycle "
+                    "schedule), against 104 trained about 200 epochs with Adam; 1 offspring of 1 parents (1–1 each), "
+                    "against 225 of 104 parents; seed replicates of 1 recipe.")
+    accuracy = pd.DataFrame({"net_id": ["b000", "b001", "b002"], "manipulation": "contrast", "level": 1.0,
+                             "accuracy": [0.6, 0.6, 0.6]})
+    assert text in regime_of(catalog, accuracy).text
