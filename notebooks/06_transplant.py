@@ -149,6 +149,9 @@ glue_texts(sentences.transplant_glue(results, parent_id, child_id))  # tp_*, vi_
 # Transplanting the most-moved layer, {glue:text}`tp_layer`, gives the parent VI
 # {glue:text}`vi_one` (ΔVI {glue:text}`change_one`); transplanting every conv layer
 # gives {glue:text}`vi_all` (ΔVI {glue:text}`change_all`; the paper: the child's VI).
+# These copy the BatchNorms around each conv too; the paper's text counts the conv
+# alone, which gives {glue:text}`vi_one_conv` (ΔVI {glue:text}`change_one_conv`) for the
+# one layer and {glue:text}`vi_all_conv` (ΔVI {glue:text}`change_all_conv`) for every conv.
 # Intervals are 95 % paired bootstrap intervals over the evaluation images. In the
 # sweep, {glue:text}`sweep_best`
 #

@@ -23,6 +23,7 @@ from .distortions import MANIPULATIONS
 from .names import listed  # sentences.listed: the name an issue gave it
 from .nulls import NULL_QUANTILE
 from .references import REFERENCES
+from .transplant import CONV_ONLY
 
 if TYPE_CHECKING:  # an annotation only: the prose needs no networks
     from .transplant import TransplantResults
@@ -604,12 +605,17 @@ def transplant_glue(results: TransplantResults, parent_id: str, child_id: str) -
     tp_layer (the most-moved layer), tp_images (the evaluation set of every VI: "300 test
     images"), vi_parent, vi_child, vi_one (the parent with that one child layer), vi_all
     (with every child conv), change_one / change_all / change_child (their ΔVI with its
-    interval, :func:`change_text`) and sweep_best. The VIs are bare numbers: the sentence
+    interval, :func:`change_text`), the same for the transplants without their BatchNorms
+    (vi_one_conv, vi_all_conv, change_one_conv, change_all_conv) and sweep_best. The VIs are bare numbers: the sentence
     quoting them names tp_images beside them."""
     summary = results.summary
     vi = summary["vi"]
     one, every = results.one_layer, "parent + all child convs"
-    return {"tp_parent": parent_id, "tp_child": child_id, "tp_layer": str(results.deviated),
+    conv_only = {f"vi_{key}_conv": f"{vi[f'{name} {CONV_ONLY}']:.3f}"
+                 for key, name in (("one", one), ("all", every))}
+    conv_only |= {f"change_{key}_conv": change_text(summary.loc[f"{name} {CONV_ONLY}"])
+                  for key, name in (("one", one), ("all", every))}
+    return {**conv_only, "tp_parent": parent_id, "tp_child": child_id, "tp_layer": str(results.deviated),
             "tp_images": images_text(int(summary["test_images"].iloc[0])),
             "vi_parent": f"{vi['parent']:.3f}", "vi_child": f"{vi['child']:.3f}", "vi_one": f"{vi[one]:.3f}",
             "vi_all": f"{vi[every]:.3f}", "change_one": change_text(summary.loc[one]),

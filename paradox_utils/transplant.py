@@ -17,8 +17,11 @@ from . import bootstrap, distortions, evaluation, similarity
 from .models import conv_layers
 from .permutations import permutation_graph
 
-__all__ = ["TransplantResults", "bn_neighbours", "recalibrate_batchnorm", "transplant", "transplant_experiments",
-           "vi_in_both_chapters"]
+__all__ = ["CONV_ONLY", "TransplantResults", "bn_neighbours", "recalibrate_batchnorm", "transplant",
+           "transplant_experiments", "vi_in_both_chapters"]
+
+
+CONV_ONLY = "(conv only)"  # a transplant variant whose BatchNorms stay the parent's
 
 
 def bn_neighbours(model: nn.Module, layer: str) -> list[str]:
@@ -125,9 +128,12 @@ def transplant_experiments(parent: nn.Module, child: nn.Module, images, grid=dis
     deviated = profile.loc[profile["mean"].idxmin(), "layer"]
     one_layer = f"parent + child's {deviated}"
     variants = {"parent": parent, "child": child, one_layer: transplant(parent, child, deviated),
-                "parent + all child convs": transplant(parent, child, "all")}
+                "parent + all child convs": transplant(parent, child, "all"),
+                # the paper's text counts the conv alone: the same transplants without the BatchNorms around them
+                f"{one_layer} {CONV_ONLY}": transplant(parent, child, deviated, include_bn=False),
+                f"parent + all child convs {CONV_ONLY}": transplant(parent, child, "all", include_bn=False)}
     if recalibration_images is not None:
-        for name in list(variants)[2:]:
+        for name in list(variants)[2:4]:
             variants[f"{name} (BN re-estimated)"] = recalibrate_batchnorm(variants[name], recalibration_images)
     if sweep:
         for layer in profile["layer"]:

@@ -126,17 +126,23 @@ def test_mean_std_relation_summary_and_most_moved_layer():
 
 
 def test_transplant_glue_names_the_one_layer_variant():
-    summary = pd.DataFrame({"vi": [0.5, 0.6, 0.7, 0.65, 0.55], "delta_vi": [0.0, 0.1, 0.2, 0.15, 0.05],
-                            "delta_low": [0.0, 0.05, 0.1, -0.01, 0.0], "delta_high": [0.0, 0.15, 0.3, 0.3, 0.1],
+    summary = pd.DataFrame({"vi": [0.5, 0.6, 0.7, 0.65, 0.55, 0.45, 0.4], "delta_vi": [0.0, 0.1, 0.2, 0.15, 0.05,
+                                                                                     -0.05, -0.1],
+                            "delta_low": [0.0, 0.05, 0.1, -0.01, 0.0, -0.1, -0.2],
+                            "delta_high": [0.0, 0.15, 0.3, 0.3, 0.1, 0.0, -0.05],
                             "verdict": ["—", "increase", "increase", "not distinguishable from no change",
-                                        "increase"]},
+                                        "increase", "not distinguishable from no change", "decrease"]},
                            index=["parent", "child", "parent + all child convs", "parent + child's layer3.0.conv1",
-                                  "parent + child's layer3.0.conv1 (BN re-estimated)"]).assign(test_images=2000)
+                                  "parent + child's layer3.0.conv1 (BN re-estimated)",
+                                  "parent + child's layer3.0.conv1 (conv only)",
+                                  "parent + all child convs (conv only)"]).assign(test_images=2000)
     results = transplant.TransplantResults(accuracy=pd.DataFrame(), summary=summary, sweep=sweep([0.1, -0.2, 0.0]),
                                            profile=pd.DataFrame(), deviated="layer3.0.conv1",
                                            one_layer="parent + child's layer3.0.conv1")
     glued = sentences.transplant_glue(results, "n1", "n1-ft-all")
     assert glued["vi_one"] == "0.650" and glued["vi_all"] == "0.700"  # by name, not by row position
+    assert glued["vi_one_conv"] == "0.450" and glued["vi_all_conv"] == "0.400"  # the BatchNorms left the parent's
+    assert glued["change_all_conv"] == "-0.100, 95 % interval -0.200 to -0.050"
     assert glued["change_one"].endswith("-0.010 to +0.300: not distinguishable from no change")
     assert glued["change_all"] == "+0.200, 95 % interval +0.100 to +0.300"
     assert {k: glued[k] for k in ("tp_parent", "tp_child", "tp_layer", "tp_images", "vi_parent", "vi_child")} == {

@@ -111,8 +111,9 @@ def test_transplant_experiments_returns_the_chapter_tables(pair):
     deviated = out.deviated
     assert deviated == out.profile.loc[out.profile["mean"].idxmin(), "layer"]
     one = f"parent + child's {deviated}"
-    assert list(out.summary.index) == ["parent", "child", one, "parent + all child convs",
-                                       f"{one} (BN re-estimated)", "parent + all child convs (BN re-estimated)"]
+    assert list(out.summary.index) == ["parent", "child", one, "parent + all child convs", f"{one} (conv only)",
+                                       "parent + all child convs (conv only)", f"{one} (BN re-estimated)",
+                                       "parent + all child convs (BN re-estimated)"]
     assert out.summary.loc["parent", "delta_vi"] == 0
     sweep = out.sweep.set_index("layer")
     assert len(sweep) == 21 and list(sweep.columns) == ["layer_correlation", "vi", "test_images", "delta_vi",
@@ -124,7 +125,8 @@ def test_transplant_experiments_returns_the_chapter_tables(pair):
     without = transplant_experiments(parent, child, images, grid=[("contrast", 1.0)], sweep=False, resamples=10,
                                      progress=False)
     assert isinstance(without.sweep, pd.DataFrame) and without.sweep.empty  # the same type, no rows
-    assert list(without.summary.index) == ["parent", "child", without.one_layer, "parent + all child convs"]
+    assert list(without.summary.index) == ["parent", "child", without.one_layer, "parent + all child convs",
+                                           f"{without.one_layer} (conv only)", "parent + all child convs (conv only)"]
 
 
 def test_recalibrate_batchnorm_matches_data_statistics(pair):
