@@ -26,9 +26,10 @@ holds every import to it, lazy ones too, and finds no circle).
   quadrants, Mantel), ``transplant`` (moving layers between networks).
 - book — ``preamble`` (opening a chapter), ``report`` (reading and writing the chapters'
   tables), ``sentences`` (the prose the chapters glue), ``plots``, ``regime``, ``explorer``,
-  ``book_builder`` (Jupyter Book), ``publish`` (gh-pages).
-- run — ``pipeline`` (papermill runs the chapters), ``cli`` (``python -m paradox_utils``,
-  ``paradox``), ``lab`` (JupyterLab).
+  ``book_builder`` (Jupyter Book), ``publish`` (gh-pages), ``export`` (the run's tables as CSV and
+  Parquet for other tools).
+- run — ``pipeline`` (papermill runs the chapters), ``cli`` (the ``paradox`` command,
+  ``python -m paradox_utils``), ``lab`` (JupyterLab).
 
 The package is flat rather than nested in subpackages: every ``paradox_utils.X`` that a
 chapter, a test, an issue or a user's notebook names keeps working, and the rooms are held by
@@ -49,6 +50,7 @@ ROOMS = {
     "population": ("training", "population", "cluster"),
     "measures": ("correctness", "evaluation", "similarity", "cka", "behaviour", "nulls", "bootstrap", "inference",
                  "grounding", "references", "paradox", "transplant"),
-    "book": ("preamble", "report", "sentences", "plots", "regime", "explorer", "book_builder", "publish"),
+    "book": ("preamble", "report", "sentences", "plots", "regime", "explorer", "book_builder", "publish",
+             "export"),
     "run": ("pipeline", "cli", "lab", "__main__"),
 }

@@ -1,9 +1,11 @@
-"""The command line: ``python -m paradox_utils --help`` (installed as ``paradox``).
+"""The command line: ``paradox --help`` (the console script ``pyproject.toml`` installs), the
+same as ``python -m paradox_utils --help``; each names itself as it was called (:data:`PROG`).
 
 ``run`` executes the chapters with a profile (:mod:`pipeline`), ``book`` builds the Jupyter Book
 (:mod:`book`), ``population`` lists a profile's networks without training, ``import`` brings
-networks trained elsewhere (:mod:`importing`), ``publish`` puts the book on gh-pages, ``lab``
-opens JupyterLab, ``profiles`` lists the profiles.
+networks trained elsewhere (:mod:`importing`), ``export`` writes a run's tables as CSV and
+Parquet (:mod:`export`), ``publish`` puts the book on gh-pages, ``lab`` opens JupyterLab,
+``profiles`` lists the profiles.
 """
 
 from __future__ import annotations
@@ -21,11 +23,15 @@ from .pipeline import run
 from .profiles import profile_path, profile_values, shipped_profiles, yaml_problem
 from .publish import PublishFailed, publish
 
-__all__ = ["describe_population", "main", "parameter_values"]
+__all__ = ["PROG", "describe_population", "main", "parameter_values"]
+
+# The name the help and usage lines give the command: the console script's (``main()`` with no
+# arguments, as its wrapper calls it); ``__main__`` passes ``python -m paradox_utils``.
+PROG = "paradox"
 
 
 def describe_population(profile: str, parameters: dict[str, Any] | None = None, csv: str | None = None) -> str:
-    """The text ``python -m paradox_utils population`` prints (and the ``csv`` it writes):
+    """The text ``paradox population`` prints (and the ``csv`` it writes):
     the varying settings per network, the shared ones, and :func:`population.summary`."""
     import pandas as pd
 
@@ -61,8 +67,10 @@ def parameter_values(pairs: list[tuple[str, str]]) -> dict[str, Any]:
     return values
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m paradox_utils",
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    """Parse ``argv`` (default ``sys.argv[1:]``) and run the command; 0 on success, 1 with one
+    line on stderr for a failure the user can fix. ``prog``: the command's name in the help."""
+    parser = argparse.ArgumentParser(prog=prog,
                                      description="Run the paradox analysis book's chapters and build the book.")
     commands = parser.add_subparsers(dest="command", required=True)
     profile_help = f"{', '.join(shipped_profiles())}, or a YAML path (default quick)"
@@ -144,6 +152,18 @@ def main(argv: list[str] | None = None) -> int:
     import_parser.add_argument("--num-classes", type=int, help="default: the first file's classifier's outputs")
     import_parser.add_argument("--checkpoint-dir", metavar="DIR", help="default checkpoints/NAME")
     import_parser.add_argument("--results-dir", metavar="DIR", help="default data/results/NAME")
+    export_parser = commands.add_parser(
+        "export", help="write a run's matrices, pair table and networks as tidy CSV and Parquet",
+        description="Write into DIR, as NAME.csv and NAME.parquet: networks (one row per network: id, parent, "
+                    "family, every training setting), matrices (measure, condition, a, b, value: every N × N "
+                    "matrix of the run, similarity, CKA, compatibility, relative compatibility, κ) and pairs "
+                    "(chapter 5's pair table with each side's settings that vary). Tables are read as the "
+                    "chapters read them: one made from other weights is refused; one not written yet is left out.")
+    export_parser.add_argument("folder", metavar="DIR", help="where to write the tables (made if missing)")
+    export_parser.add_argument("--profile", default="quick", help=profile_help)
+    export_parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                               metavar=("NAME", "VALUE"), help="override one parameter (as for run: results_dir, "
+                                                               "checkpoint_dir)")
     args, extra = parser.parse_known_args(argv)  # lab passes what it does not know on to jupyter lab
     if extra and args.command != "lab":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -166,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
             print(import_population(args.folder, args.arch, args.profile, args.lineage,
                                     checkpoint_dir=args.checkpoint_dir, results_dir=args.results_dir,
                                     normalisation=args.normalise, dataset=args.dataset, num_classes=args.num_classes))
+        elif args.command == "export":
+            from .export import export_profile
+
+            print(export_profile(args.profile, args.folder, parameter_values(args.parameter)).summary())
         elif args.command == "population":
             overrides = parameter_values(args.parameter)
             print(describe_population(args.profile, overrides, args.csv))

@@ -1,9 +1,12 @@
-"""The command line (``paradox_utils.cli``, ``python -m paradox_utils``): its help, the
-``population`` listing, and a bad ``-p`` refused in one sentence."""
+"""The command line (``paradox_utils.cli``: ``paradox``, ``python -m paradox_utils``): its help under
+the name it was called by, the ``population`` listing, and a bad ``-p`` refused in one sentence."""
 
 import re
+import runpy
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -22,6 +25,25 @@ def test_cli_help():
         assert result.returncode == 0 and "usage:" in result.stdout
         if args in (["run"], ["population"]):  # --profile names every shipped profile (laptop was missing)
             assert all(name in " ".join(result.stdout.split()) for name in profiles.shipped_profiles())
+
+
+def test_help_names_the_command_as_it_was_called(capsys, monkeypatch):
+    """The console script calls ``main()``: its help says ``paradox``; ``python -m paradox_utils``
+    (the package's ``__main__``) says that."""
+    for argv in (["--help"], ["export", "--help"]):
+        with pytest.raises(SystemExit) as exited:
+            cli.main(argv)
+        assert exited.value.code == 0
+        assert capsys.readouterr().out.startswith(f"usage: paradox {'export ' if 'export' in argv else ''}[-h]")
+    monkeypatch.setattr(sys, "argv", [str(Path(cli.__file__).with_name("__main__.py")), "run", "--help"])
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_module("paradox_utils", run_name="__main__")
+    assert exited.value.code == 0 and capsys.readouterr().out.startswith("usage: python -m paradox_utils run [-h]")
+
+
+def test_the_installed_command_is_paradox():
+    scripts = tomllib.loads((Path(cli.__file__).parents[1] / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"paradox": "paradox_utils.cli:main"} and cli.PROG == "paradox"
 
 
 def test_population_command_lists_without_training(declared, tmp_path, capsys):
