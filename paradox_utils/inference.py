@@ -7,7 +7,9 @@ is exchanged only with a family of the same size and its members are shuffled wi
 Which pairs are within a family and which are between families never changes, so lineage
 alone (related pairs alike on both measures) yields no significance, while an association
 within families or between families is still tested. Without ``groups`` each network is
-its own family (the classical Mantel test).
+its own family (the classical Mantel test). Where a design has no more distinct orders
+than the permutations asked for, every one is compared (an exact test); p never falls
+below 1 / (the number of distinct orders), so a handful of families cannot reach a small p.
 
 * :func:`mantel` — Spearman r of two matrices' upper triangles and its permutation p.
 * :func:`partial_mantel` — the same holding pair covariates fixed (e.g. same family, same
@@ -22,6 +24,7 @@ its own family (the classical Mantel test).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Iterator, Mapping
 
@@ -31,7 +34,8 @@ from scipy.stats import rankdata
 
 from .bootstrap import _spearman, _upper, family_codes
 
-__all__ = ["detectable_correlation", "family_orders", "holm", "mantel", "partial_mantel", "permutation_count"]
+__all__ = ["all_family_orders", "detectable_correlation", "family_orders", "holm", "mantel", "partial_mantel",
+           "permutation_count"]
 
 
 def _square(a, b=None) -> tuple[np.ndarray, np.ndarray]:
@@ -69,6 +73,42 @@ def family_orders(codes: np.ndarray, permutations: int, rng: np.random.Generator
         yield order
 
 
+def all_family_orders(codes: np.ndarray) -> np.ndarray:
+    """Every order :func:`family_orders` can draw, (distinct, N), the identity first; for small
+    designs only (:func:`permutation_count` rows). Per family size: each arrangement of the
+    families of that size over their slots, times each order of the members within every slot."""
+    n = len(codes)
+    members = [np.flatnonzero(codes == f) for f in range(codes.max() + 1 if n else 0)]
+    by_size: dict[int, list[int]] = {}
+    for f, m in enumerate(members):
+        by_size.setdefault(len(m), []).append(f)
+    slots, choices = [], []  # per size class: the positions it fills, and every filling (rows)
+    for size, families in by_size.items():
+        slots.append(np.concatenate([members[f] for f in families]))
+        choices.append(np.array([np.concatenate([members[g][list(inner)] for g, inner in zip(arranged, within,
+                                                                                             strict=True)])
+                                 for arranged in itertools.permutations(families)
+                                 for within in itertools.product(itertools.permutations(range(size)),
+                                                                 repeat=len(families))]))
+    orders = np.empty((math.prod(len(c) for c in choices), n), dtype=int)
+    for row, picked in enumerate(itertools.product(*(range(len(c)) for c in choices))):
+        for where, options, k in zip(slots, choices, picked, strict=True):
+            orders[row, where] = options[k]
+    return orders
+
+
+def _orders(codes: np.ndarray, permutations: int, seed: int) -> tuple[Iterable[np.ndarray], int, bool]:
+    """The orders a test compares the data with: (orders, how many, exact).
+
+    Where the design allows no more distinct orders than ``permutations`` + 1, every one but
+    the identity (the exact test: p = (k + 1) / distinct, and p cannot fall below 1 / distinct);
+    otherwise ``permutations`` random ones from :func:`family_orders` with ``seed``."""
+    distinct = permutation_count(codes)
+    if distinct - 1 <= permutations:
+        return all_family_orders(codes)[1:], distinct - 1, True
+    return family_orders(codes, permutations, np.random.default_rng(seed)), permutations, False
+
+
 def mantel(a: pd.DataFrame | np.ndarray, b: pd.DataFrame | np.ndarray, permutations: int = 9999,
            seed: int = 0, groups=None) -> dict:
     """Mantel test: Spearman r between the upper triangles of two N × N matrices, and its
@@ -77,8 +117,11 @@ def mantel(a: pd.DataFrame | np.ndarray, b: pd.DataFrame | np.ndarray, permutati
     ``groups`` None: rows and columns of ``b`` permuted together over all networks. With
     ``groups`` (a label per network, aligned with the rows, or a mapping id → label for
     DataFrames): whole families moved (:func:`family_orders`). The result says ``unit``
-    ("networks" or "families"), ``n_families`` and ``distinct`` (how many different orders
-    exist: with few, p cannot fall below about 1 / distinct).
+    ("networks" or "families"), ``n_families``, ``distinct`` (how many different orders the
+    design has) and ``exact``: where ``distinct`` − 1 ≤ ``permutations`` every order is
+    compared once instead of drawn (``permutations`` is then ``distinct`` − 1), and either
+    way p cannot fall below 1 / ``distinct`` — four families of three networks have
+    4! · 6⁴ = 31 104 orders, two of two only 8, too few for any p below 0.05.
     """
     x, y = _square(a, b)
     n = len(x)
@@ -88,11 +131,11 @@ def mantel(a: pd.DataFrame | np.ndarray, b: pd.DataFrame | np.ndarray, permutati
             "distinct": permutation_count(codes) if n else 0}
     observed = _spearman(_upper(x), _upper(y))
     if n < 4 or np.isnan(observed) or base["distinct"] < 2:
-        return {"r": observed, "p": float("nan"), **base, "permutations": 0}
-    orders = family_orders(codes, permutations, np.random.default_rng(seed))
+        return {"r": observed, "p": float("nan"), **base, "permutations": 0, "exact": False}
+    orders, count, exact = _orders(codes, permutations, seed)
     permuted = _permuted_ranked(x, y, orders) if _ranks_once(x, y) else _permuted_literal(x, y, orders)
     hits = sum(abs(r) >= abs(observed) - 1e-12 for r in permuted)
-    return {"r": observed, "p": (hits + 1) / (permutations + 1), **base, "permutations": permutations}
+    return {"r": observed, "p": (hits + 1) / (count + 1), **base, "permutations": count, "exact": exact}
 
 
 def _permuted_literal(x: np.ndarray, y: np.ndarray, orders: Iterable[np.ndarray]) -> Iterator[float]:
@@ -149,23 +192,36 @@ def partial_mantel(a: pd.DataFrame | np.ndarray, b: pd.DataFrame | np.ndarray,
     """The association of two N × N matrices holding pair covariates fixed, and its p.
 
     Both upper triangles are ranked (so r is a partial Spearman), each regressed on an
-    intercept and the covariates' upper triangles (e.g. "same family" and "same training
-    data", 0/1), and r is the Pearson correlation of the two residuals. The p-value
-    permutes the matrix of ``a``'s residuals (rows and columns together, whole families
-    with ``groups``), residualises it on the covariates again and correlates it with
-    ``b``'s residuals: the permutation of residuals under the reduced model (Freedman &
-    Lane 1983), which keeps the test's size when the covariates are correlated with
-    ``a`` — the case here, where similarity is high within families by construction —
-    unlike permuting ``a`` itself (Legendre & Legendre, Numerical Ecology, ch. 10;
-    Dekker, Krackhardt & Snijders 2007 for the network-regression form). Pairs where
-    anything is NaN are left out of the fit and the tests (then each permutation is
-    computed by its definition). Returns r, p, n_networks, n_families, unit, distinct,
-    permutations and ``covariates`` (their names).
+    intercept and the covariates' upper triangles as given (e.g. "same family" and "same
+    training data", 0/1), and r is the Pearson correlation of the two residuals.
+
+    Why permute residuals. Under the null, ``b`` depends on the covariates only; ``a``
+    depends on them too (similarity is high within families by construction). Permuting
+    ``a`` itself breaks its link with the covariates as well, so the permuted r's are
+    those of a world without that link and the test rejects too often when covariates are
+    strong (Legendre & Legendre, Numerical Ecology, ch. 10). Permuting ``a``'s *residuals*
+    keeps the covariates' share of ``a`` in place and moves only what they leave over
+    (the residual permutation of Freedman & Lane 1983, applied to the predictor); each
+    permuted residual matrix is residualised on the covariates again and correlated with
+    ``b``'s residuals, as in the double semi-partialling of MRQAP, which Dekker,
+    Krackhardt & Snijders (2007) found the most robust to collinear covariates. The residuals are moved as a
+    matrix (rows and columns together), so the pairs sharing a network stay dependent
+    as they are in the data.
+
+    Why families. With ``groups`` the residual matrix is moved by whole families
+    (:func:`family_orders`): pairs within a family stay within, pairs between stay
+    between, so the dependence of a family's networks on their common ancestry is not
+    mistaken for independent evidence. Pairs where anything is NaN are left out of the fit
+    and the tests (each permutation is then computed by its definition). Covariate
+    DataFrames are read in ``a``'s order when ``a`` is one. Returns r, p, n_networks,
+    n_families, unit, distinct, exact, permutations and ``covariates`` (their names).
     """
     x, y = _square(a, b)
     n = len(x)
     names = list(covariates)
-    z = [np.asarray(covariates[name], dtype=float) for name in names]
+    z = [np.asarray(covariates[name].loc[a.index, a.index] if isinstance(a, pd.DataFrame)
+                    and isinstance(covariates[name], pd.DataFrame) else covariates[name], dtype=float)
+         for name in names]
     if any(c.shape != x.shape for c in z):
         raise ValueError(f"Each covariate must be a {n} × {n} matrix like the two compared.")
     codes = family_codes(a, groups, n)
@@ -183,10 +239,11 @@ def partial_mantel(a: pd.DataFrame | np.ndarray, b: pd.DataFrame | np.ndarray,
     base = {"n_networks": n, "n_families": int(codes.max() + 1) if n else 0, "covariates": names,
             "unit": "networks" if groups is None else "families", "distinct": permutation_count(codes) if n else 0}
     if n < 4 or keep.sum() <= design.shape[1] + 1 or np.isnan(observed) or base["distinct"] < 2:
-        return {"r": observed, "p": float("nan"), **base, "permutations": 0}
+        return {"r": observed, "p": float("nan"), **base, "permutations": 0, "exact": False}
     projector = np.linalg.pinv(design)  # the residualisation, once: e − Z (Z⁺ e)
     hits = 0
-    for order in family_orders(codes, permutations, np.random.default_rng(seed)):
+    orders, count, exact = _orders(codes, permutations, seed)
+    for order in orders:
         moved = rx[np.ix_(order, order)][i[keep], j[keep]]
         if np.isnan(moved).any():  # a NaN pair moved into a kept place: the definition, pair by pair
             both = np.isfinite(moved)
@@ -194,7 +251,7 @@ def partial_mantel(a: pd.DataFrame | np.ndarray, b: pd.DataFrame | np.ndarray,
         else:
             value = _pearson(moved - design @ (projector @ moved), ry)
         hits += abs(value) >= abs(observed) - 1e-12
-    return {"r": observed, "p": (hits + 1) / (permutations + 1), **base, "permutations": permutations}
+    return {"r": observed, "p": (hits + 1) / (count + 1), **base, "permutations": count, "exact": exact}
 
 
 def holm(pvalues) -> np.ndarray | pd.Series:
@@ -223,6 +280,30 @@ def _block_means(values: np.ndarray, blocks: np.ndarray) -> np.ndarray:
     return (sums / np.maximum(counts, 1))[blocks]
 
 
+def _simulated_tests(x: np.ndarray, simulated: np.ndarray, orders: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The family :func:`mantel` of x against each simulated behaviour at once: (S,) Spearman r
+    and (S,) p, (k + 1) / (P + 1), from (S, M) simulated upper triangles and (P, N) orders.
+
+    r(x, y permuted by π) = r(x permuted by π⁻¹, y), and the orders of a family design form a
+    group (each order's inverse is one too), so permuting x's ranks once per order serves
+    every simulation: one (P, M) × (M, S) product instead of S × P gathers (the slow twin,
+    per simulation and order by the definition, is in the tests)."""
+    n = len(x)
+    i, j = np.triu_indices(n, 1)
+    rx = np.zeros((n, n))
+    rx[i, j] = rankdata(x[i, j])
+    rx[i, j] -= rx[i, j].mean()
+    rx[j, i] = rx[i, j]
+    moved = rx[orders[:, :, None], orders[:, None, :]][:, i, j]  # (P, M)
+    ry = rankdata(simulated, axis=1)
+    ry -= ry.mean(axis=1, keepdims=True)
+    scale = np.sqrt((rx[i, j] @ rx[i, j]) * np.einsum("sm,sm->s", ry, ry))
+    observed = np.einsum("m,sm->s", rx[i, j], ry) / scale
+    permuted = np.einsum("pm,sm->ps", moved, ry) / scale  # einsum, not BLAS: BLAS threads stall on busy cores
+    hits = (np.abs(permuted) >= np.abs(observed) - 1e-12).sum(axis=0)
+    return observed, (hits + 1) / (len(orders) + 1)
+
+
 def detectable_correlation(similarity: pd.DataFrame | np.ndarray, behaviour: pd.DataFrame | np.ndarray, groups, *,
                            power: float = 0.8, alpha: float = 0.05, simulations: int = 200, permutations: int = 199,
                            seed: int = 0, effects=None) -> dict:
@@ -231,17 +312,24 @@ def detectable_correlation(similarity: pd.DataFrame | np.ndarray, behaviour: pd.
     runs with this run's design: its networks, its families and its noise.
 
     Pairs are sorted into blocks by their two families (a within-family block per family, a
-    between block per pair of families). A simulated behaviour is the observed behaviour's
-    block means (its family structure) plus, per effect ρ of ``effects`` (default 0, 0.1,
-    …, 1), ρ · the similarity's standardised residual from its own block means plus
-    √(1 − ρ²) · the observed behaviour's residuals shuffled across pairs and standardised,
-    all scaled by the residuals' spread. So the planted association lies beyond lineage,
-    as the family test asks. The grid stops at the first ρ reaching ``power``.
+    between block per pair of families). A simulated behaviour is
+    (1) the observed behaviour's block means — its family structure — handed to the
+    families by a random family order (:func:`family_orders`), so lineage stays as strong
+    as observed but owes nothing to the similarity: at ρ = 0 the test rejects at most
+    ``alpha`` of the time whatever the data; plus
+    (2) ρ · the similarity's standardised residual from its own block means (an
+    association beyond lineage, the one the family test asks about); plus
+    (3) √(1 − ρ²) · the observed behaviour's residuals from its block means, shuffled
+    across pairs (so symmetric) and standardised;
+    (2) and (3) scaled by the residuals' spread. For each ρ of ``effects`` (default 0,
+    0.1, …, 1; the grid stops at the first reaching ``power``) the ``simulations`` tests
+    share ``permutations`` family orders (every order where the design has no more).
 
     Returns r (the median Spearman r of similarity and the simulated behaviour at that ρ;
     NaN if none reaches it), rho, power (the target), power_reached, n_families,
-    ``curve`` (a DataFrame: rho, achieved_r, power) and ``reason`` (why r is NaN, else "").
-    Cost: simulations × permutations gathers per ρ; 200 × 199 for 12 networks ≈ 1–2 s.
+    distinct (the design's family orders), ``curve`` (a DataFrame: rho, achieved_r, power)
+    and ``reason`` (why r is NaN, else ""). Cost: 200 simulations × 199 orders per ρ take
+    ~0.02 s for 12 networks and ~0.05 s for 30 (one core), the whole grid under a second.
     """
     x, y = _square(similarity, behaviour)
     n = len(x)
@@ -249,12 +337,17 @@ def detectable_correlation(similarity: pd.DataFrame | np.ndarray, behaviour: pd.
     n_families = int(codes.max() + 1) if n else 0
     i, j = np.triu_indices(n, 1)
     sx, sy = x[i, j], y[i, j]
-    result = {"r": float("nan"), "rho": float("nan"), "power": power, "power_reached": float("nan"),
-              "n_families": n_families, "curve": pd.DataFrame(columns=["rho", "achieved_r", "power"]), "reason": ""}
     distinct = permutation_count(codes) if n else 0
+    result = {"r": float("nan"), "rho": float("nan"), "power": power, "power_reached": float("nan"),
+              "n_families": n_families, "distinct": distinct,
+              "curve": pd.DataFrame(columns=["rho", "achieved_r", "power"]), "reason": ""}
+    if not 0 < power <= 1 or not 0 < alpha < 1 or simulations < 1 or permutations < 1:
+        raise ValueError(f"detectable_correlation needs 0 < power ≤ 1, 0 < alpha < 1 and at least one simulation "
+                         f"and permutation; got power={power}, alpha={alpha}, simulations={simulations}, "
+                         f"permutations={permutations}.")
     if n < 4 or not (np.isfinite(sx).all() and np.isfinite(sy).all()):
         return {**result, "reason": "too few networks, or undefined values in the matrices"}
-    if distinct * alpha < 1:
+    if distinct * alpha <= 1:
         return {**result, "reason": f"{n_families} families allow only {distinct} distinct family permutations, "
                                     f"too few for a p below {alpha}"}
     fa, fb = np.minimum(codes[i], codes[j]), np.maximum(codes[i], codes[j])
@@ -266,19 +359,20 @@ def detectable_correlation(similarity: pd.DataFrame | np.ndarray, behaviour: pd.
         return {**result, "reason": "similarity or behaviour does not vary beyond its family blocks"}
     signal, spread = signal / signal.std(), noise.std()
     rng = np.random.default_rng(seed)
+    orders, _, _ = _orders(codes, permutations, int(rng.integers(2 ** 32)))
+    orders = np.array(list(orders))
+    lineage = np.zeros((n, n))
+    lineage[i, j] = structure
+    lineage[j, i] = structure
     rows = []
     for rho in (np.linspace(0, 1, 11) if effects is None else effects):
-        rejected, achieved = 0, []
-        for _ in range(simulations):
-            shuffled = rng.permutation(noise)
-            shuffled = (shuffled - shuffled.mean()) / shuffled.std()
-            simulated = np.zeros((n, n))
-            simulated[i, j] = structure + spread * (rho * signal + np.sqrt(max(0.0, 1 - rho ** 2)) * shuffled)
-            simulated[j, i] = simulated[i, j]
-            test = mantel(x, simulated, permutations, int(rng.integers(2 ** 32)), groups=codes)
-            rejected += test["p"] < alpha
-            achieved.append(test["r"])
-        rows.append({"rho": float(rho), "achieved_r": float(np.median(achieved)), "power": rejected / simulations})
+        assigned = np.array(list(family_orders(codes, simulations, rng)))  # (S, N): whose lineage each family gets
+        shuffled = rng.permuted(np.broadcast_to(noise, (simulations, len(noise))), axis=1)
+        shuffled = (shuffled - shuffled.mean(axis=1, keepdims=True)) / shuffled.std(axis=1, keepdims=True)
+        simulated = (lineage[assigned[:, :, None], assigned[:, None, :]][:, i, j]
+                     + spread * (rho * signal + np.sqrt(max(0.0, 1 - rho ** 2)) * shuffled))
+        achieved, p = _simulated_tests(x, simulated, orders)
+        rows.append({"rho": float(rho), "achieved_r": float(np.median(achieved)), "power": float(np.mean(p < alpha))})
         if rows[-1]["power"] >= power:
             break
     curve = pd.DataFrame(rows)

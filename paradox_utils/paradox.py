@@ -159,9 +159,10 @@ def statistics_table(similarities: Mapping[str, pd.DataFrame],
     thresholds they used.
 
     With ``groups`` (net_id → family label): ``family_p`` (whole families permuted), the
-    interval over families instead of networks, ``n_families``, ``n_networks`` and
-    ``holm_p`` (Holm's adjustment of ``family_p`` over the table's rows; of ``mantel_p``
-    without groups). With ``covariates`` (name → N × N matrix, e.g.
+    interval over families instead of networks, ``n_families``, ``family_distinct`` (the
+    design's family orders: family_p cannot fall below 1 / family_distinct) and ``holm_p``
+    (Holm's adjustment of ``family_p`` over the table's rows; of ``mantel_p`` without
+    groups). ``n_networks`` always. With ``covariates`` (name → N × N matrix, e.g.
     ``references.covariates``): ``partial_r`` and ``partial_p``, the association holding
     them fixed, with the same permutation unit.
 
@@ -197,7 +198,8 @@ def statistics_table(similarities: Mapping[str, pd.DataFrame],
             row = {"method": method, "behaviour": behaviour, "mantel_r": test["r"], "mantel_p": test["p"],
                    "ci_low": ci["low"], "ci_high": ci["high"], "n_networks": len(ids)}
             if groups is not None:
-                row.update(family_p=mantel(a, b, permutations, seed, groups=groups)["p"], n_families=ci["n_units"])
+                family = mantel(a, b, permutations, seed, groups=groups)
+                row.update(family_p=family["p"], n_families=ci["n_units"], family_distinct=family["distinct"])
             if covariates:
                 partial = partial_mantel(a, b, {k: c.loc[ids, ids] for k, c in covariates.items()}, permutations,
                                          seed, groups=groups)

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from paradox_utils import inference, nulls, paradox, plots, sentences
+from paradox_utils import bootstrap, inference, nulls, paradox, plots, sentences
 
 
 def test_difference_pairs_and_quadrants():
@@ -121,6 +121,42 @@ def test_mantel_ranked_permutations_equal_the_literal_ones(monkeypatch):
     monkeypatch.undo()
     y[0, 1] = np.nan  # a NaN, or an asymmetric y, takes the literal path
     assert not inference._ranks_once(x, y) and not inference._ranks_once(x, y + np.triu(np.ones((n, n))))
+
+
+def test_statistics_table_with_families_covariates_and_holm():
+    """Similarity and behaviour carried by lineage alone (8 families of 3): the network test
+    finds an association, the family test does not; the family columns are those of
+    inference and bootstrap with the same groups, and Holm runs over the table's family p."""
+    rng = np.random.default_rng(7)
+    ids = [f"n{k}" for k in range(24)]
+    labels = np.repeat(np.arange(8), 3)
+    same = np.equal.outer(labels, labels).astype(float)
+
+    def noisy(scale):
+        m = same + rng.normal(scale=scale, size=same.shape)
+        return square((m + m.T) / 2, ids)
+
+    sim, compat, kappa = noisy(0.3), noisy(0.3), noisy(1.0)
+    groups = {n: f"f{label}" for n, label in zip(ids, labels, strict=True)}
+    covariates = {"same family": square(same, ids)}
+    behaviours = {"compatibility": compat, "kappa": kappa}
+    pairs = paradox.pair_table({"paper": sim})
+    stats = paradox.statistics_table({"paper": sim}, behaviours, pairs, 0.5, 0.5, permutations=199, resamples=50,
+                                     groups=groups, covariates=covariates)
+    row = stats.loc[("paper", "compatibility")]
+    assert row["mantel_p"] < 0.01 and row["family_p"] > 0.05  # lineage alone: significant only for networks
+    assert row["family_p"] == inference.mantel(sim, compat, 199, 0, groups=groups)["p"]
+    assert (row["n_families"], row["n_networks"], row["family_distinct"]) == (8, 24, 8 * 7 * 6 * 5 * 4 * 3 * 2 * 6 ** 8)
+    family_ci = bootstrap.bootstrap_correlation(sim, compat, 50, 0, groups=groups)
+    assert (row["ci_low"], row["ci_high"]) == (family_ci["low"], family_ci["high"])
+    partial = inference.partial_mantel(sim, compat, covariates, 199, 0, groups=groups)
+    assert (row["partial_r"], row["partial_p"]) == (partial["r"], partial["p"]) and abs(partial["r"]) < 0.2
+    np.testing.assert_allclose(stats["holm_p"], inference.holm(stats["family_p"].to_numpy()))
+    assert stats["holm_p"].min() == pytest.approx(min(1, 2 * stats["family_p"].min()))
+    plain = paradox.statistics_table({"paper": sim}, behaviours, pairs, 0.5, 0.5, permutations=199, resamples=50)
+    assert "family_p" not in plain and "partial_r" not in plain  # without groups: the network columns only
+    np.testing.assert_allclose(plain["holm_p"], inference.holm(plain["mantel_p"].to_numpy()))
+    pd.testing.assert_series_equal(plain["mantel_p"], stats["mantel_p"])
 
 
 @pytest.fixture()
