@@ -58,6 +58,8 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "null_permutations": (1, None),
     "mantel_permutations": (1, None),
     "bootstrap_resamples": (1, None),
+    "power_simulations": (1, None),
+    "power_permutations": (1, None),
     "transplant_eval_per_class": (1, None),
     "bn_recalibration_images": (0, None),  # 0: none
     "similar_threshold": (0.0, 1.0),  # float bounds: the parameter takes a number, integer bounds an integer

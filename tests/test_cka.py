@@ -47,6 +47,7 @@ def test_cka_gram_form_equals_feature_form():
     assert S.linear_cka(x, x @ q * 3) == pytest.approx(1.0)  # invariant to rotation and scale
 
 
+@pytest.mark.slow  # three ResNet20 forward passes per manipulation: seconds
 def test_distorted_cka_is_cka_on_the_distorted_probes():
     """Each manipulation's matrix is cka_matrix on the probes distorted at probe_level (the
     literal twin), its diagonal 1; the level is the middle non-identity one."""
