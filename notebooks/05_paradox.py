@@ -72,8 +72,7 @@ statistics_seed: int = 0  # seed of the permutations and resamples
 subset: int = 20  # networks drawn in the overview figures (whole families, seeded; 0: all); statistics use all
 
 # %%
-ch = open_chapter("05_paradox", globals(), reads=("accuracy", "similarities", "layers", "correctness", "nulls",
-                                                  "cka_distorted", "cka_layers"))
+ch = open_chapter("05_paradox", globals(), reads=("accuracy", "similarities", "layers", "correctness", "nulls", "cka_distorted", "cka_layers"))  # noqa: E501 (one line: the chapter's setup line)
 paths, catalog, parents, shown = ch.paths, ch.catalog, ch.parents, ch.shown
 accuracy, similarities, layer_scores, bits, untrained, cka_distorted, cka_layers = ch.tables  # untrained: nulls
 family_of = families(parents)  # network → its family (the root ancestor): the unit of inference

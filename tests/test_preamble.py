@@ -121,7 +121,7 @@ def test_papermill_with_a_profile_runs_the_chapter_with_its_values(declared, ker
     done = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     values = json.loads(done.cells[-1].outputs[0]["text"])
     assert values == {**declared["05_paradox"], "profile": "tiny", "mantel_permutations": 99,
-                      "bootstrap_resamples": 20, **folders}
+                      "power_simulations": 20, "power_permutations": 19, "bootstrap_resamples": 20, **folders}
 
 
 @pytest.mark.slow  # a kernel
