@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from paradox_utils import evaluation, files, profiles, report
+from paradox_utils.catalog import parents_of
 from paradox_utils.paradox import relation as relation_of
 
 # What the paper reports for its ResNet20 on CIFAR-10 (Akbarinia & Gegenfurtner 2019).
@@ -73,7 +74,7 @@ def rows(checkpoints: Path, results: Path, full_test: str | None = None) -> list
             out.append((f"{relation} similarity ({method})", _spread(part) + above + against,
                         PAPER[relation] if method == "paper" else "—"))
     layers = files.read_table(paths["layers"], "The per-layer similarity", "run chapter 4 first")
-    parents = report.parents_of(catalog)
+    parents = parents_of(catalog)
     unrelated = layers[[relation_of(a, b, parents) == "unrelated" for a, b in zip(layers["a"], layers["b"],
                                                                                   strict=True)]]
     order = list(dict.fromkeys(layers["layer"]))

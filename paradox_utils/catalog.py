@@ -27,9 +27,9 @@ import pandas as pd
 from . import checkpoints
 from .files import write_table
 
-__all__ = ["KEY_COLUMNS", "STATUSES", "catalog_path", "check_catalog", "families", "holds_imported_networks",
-           "imported_catalog", "is_imported", "parents_first", "read_catalog", "sidecars", "sources", "was_imported",
-           "write_catalog"]
+__all__ = ["KEY_COLUMNS", "STATUSES", "catalog_path", "check_catalog", "configs", "families",
+           "holds_imported_networks", "imported_catalog", "is_imported", "parents_first", "parents_of", "parse_config",
+           "read_catalog", "sidecars", "sources", "was_imported", "write_catalog"]
 
 # A network's status in the catalog: not trained yet, training, trained, its job failed, its
 # checkpoint made with other settings or from another parent, its checkpoint unreadable.
@@ -110,6 +110,23 @@ def parents_first(parents: Mapping[str, str | None]) -> list[str]:
         ordered += ready
         placed.update(ready)
     return ordered
+
+
+def parents_of(catalog: pd.DataFrame) -> dict[str, str | None]:
+    """net_id → its parent's id, None for a base (an empty or missing parent cell)."""
+    return {row.net_id: (row.parent if isinstance(row.parent, str) and row.parent else None)
+            for row in catalog.itertuples()}
+
+
+def parse_config(raw: Any) -> dict:
+    """One ``config`` cell of a catalog as a dict: its JSON, {} where none is recorded."""
+    return json.loads(raw) if isinstance(raw, str) and raw else {}
+
+
+def configs(catalog: pd.DataFrame) -> dict[str, dict]:
+    """net_id → its recorded training config (:func:`parse_config` of the ``config`` column),
+    {} where the catalog records none (imported networks, or a table without the column)."""
+    return {row.net_id: parse_config(getattr(row, "config", None)) for row in catalog.itertuples()}
 
 
 def families(parents: Mapping[str, str | None]) -> dict[str, str]:

@@ -36,7 +36,7 @@ from typing import Any
 import pandas as pd
 
 from . import behaviour, files, report
-from .catalog import families
+from .catalog import configs, families, parents_of
 from .preamble import TABLES
 from .profiles import chapter_paths, profile_values
 
@@ -81,12 +81,11 @@ def networks_table(catalog: pd.DataFrame) -> pd.DataFrame:
     """One row per network of ``catalog`` (its order): net_id, parent, family, the catalog's
     :data:`CATALOG_COLUMNS` it has, then every field of the network's training config (the
     catalog's ``config`` JSON; imported networks have none, so their fields are empty)."""
-    parents = report.parents_of(catalog)
-    family = families(parents)
+    parents = parents_of(catalog)
+    family, recorded = families(parents), configs(catalog)
     rows = []
     for row in catalog.to_dict("records"):
-        raw = row.get("config")
-        config = _flat(json.loads(raw)) if isinstance(raw, str) and raw else {}
+        config = _flat(recorded[row["net_id"]])
         kept = {c: row[c] for c in CATALOG_COLUMNS if c in row}
         rows.append({"net_id": row["net_id"], "parent": parents[row["net_id"]] or "", "family": family[row["net_id"]],
                      **kept, **{k: v for k, v in config.items() if k not in kept and k not in ("net_id", "parent")}})

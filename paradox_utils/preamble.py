@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from . import plots, regime, report, runtime
-from .catalog import holds_imported_networks
+from .catalog import holds_imported_networks, parents_of
 from .profiles import (
     TRAINING_CHAPTERS,
     chapter_defaults,
@@ -91,7 +91,7 @@ def open_chapter(chapter: str, namespace: MutableMapping[str, Any], reads: Seque
     if chapter in TRAINING_CHAPTERS:
         return Chapter(chapter, paths, settings, device)
     catalog = report.done_networks(paths["checkpoints"])
-    parents = report.parents_of(catalog)
+    parents = parents_of(catalog)
     shown = plots.representative_subset(parents, namespace["subset"]) if "subset" in namespace else None
     tables = tuple(TABLES[name](paths, catalog) for name in reads)
     return Chapter(chapter, paths, settings, device, catalog, parents, shown, tables)

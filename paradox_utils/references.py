@@ -23,13 +23,12 @@ weights unlike, behaviour alike.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .catalog import families
+from .catalog import configs, families, parents_of
 from .nulls import NULL_QUANTILE
 
 __all__ = ["REFERENCES", "REFERENCE_QUANTILE", "STATES", "axis_state", "covariates", "paradox_counts",
@@ -49,14 +48,12 @@ REFERENCES = {
 }
 
 
-def _configs(catalog: pd.DataFrame) -> dict[str, dict]:
-    """net_id → its training config without the seeds ({} where the catalog has none, e.g. imported)."""
-    out = {}
-    for row in catalog.itertuples():
-        raw = getattr(row, "config", None)
-        config = json.loads(raw) if isinstance(raw, str) and raw else {}
-        out[row.net_id] = {k: v for k, v in config.items() if k not in SEED_FIELDS}
-    return out
+def _lineage(catalog: pd.DataFrame) -> tuple[dict, dict, dict]:
+    """(net_id → parent, net_id → family, net_id → training config without the seeds; {}
+    where the catalog records none, e.g. imported)."""
+    parents = parents_of(catalog)
+    recipes = {net: {k: v for k, v in c.items() if k not in SEED_FIELDS} for net, c in configs(catalog).items()}
+    return parents, families(parents), recipes
 
 
 def _training_data(config: Mapping) -> str:
@@ -74,10 +71,7 @@ def roles(pairs: pd.DataFrame, catalog: pd.DataFrame) -> pd.DataFrame:
     the same parent (or both none); imported networks without a config are never
     replicates and never of "different recipes".
     """
-    parents = {row.net_id: (row.parent if isinstance(row.parent, str) and row.parent else None)
-               for row in catalog.itertuples()}
-    family = families(parents)
-    configs = _configs(catalog)
+    parents, family, recipes = _lineage(catalog)
     out = pairs.copy()
     a, b = out["a"].astype(str), out["b"].astype(str)
     unknown = sorted((set(a) | set(b)) - set(family))
@@ -85,13 +79,13 @@ def roles(pairs: pd.DataFrame, catalog: pd.DataFrame) -> pd.DataFrame:
         raise ValueError(f"The catalog has no row for networks of the pair table: {', '.join(unknown[:5])}.")
     out["family_a"], out["family_b"] = a.map(family), b.map(family)
     out["same_family"] = out["family_a"] == out["family_b"]
-    known = [bool(configs[x]) and bool(configs[y]) for x, y in zip(a, b, strict=True)]
-    out["same_training_data"] = [k and _training_data(configs[x]) == _training_data(configs[y])
+    known = [bool(recipes[x]) and bool(recipes[y]) for x, y in zip(a, b, strict=True)]
+    out["same_training_data"] = [k and _training_data(recipes[x]) == _training_data(recipes[y])
                                  for k, x, y in zip(known, a, b, strict=True)]
-    same_recipe = [k and configs[x] == configs[y] for k, x, y in zip(known, a, b, strict=True)]
+    same_recipe = [k and recipes[x] == recipes[y] for k, x, y in zip(known, a, b, strict=True)]
     same_parent = [parents[x] == parents[y] for x, y in zip(a, b, strict=True)]
-    unmanipulated_child = [(parents[y] == x and _training_data(configs[y]) == "none" and bool(configs[y]))
-                           or (parents[x] == y and _training_data(configs[x]) == "none" and bool(configs[x]))
+    unmanipulated_child = [(parents[y] == x and _training_data(recipes[y]) == "none" and bool(recipes[y]))
+                           or (parents[x] == y and _training_data(recipes[x]) == "none" and bool(recipes[x]))
                            for x, y in zip(a, b, strict=True)]
     out[REFERENCES["weights", "alike"][0]] = unmanipulated_child
     out[REFERENCES["weights", "unlike"][0]] = ~out["same_family"]
@@ -106,13 +100,11 @@ def covariates(catalog: pd.DataFrame, ids: Sequence[str]) -> dict[str, pd.DataFr
     ``ids`` (indexed both ways): "same family" (``catalog.families``) and "same training
     data" (both trained on the same manipulation, "none" for clean images; 0 where either
     config is unknown). The diagonal is 1."""
-    parents = {row.net_id: (row.parent if isinstance(row.parent, str) and row.parent else None)
-               for row in catalog.itertuples()}
-    family, configs = families(parents), _configs(catalog)
+    _, family, recipes = _lineage(catalog)
     if missing := [str(i) for i in ids if i not in family]:
         raise ValueError(f"The catalog has no row for {', '.join(missing[:5])}.")
     labels = pd.Series([family[i] for i in ids], index=list(ids))
-    data = pd.Series([_training_data(configs[i]) if configs[i] else f"unknown:{i}" for i in ids],
+    data = pd.Series([_training_data(recipes[i]) if recipes[i] else f"unknown:{i}" for i in ids],
                      index=list(ids))
     return {name: pd.DataFrame(np.equal.outer(v.to_numpy(), v.to_numpy()).astype(float), index=list(ids),
                                columns=list(ids))

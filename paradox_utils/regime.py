@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 
 from .admonition import Admonition
+from .catalog import configs
 from .models import PAPER_ACCURACY
+from .references import SEED_FIELDS
 
 __all__ = ["PAPER_ACCURACY", "REGIME_ACCURACY", "Regime", "design_text", "regime", "regime_of"]
 
@@ -104,9 +106,8 @@ def design_text(catalog: pd.DataFrame) -> str:
     configs: the bases' optimiser, schedule and epochs, the offspring per parent, and
     whether the run has seed replicates — against the paper's 104 bases trained with Adam
     for about 200 epochs, each a parent of 2 or 3 offspring. "" without configs."""
-    configs = {row.net_id: json.loads(row.config) for row in catalog.itertuples()
-               if isinstance(getattr(row, "config", None), str) and row.config}
-    bases = [configs[n] for n in catalog.loc[catalog["kind"] == "base", "net_id"] if n in configs]
+    recorded = configs(catalog)
+    bases = [recorded[n] for n in catalog.loc[catalog["kind"] == "base", "net_id"] if recorded.get(n)]
     if not bases:
         return ""
 
@@ -118,7 +119,7 @@ def design_text(catalog: pd.DataFrame) -> str:
     per_parent = parents.value_counts()
     offspring = (f"{len(parents)} offspring of {len(per_parent)} parents ({per_parent.min()}–{per_parent.max()} "
                  "each)" if len(parents) else "no offspring")
-    recipes = pd.Series([json.dumps({k: v for k, v in b.items() if k not in ("seed", "data_seed")}, sort_keys=True)
+    recipes = pd.Series([json.dumps({k: v for k, v in b.items() if k not in SEED_FIELDS}, sort_keys=True)
                          for b in bases]).value_counts()
     repeated = int((recipes > 1).sum())
     replicates = (f"seed replicates of {repeated} recipe{'s' if repeated > 1 else ''}" if repeated

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from . import checkpoints, data, distortions, files
+from .catalog import parents_of
 from .correctness import Correctness, correctness_path
 from .names import listed
 from .nulls import NULL_QUANTILE
@@ -84,11 +85,6 @@ def offspring_comparison(catalog: pd.DataFrame) -> pd.DataFrame:
     comparison = offspring.assign(parent_val_accuracy=offspring["parent"].map(accuracy))
     comparison["change"] = comparison["val_accuracy"] - comparison["parent_val_accuracy"]
     return comparison[["net_id", "parent", "parent_val_accuracy", "val_accuracy", "change"]]
-
-
-def parents_of(catalog: pd.DataFrame) -> dict[str, str | None]:
-    return {row.net_id: (row.parent if isinstance(row.parent, str) and row.parent else None)
-            for row in catalog.itertuples()}
 
 
 def load_networks(catalog: pd.DataFrame, device: str | torch.device = "cpu") -> dict[str, nn.Module]:

@@ -12,13 +12,13 @@ that quotes one names its evaluation set (:func:`images_text`), and
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from .catalog import parse_config
 from .distortions import MANIPULATIONS
 from .names import listed  # sentences.listed: the name an issue gave it
 from .nulls import NULL_QUANTILE
@@ -290,16 +290,16 @@ def recipe_text(catalog: pd.DataFrame) -> str:
     ``config`` JSON): every field of :data:`RECIPE_FIELDS` with its value, or its values where
     the networks differ ("peak learning rate 0.1 or 0.15"), and how many seeds — then the
     paper's recipe beside it, so a reader sees where this run departs from it."""
-    configs = [json.loads(c) for c in catalog.get("config", pd.Series(dtype=object)) if isinstance(c, str) and c]
-    if not configs:
+    recorded = [c for c in map(parse_config, catalog.get("config", pd.Series(dtype=object))) if c]
+    if not recorded:
         return "The networks' training settings were not recorded (imported networks)."
     parts = []
     for field, words in RECIPE_FIELDS.items():
-        values = list(dict.fromkeys("none" if c.get(field) is None else c.get(field) for c in configs if field in c))
+        values = list(dict.fromkeys("none" if c.get(field) is None else c.get(field) for c in recorded if field in c))
         if values:
             parts.append(f"{words} {' or '.join(str(v) for v in values)}")
-    seeds = len({c.get("seed") for c in configs})
-    return (f"This run trained {len(configs)} networks with {'; '.join(parts)}; {seeds} distinct seeds. "
+    seeds = len({c.get("seed") for c in recorded})
+    return (f"This run trained {len(recorded)} networks with {'; '.join(parts)}; {seeds} distinct seeds. "
             "The paper trained with Adam and Keras' time decay of the learning rate (lr 0.001–0.0066, batch "
             "sizes 32–256) for about 200 epochs, so where the lines above differ this run departs from it "
             "(the methods appendix says why).")
