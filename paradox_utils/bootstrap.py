@@ -44,7 +44,7 @@ from .distortions import clean_once
 
 __all__ = [
     "NO_CHANGE", "PAIR_SETS", "bootstrap_correlation", "compatibility_interval", "delta_vi", "draw_indices",
-    "family_codes", "kappa_interval", "pair_mask", "vi_interval", "vi_weights",
+    "family_codes", "kappa_interval", "pair_mask", "resampled_pairs", "vi_interval", "vi_weights",
 ]
 
 NO_CHANGE = "not distinguishable from no change"
@@ -359,6 +359,24 @@ def pair_mask(codes: np.ndarray, pairs: str = "all") -> np.ndarray:
     return np.ones_like(same) if pairs == "all" else same if pairs == "within" else ~same
 
 
+def resampled_pairs(codes: np.ndarray, members: Sequence[np.ndarray],
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One family resample's pairs, as (M,) row and column indices into the original networks:
+    F families of the F (``members``: each family's row indices; ``codes``: each row's family)
+    drawn with replacement, all their members kept. The pairs of a network with its own copy
+    are dropped, and so are the pairs across two copies of one family: a family drawn twice
+    pairs its members within each copy, so a within-family pair weighs as often as the family
+    is drawn (not its square). The one place the draw is made (``grounding.family_draws``
+    reuses it)."""
+    drawn = rng.integers(0, len(members), len(members))
+    pick = np.concatenate([members[f] for f in drawn])
+    copy = np.repeat(np.arange(len(drawn)), [len(members[f]) for f in drawn])
+    i, j = np.triu_indices(len(pick), 1)
+    p, q = pick[i], pick[j]
+    keep = ((copy[i] == copy[j]) | (codes[p] != codes[q])) & (p != q)
+    return p[keep], q[keep]
+
+
 def bootstrap_correlation(a: pd.DataFrame | np.ndarray, b: pd.DataFrame | np.ndarray, resamples: int = 1000,
                           seed: int = 0, level: float = 0.95, groups=None, pairs: str = "all") -> dict:
     """Spearman r between two (N × N) matrices' off-diagonal entries, with a percentile CI
@@ -368,9 +386,8 @@ def bootstrap_correlation(a: pd.DataFrame | np.ndarray, b: pd.DataFrame | np.nda
     see :func:`family_codes`), the units are families: a resample draws F families of the
     F with replacement and keeps all their members, so the interval is as wide as the
     number of families allows, not the number of networks. In both, the pairs of a network
-    with its own copy are dropped, and so are the pairs across two copies of one family (each
-    copy pairs its members once, so a family drawn k times weighs k, not k², against the
-    k·k' of a pair of families). ``pairs``: which pairs the correlation runs over —
+    with its own copy are dropped, and so are the pairs across two copies of one family
+    (:func:`resampled_pairs`). ``pairs``: which pairs the correlation runs over —
     "all", "within" families or "between" families (by the ORIGINAL families, in the data
     and in every resample).
 
@@ -387,14 +404,8 @@ def bootstrap_correlation(a: pd.DataFrame | np.ndarray, b: pd.DataFrame | np.nda
     rng = np.random.default_rng(seed)
     values = []
     for _ in range(resamples):
-        drawn = rng.integers(0, len(members), len(members))
-        pick = np.concatenate([members[f] for f in drawn])
-        copy = np.repeat(np.arange(len(drawn)), [len(members[f]) for f in drawn])
-        i, j = np.triu_indices(len(pick), 1)
-        p, q = pick[i], pick[j]
-        # a family drawn twice: its pairs come from within each copy, never across copies, so a
-        # within-family pair weighs as often as the family is drawn (not its square)
-        keep = ((copy[i] == copy[j]) | (codes[p] != codes[q])) & (p != q) & mask[p, q]
+        p, q = resampled_pairs(codes, members, rng)
+        keep = mask[p, q]
         values.append(_spearman(x[p[keep], q[keep]], y[p[keep], q[keep]]))
     values = np.array(values)
     values = values[~np.isnan(values)]

@@ -23,7 +23,7 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from .behaviour import compatibility, error_consistency_matrix
-from .bootstrap import _spearman, family_codes, pair_mask
+from .bootstrap import _spearman, family_codes, pair_mask, resampled_pairs
 from .correctness import Correctness
 
 __all__ = ["COLUMNS", "PAIRS", "behaviour_scopes", "family_draws", "grounding_table", "per_layer"]
@@ -73,10 +73,8 @@ def family_draws(codes: np.ndarray, resamples: int, seed: int,
     of (k, M) int row and column indices and (k, M) bool, True where the entry is one of that
     resample's pairs (the rest padding).
 
-    The draws of ``bootstrap.bootstrap_correlation`` (same generator, same order, so the
-    blocks do not change them): F families of the F drawn with replacement, all their
-    members kept; the pairs of a network with its own copy, and the pairs across two copies
-    of one family, dropped.
+    The draws of ``bootstrap.bootstrap_correlation``, by its ``bootstrap.resampled_pairs``
+    (same generator, same order, so the blocks do not change them).
     """
     members = [np.flatnonzero(codes == f) for f in range(codes.max() + 1 if len(codes) else 0)]
     rng = np.random.default_rng(seed)
@@ -84,14 +82,9 @@ def family_draws(codes: np.ndarray, resamples: int, seed: int,
     for start in range(0, resamples, block):
         rows, cols = [], []
         for _ in range(min(block, resamples - start)):
-            drawn = rng.integers(0, len(members), len(members))
-            pick = np.concatenate([members[f] for f in drawn])
-            copy = np.repeat(np.arange(len(drawn)), [len(members[f]) for f in drawn])
-            i, j = np.triu_indices(len(pick), 1)
-            p, q = pick[i], pick[j]
-            keep = ((copy[i] == copy[j]) | (codes[p] != codes[q])) & (p != q)
-            rows.append(p[keep])
-            cols.append(q[keep])
+            p, q = resampled_pairs(codes, members, rng)
+            rows.append(p)
+            cols.append(q)
         width = max((len(p) for p in rows), default=0)
         p_out = np.zeros((len(rows), width), dtype=np.int64)
         q_out = np.zeros((len(rows), width), dtype=np.int64)
